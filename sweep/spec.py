@@ -1,0 +1,569 @@
+"""The study spec: one schema, validated once, expanded into restarts and Tune trials (design.md §3).
+
+`load_study(path)` is the only entry point that reads a study file; everything downstream receives a
+validated `Study`. Every problem is reported as a `SpecError` whose lines each name the field, the bad
+value and what is allowed; the CLI prints them and exits with code 2 before Ray or storage is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from sweep import defaults as D
+from workers.data.catalog import DATASETS
+from workers.metrics.catalog import METRICS
+from workers.models.catalog import ACTIVATIONS, ARCHITECTURES, LIKELIHOODS, OBJECTIVES, OPTIMIZERS
+
+KEY_LENGTH = 16  # hex characters of sha256: 64 bits, collision-free far beyond any study size
+
+
+class SpecError(ValueError):
+    """Invalid study file. `problems` holds one human-readable line per problem."""
+
+    def __init__(self, problems: list[str], source: str = "study"):
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: invalid study\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# --------------------------------------------------------------------------------------------------
+# Schema (structure and types). Semantic checks that need the catalogs are in `_check_semantics`.
+# --------------------------------------------------------------------------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class TrainSpec(_Strict):
+    """Training settings. `None` means: the paper default for the dataset (sweep.defaults)."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    checkpoints: list[int] | None = None  # epochs at which metrics are recorded; 0 = before training
+    seeds_per_trial: int | None = None  # S seeds trained as one batched model per Tune trial
+    arch: Literal["linear", "mlp", "conv"] | None = None
+    encoder: list[int] | None = None  # hidden widths (mlp)
+    decoder: list[int] | None = None
+    encoder_act: Literal["relu", "tanh", "none"] | None = None
+    decoder_act: Literal["relu", "tanh", "none"] | None = None
+    latent_dim: int | None = None
+    optimizer: Literal["adam", "adagrad"] | None = None
+    lr: float | None = None
+    likelihood: Literal["gaussian", "bernoulli"] | None = None
+    max_train: int | None = None  # use only the first N training points (declared reduced variants)
+    trace_every: int | None = None  # steps between training-trace rows
+    precision: Literal["fp32", "bf16"] | None = None  # bf16: autocast on CUDA only
+
+
+class EvalSpec(_Strict):
+    metrics: list[str] | None = None
+    n_eval: int | None = None  # held-out points for DtO, DS, MIG, polarised regime
+    n_train_supervised: int | None = None  # DCI / SAP training points (disentanglement_lib: 10,000)
+    n_test_supervised: int | None = None  # DCI / SAP test points (disentanglement_lib: 5,000)
+
+
+class ResourcesSpec(_Strict):
+    cpu: float = 1.0
+    gpu: float = 0.0  # fractional GPUs allowed (0.25 = four trials per GPU)
+    max_concurrent_trials: int | None = None
+    max_failures: int = 2  # Tune retries of a trial from its last checkpoint
+
+
+class StudySpec(_Strict):
+    study: str
+    storage: str = "./results"
+    grid: dict[str, Any]
+    overrides: dict[str, dict[str, Any]] = {}
+    train: TrainSpec = TrainSpec()
+    eval: EvalSpec = EvalSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+
+    @field_validator("study")
+    @classmethod
+    def _study_name(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c in "-_." for c in v) or v.startswith("."):
+            raise ValueError("must be a non-empty name of letters, digits, '-', '_' or '.' (it names a folder)")
+        return v
+
+
+# --------------------------------------------------------------------------------------------------
+# Validated, resolved study
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Restart:
+    """One restart: a fully resolved configuration plus its seed."""
+
+    run_key: str
+    config_key: str
+    seed: int
+    config: dict[str, Any]  # canonical restart definition without the seed (what config_key hashes)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One Ray Tune trial: a block of seeds of one configuration, trained as one batched model."""
+
+    trial_id: str
+    config_key: str
+    config: dict[str, Any]
+    seeds: list[int]
+    run_keys: list[str]
+    checkpoints: list[int]
+    trace_every: int
+    precision: str
+    eval: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id, "config_key": self.config_key, "config": self.config,
+            "seeds": self.seeds, "run_keys": self.run_keys, "checkpoints": self.checkpoints,
+            "trace_every": self.trace_every, "precision": self.precision, "eval": self.eval,
+        }
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TrialSpec:
+        return TrialSpec(**d)
+
+
+@dataclass
+class Study:
+    spec: StudySpec
+    restarts: list[Restart]
+    trials: list[TrialSpec]
+    eval: dict[str, Any]
+    source: str = "study"
+    normalized: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.study
+
+    @property
+    def storage(self) -> str:
+        return self.spec.storage
+
+    @property
+    def study_uri(self) -> str:
+        """`<storage>/<study>`: where this study's Parquet store lives."""
+        return self.spec.storage.rstrip("/") + "/" + self.spec.study
+
+    def with_storage(self, storage: str) -> Study:
+        data = self.spec.model_dump()
+        data["storage"] = storage
+        return validate_study(data, source=self.source, base_dir=None)
+
+
+def stable_key(obj: Any) -> str:
+    """Short stable hash of the canonical JSON of `obj` (sorted keys, no whitespace)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------------
+
+def load_study(path: str | os.PathLike[str], *, storage: str | None = None) -> Study:
+    """Read, validate and expand a study file. Raises SpecError (never touches Ray or storage)."""
+    p = Path(path)
+    src = str(p)
+    if not p.exists():
+        raise SpecError([f"file {src!r} does not exist"], src)
+    if p.is_dir():
+        raise SpecError([f"{src!r} is a directory; expected a study YAML file"], src)
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError([f"cannot read {src!r}: {e}"], src) from e
+    except yaml.YAMLError as e:
+        raise SpecError([f"not valid YAML: {e}".replace("\n", " ")], src) from e
+    if not isinstance(data, dict):
+        raise SpecError([f"the file must hold a mapping with keys study, grid, ...; got {type(data).__name__}"],
+                        src)
+    if storage is not None:
+        data["storage"] = storage
+    return validate_study(data, source=src, base_dir=p.parent)
+
+
+def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Path | None = None) -> Study:
+    """Validate a study mapping (as parsed from YAML) and expand it into restarts and trials."""
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError([_pydantic_problem(err) for err in e.errors()], source) from None
+    problems: list[str] = []
+    cells = _check_semantics(spec, problems)
+    if problems:
+        raise SpecError(problems, source)
+    restarts, trials, eval_cfg = _expand(spec, cells)
+    normalized = spec.model_dump()
+    return Study(spec=spec, restarts=restarts, trials=trials, eval=eval_cfg, source=source,
+                 normalized=normalized)
+
+
+def _pydantic_problem(err: dict[str, Any]) -> str:
+    loc = ".".join(str(x) for x in err["loc"])
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        field_name = str(err["loc"][-1])
+        parent = ".".join(str(x) for x in err["loc"][:-1]) or "top level"
+        allowed = _allowed_keys(err["loc"][:-1])
+        hint = _closest(field_name, allowed)
+        hint_s = f" (did you mean {hint!r}?)" if hint else ""
+        return f"field {loc!r}: unknown key in {parent}{hint_s}; allowed keys: {', '.join(sorted(allowed))}"
+    if err["type"] == "missing":
+        return f"field {loc!r}: required but missing"
+    return f"field {loc!r}: got {value!r}; {err['msg']}"
+
+
+def _allowed_keys(parent_loc: tuple[Any, ...]) -> list[str]:
+    models = {(): StudySpec, ("train",): TrainSpec, ("eval",): EvalSpec, ("resources",): ResourcesSpec}
+    m = models.get(tuple(parent_loc))
+    return list(m.model_fields) if m else []
+
+
+def _closest(name: str, options: list[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _as_list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+TRAIN_FIELDS = set(TrainSpec.model_fields)
+AXIS_FIELDS = {"latent_dim"}  # train settings that may also be swept as grid axes
+
+
+@dataclass
+class _Cell:
+    """A (dataset, model) pair with its axes (lists) and scalar train settings after overrides."""
+
+    dataset: str
+    model: str
+    axes: dict[str, list[Any]]
+    train: dict[str, Any]
+
+
+def _check_semantics(spec: StudySpec, problems: list[str]) -> list[_Cell]:
+    grid = dict(spec.grid)
+    all_hparams = {h for o in OBJECTIVES.values() for h in o.hparams}
+    all_options = {k for d in DATASETS.values() for k in d.options}
+
+    datasets = _as_list(grid.pop("dataset", None)) if "dataset" in grid else []
+    models = _as_list(grid.pop("model", None)) if "model" in grid else []
+    seeds_raw = grid.pop("seeds", None)
+    if not datasets or datasets == [None]:
+        problems.append(f"field 'grid.dataset': missing or empty; allowed: {', '.join(DATASETS)}")
+        datasets = []
+    if not models or models == [None]:
+        problems.append(f"field 'grid.model': missing or empty; allowed: {', '.join(OBJECTIVES)}")
+        models = []
+    for d in datasets:
+        if d not in DATASETS:
+            hint = _closest(str(d), list(DATASETS))
+            problems.append(f"field 'grid.dataset': unknown dataset {d!r}"
+                            f"{f' (did you mean {hint!r}?)' if hint else ''}; allowed: {', '.join(DATASETS)}")
+    for m in models:
+        if m not in OBJECTIVES:
+            hint = _closest(str(m), list(OBJECTIVES))
+            problems.append(f"field 'grid.model': unknown model {m!r}"
+                            f"{f' (did you mean {hint!r}?)' if hint else ''}; allowed: {', '.join(OBJECTIVES)}")
+    if len(set(map(str, datasets))) != len(datasets) or len(set(map(str, models))) != len(models):
+        problems.append("field 'grid.dataset'/'grid.model': duplicate entries; list each name once")
+
+    # seeds
+    if seeds_raw is None:
+        problems.append("field 'grid.seeds': missing; give a count (e.g. 10) or an explicit list of integers")
+    elif _is_int(seeds_raw):
+        if seeds_raw < 1:
+            problems.append(f"field 'grid.seeds': got {seeds_raw}; a count must be >= 1")
+    elif isinstance(seeds_raw, list):
+        if not seeds_raw:
+            problems.append("field 'grid.seeds': empty list; give at least one integer seed")
+        bad = [s for s in seeds_raw if not _is_int(s) or s < 0]
+        if bad:
+            problems.append(f"field 'grid.seeds': got {bad!r}; seeds must be non-negative integers")
+        elif len(set(seeds_raw)) != len(seeds_raw):
+            problems.append(f"field 'grid.seeds': duplicate seeds in {seeds_raw!r}; each seed once")
+    else:
+        problems.append(f"field 'grid.seeds': got {seeds_raw!r}; expected a positive integer count or a list of "
+                        "non-negative integers")
+
+    # remaining grid keys are axes
+    for k, v in grid.items():
+        vals = _as_list(v)
+        if not vals:
+            problems.append(f"field 'grid.{k}': empty list; give at least one value")
+        if k in all_hparams:
+            takers = [m for m in models if m in OBJECTIVES and k in OBJECTIVES[m].hparams]
+            if models and not takers:
+                problems.append(f"field 'grid.{k}': no model in grid.model takes hyperparameter {k!r}; models "
+                                f"that do: {', '.join(m for m in OBJECTIVES if k in OBJECTIVES[m].hparams)}")
+        elif k in all_options:
+            takers = [d for d in datasets if d in DATASETS and k in DATASETS[d].options]
+            if datasets and not takers:
+                problems.append(f"field 'grid.{k}': no dataset in grid.dataset takes option {k!r}")
+        elif k in AXIS_FIELDS:
+            pass
+        else:
+            hint = _closest(k, sorted(all_hparams | all_options | AXIS_FIELDS | {"dataset", "model", "seeds"}))
+            problems.append(
+                f"field 'grid.{k}': unknown grid key{f' (did you mean {hint!r}?)' if hint else ''}; allowed: "
+                f"dataset, model, seeds, a model hyperparameter ({', '.join(sorted(all_hparams))}), a dataset "
+                f"option ({', '.join(sorted(all_options))}) or latent_dim"
+            )
+
+    # overrides
+    for key, ov in spec.overrides.items():
+        if key not in DATASETS and key not in OBJECTIVES and not (
+            "/" in key and key.split("/", 1)[0] in DATASETS and key.split("/", 1)[1] in OBJECTIVES
+        ):
+            problems.append(f"field 'overrides.{key}': not a dataset, a model or 'dataset/model'; datasets: "
+                            f"{', '.join(DATASETS)}; models: {', '.join(OBJECTIVES)}")
+            continue
+        if not isinstance(ov, dict):
+            problems.append(f"field 'overrides.{key}': expected a mapping of settings, got {ov!r}")
+            continue
+        d_name = key.split("/")[0] if key.split("/")[0] in DATASETS else None
+        m_name = key.split("/")[-1] if key.split("/")[-1] in OBJECTIVES else None
+        for k in ov:
+            if k in all_hparams:
+                if m_name and k not in OBJECTIVES[m_name].hparams:
+                    problems.append(f"field 'overrides.{key}.{k}': model {m_name!r} does not take hyperparameter "
+                                    f"{k!r}; it takes: {', '.join(OBJECTIVES[m_name].hparams) or 'none'}")
+            elif k in all_options:
+                if d_name and k not in DATASETS[d_name].options:
+                    problems.append(f"field 'overrides.{key}.{k}': dataset {d_name!r} has no option {k!r}; "
+                                    f"options: {', '.join(DATASETS[d_name].options) or 'none'}")
+            elif k in TRAIN_FIELDS:
+                pass
+            else:
+                hint = _closest(k, sorted(all_hparams | all_options | TRAIN_FIELDS))
+                problems.append(f"field 'overrides.{key}.{k}': unknown setting"
+                                f"{f' (did you mean {hint!r}?)' if hint else ''}")
+
+    # eval
+    for m in spec.eval.metrics or []:
+        if m not in METRICS:
+            hint = _closest(m, list(METRICS))
+            problems.append(f"field 'eval.metrics': unknown metric {m!r}"
+                            f"{f' (did you mean {hint!r}?)' if hint else ''}; allowed: {', '.join(METRICS)}")
+    for name in ("n_eval", "n_train_supervised", "n_test_supervised"):
+        v = getattr(spec.eval, name)
+        if v is not None and v < 10:
+            problems.append(f"field 'eval.{name}': got {v}; must be >= 10")
+
+    # resources
+    r = spec.resources
+    if r.cpu <= 0:
+        problems.append(f"field 'resources.cpu': got {r.cpu}; must be > 0")
+    if r.gpu < 0:
+        problems.append(f"field 'resources.gpu': got {r.gpu}; must be >= 0 (fractions such as 0.25 allowed)")
+    if r.gpu > 1 and r.gpu != int(r.gpu):
+        problems.append(f"field 'resources.gpu': got {r.gpu}; above 1 only whole GPUs are allowed")
+    if r.max_concurrent_trials is not None and r.max_concurrent_trials < 1:
+        problems.append(f"field 'resources.max_concurrent_trials': got {r.max_concurrent_trials}; must be >= 1")
+    if r.max_failures < 0:
+        problems.append(f"field 'resources.max_failures': got {r.max_failures}; must be >= 0")
+
+    _check_storage(spec.storage, problems)
+    if problems:
+        return []
+
+    cells = []
+    for d in datasets:
+        for m in models:
+            cell = _resolve_cell(spec, d, m, grid, problems)
+            if cell is not None:
+                cells.append(cell)
+    return cells
+
+
+def _check_storage(storage: str, problems: list[str]) -> None:
+    """Storage must be creatable; checked without writing anything."""
+    if "://" in storage:
+        scheme = storage.split("://", 1)[0]
+        if scheme not in ("s3", "gs", "gcs", "abfs", "hdfs", "file"):
+            problems.append(f"field 'storage': unsupported URI scheme {scheme!r}; use a local path or s3://, gs://, "
+                            "abfs://, hdfs://")
+        if scheme != "file":
+            return
+        storage = storage.split("://", 1)[1]
+    p = Path(storage).expanduser().absolute()
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        problems.append(f"field 'storage': {storage!r} cannot be created: {str(probe)!r} exists and is not a "
+                        "directory")
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        problems.append(f"field 'storage': {storage!r} cannot be created: {str(probe)!r} is not writable")
+
+
+def _resolve_cell(spec: StudySpec, dataset: str, model: str, grid: dict[str, Any],
+                  problems: list[str]) -> _Cell | None:
+    obj = OBJECTIVES[model]
+    ds = DATASETS[dataset]
+    train: dict[str, Any] = {**D.TRAIN_DEFAULTS, **D.DATASET_DEFAULTS[dataset], "likelihood": ds.likelihood}
+    train.update({k: v for k, v in spec.train.model_dump().items() if v is not None})
+    axes: dict[str, list[Any]] = {}
+    for k, v in grid.items():
+        if (k in obj.hparams) or (k in ds.options) or k in AXIS_FIELDS:
+            axes[k] = _as_list(v)
+    for key in (dataset, model, f"{dataset}/{model}"):
+        for k, v in spec.overrides.get(key, {}).items():
+            if k in obj.hparams or k in ds.options or k in AXIS_FIELDS:
+                axes[k] = _as_list(v)
+            elif k in TRAIN_FIELDS:
+                train[k] = v
+            # hyperparameters of other models in a dataset override are simply not taken by this model
+    where = f"{dataset}/{model}"
+    # hyperparameters: defaults, range checks
+    for h, hp in obj.hparams.items():
+        if h not in axes:
+            continue
+        for v in axes[h]:
+            if not _is_number(v):
+                problems.append(f"field '{h}' ({where}): got {v!r}; expected a number")
+            elif v < hp.minimum or (hp.exclusive_minimum and v == hp.minimum):
+                problems.append(f"field '{h}' ({where}): got {v!r}; must be "
+                                f"{'>' if hp.exclusive_minimum else '>='} {hp.minimum}")
+    for o, osp in ds.options.items():
+        if o not in axes:
+            continue
+        for v in axes[o]:
+            if osp.type is float and not _is_number(v) or osp.type is int and not _is_int(v) or \
+                    osp.type is str and not isinstance(v, str):
+                problems.append(f"field '{o}' ({where}): got {v!r}; expected {osp.type.__name__}")
+            elif osp.check == "positive" and v <= 0:
+                problems.append(f"field '{o}' ({where}): got {v!r}; must be > 0")
+            elif osp.check == "path" and not Path(str(v)).expanduser().exists():
+                problems.append(f"field '{o}' ({where}): path {v!r} does not exist; point it to the dataset file")
+    for o, osp in ds.options.items():
+        if osp.required and o not in axes:
+            problems.append(f"field 'overrides.{dataset}.{o}': dataset {dataset!r} needs option {o!r} (the official "
+                            "files are never downloaded)")
+    if "latent_dim" in axes:
+        for v in axes["latent_dim"]:
+            if not _is_int(v) or v < 1:
+                problems.append(f"field 'latent_dim' ({where}): got {v!r}; must be a positive integer")
+    _check_train(train, where, problems)
+    return _Cell(dataset, model, axes, train)
+
+
+def _check_train(t: dict[str, Any], where: str, problems: list[str]) -> None:
+    def bad(name: str, msg: str) -> None:
+        problems.append(f"field 'train.{name}' ({where}): got {t.get(name)!r}; {msg}")
+
+    for name in ("epochs", "batch_size", "seeds_per_trial", "latent_dim", "trace_every"):
+        v = t.get(name)
+        if not _is_int(v) or v < (0 if name == "epochs" else 1):
+            bad(name, "must be a positive integer" if name != "epochs" else "must be an integer >= 0")
+    if t.get("max_train") is not None and (not _is_int(t["max_train"]) or t["max_train"] < t.get("batch_size", 1)):
+        bad("max_train", "must be an integer >= batch_size (or omitted for the full training split)")
+    if not _is_number(t.get("lr")) or t["lr"] <= 0:
+        bad("lr", "must be a number > 0")
+    for name, allowed in (("arch", ARCHITECTURES), ("encoder_act", ACTIVATIONS), ("decoder_act", ACTIVATIONS),
+                          ("optimizer", OPTIMIZERS), ("likelihood", LIKELIHOODS)):
+        if t.get(name) not in allowed:
+            bad(name, f"allowed: {', '.join(allowed)}")
+    for name in ("encoder", "decoder"):
+        v = t.get(name)
+        if not isinstance(v, list) or any(not _is_int(w) or w < 1 for w in v):
+            bad(name, "must be a list of positive layer widths (may be empty)")
+    if t.get("arch") == "mlp" and not t.get("encoder") and not t.get("decoder"):
+        bad("arch", "an mlp needs hidden widths in train.encoder / train.decoder (use 'linear' for none)")
+    epochs = t.get("epochs")
+    cps = t.get("checkpoints")
+    if cps is not None and _is_int(epochs):
+        if not cps:
+            bad("checkpoints", "give at least one epoch (e.g. [0, epochs])")
+        beyond = [c for c in cps if not _is_int(c) or c < 0 or c > epochs]
+        if beyond:
+            problems.append(f"field 'train.checkpoints' ({where}): {beyond!r} outside 0..epochs={epochs}; "
+                            "every checkpoint must be an integer epoch between 0 and train.epochs")
+        elif len(set(cps)) != len(cps):
+            bad("checkpoints", "duplicate epochs; list each once")
+
+
+def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[TrialSpec], dict[str, Any]]:
+    seeds_raw = spec.grid["seeds"]
+    seeds = list(range(seeds_raw)) if _is_int(seeds_raw) else sorted(seeds_raw)
+    eval_cfg = {**D.EVAL_DEFAULTS, **{k: v for k, v in spec.eval.model_dump().items() if v is not None}}
+    restarts: list[Restart] = []
+    trials: list[TrialSpec] = []
+    seen: set[str] = set()
+    for cell in cells:
+        ds, obj = DATASETS[cell.dataset], OBJECTIVES[cell.model]
+        axis_names = sorted(cell.axes)
+        for combo in itertools.product(*(cell.axes[a] for a in axis_names)):
+            chosen = dict(zip(axis_names, combo, strict=True))
+            hparams: dict[str, float] = {}
+            for h in obj.hparams:  # order matters: lambda_d's default depends on lambda_od
+                v = chosen.get(h)
+                hparams[h] = float(v) if v is not None else float(
+                    obj.hparams[h].default if obj.hparams[h].default is not None
+                    else D.default_hparam(cell.dataset, cell.model, h, hparams))
+            options = {o: chosen.get(o, osp.default) for o, osp in ds.options.items()}
+            options = {o: (float(v) if ds.options[o].type is float and v is not None else v)
+                       for o, v in options.items()}
+            t = dict(cell.train)
+            if "latent_dim" in chosen:
+                t["latent_dim"] = chosen["latent_dim"]
+            epochs = t["epochs"]
+            checkpoints = sorted(set(t["checkpoints"] if t.get("checkpoints") is not None else [0]) | {epochs})
+            config = {
+                "dataset": cell.dataset,
+                "dataset_options": options,
+                "model": cell.model,
+                "hparams": hparams,
+                "arch": {
+                    "kind": t["arch"],
+                    "encoder": list(t["encoder"]) if t["arch"] == "mlp" else [],
+                    "decoder": list(t["decoder"]) if t["arch"] == "mlp" else [],
+                    "encoder_act": t["encoder_act"] if t["arch"] == "mlp" else "none",
+                    "decoder_act": t["decoder_act"] if t["arch"] == "mlp" else "none",
+                },
+                "latent_dim": t["latent_dim"],
+                "likelihood": t["likelihood"],
+                "optimizer": {"name": t["optimizer"], "lr": float(t["lr"])},
+                "epochs": epochs,
+                "batch_size": t["batch_size"],
+                "max_train": t.get("max_train"),
+            }
+            config_key = stable_key(config)
+            if config_key in seen:  # same restart reached twice (e.g. an axis a model ignores)
+                continue
+            seen.add(config_key)
+            run_keys = [stable_key({**config, "seed": s}) for s in seeds]
+            restarts.extend(Restart(rk, config_key, s, config) for rk, s in zip(run_keys, seeds, strict=True))
+            S = t["seeds_per_trial"]
+            for b in range(0, len(seeds), S):
+                trials.append(TrialSpec(
+                    trial_id=f"{config_key[:10]}-{b // S}", config_key=config_key, config=config,
+                    seeds=seeds[b:b + S], run_keys=run_keys[b:b + S], checkpoints=checkpoints,
+                    trace_every=t["trace_every"], precision=t["precision"], eval=eval_cfg,
+                ))
+    return restarts, trials, eval_cfg
