@@ -191,9 +191,44 @@ def load_study(path: str | os.PathLike[str], *, storage: str | None = None) -> S
     if not isinstance(data, dict):
         raise SpecError([f"the file must hold a mapping with keys study, grid, ...; got {type(data).__name__}"],
                         src)
+    data = _resolve_extends(data, p, seen=(p.resolve(),))
     if storage is not None:
         data["storage"] = storage
     return validate_study(data, source=src, base_dir=p.parent)
+
+
+def _resolve_extends(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """`extends: other.yaml` (relative to this file): start from that study and deep-merge this one on top.
+
+    Mappings merge key by key; lists and scalars replace. This is how a declared reduced variant
+    (`*_cpu.yaml`) inherits the full paper study and states only what it changes.
+    """
+    parent_ref = data.pop("extends", None)
+    if parent_ref is None:
+        return data
+    if not isinstance(parent_ref, str):
+        raise SpecError([f"field 'extends': got {parent_ref!r}; expected the path of another study file"], str(path))
+    parent_path = (path.parent / parent_ref).resolve()
+    if parent_path in seen:
+        raise SpecError([f"field 'extends': {parent_ref!r} extends itself (cycle through {parent_path})"], str(path))
+    if not parent_path.is_file():
+        raise SpecError([f"field 'extends': {parent_ref!r} does not exist (looked for {parent_path})"], str(path))
+    try:
+        parent = yaml.safe_load(parent_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise SpecError([f"field 'extends': {parent_ref!r} is not valid YAML: {e}".replace("\n", " ")],
+                        str(path)) from e
+    if not isinstance(parent, dict):
+        raise SpecError([f"field 'extends': {parent_ref!r} does not hold a study mapping"], str(path))
+    parent = _resolve_extends(parent, parent_path, seen + (parent_path,))
+    return _deep_merge(parent, data)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Path | None = None) -> Study:

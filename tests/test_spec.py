@@ -139,3 +139,29 @@ def test_quickstart_round_trips_through_yaml(tmp_path: Path) -> None:
     study = load_study(STUDIES[0].parent / "quickstart.yaml", storage=str(tmp_path))
     again = validate_study(yaml.safe_load(yaml.safe_dump(study.normalized)))
     assert [r.run_key for r in again.restarts] == [r.run_key for r in study.restarts]
+
+
+def test_extends_deep_merges_a_parent_study(tmp_path: Path) -> None:
+    (tmp_path / "full.yaml").write_text(yaml.safe_dump({
+        "study": "full", "grid": {"dataset": ["synth_lin"], "model": ["beta_vae"], "seeds": 10},
+        "train": {"epochs": 600, "batch_size": 64}}))
+    (tmp_path / "cpu.yaml").write_text("extends: full.yaml\nstudy: cpu\ngrid: {seeds: 2}\ntrain: {epochs: 6}\n")
+    study = load_study(tmp_path / "cpu.yaml", storage=str(tmp_path / "s"))
+    assert study.name == "cpu"
+    assert len(study.restarts) == 2
+    assert study.restarts[0].config["epochs"] == 6 and study.restarts[0].config["batch_size"] == 64
+
+
+def test_extends_cycle_and_missing_parent_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nstudy: a\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nstudy: b\n")
+    with pytest.raises(SpecError, match="extends itself"):
+        load_study(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\nstudy: c\n")
+    with pytest.raises(SpecError, match="'nowhere.yaml' does not exist"):
+        load_study(tmp_path / "c.yaml")
+
+
+def test_locatello_grid_counts_match_the_paper() -> None:
+    study = load_study(Path(__file__).parent.parent / "studies" / "locatello2019_grid.yaml")
+    assert len(study.restarts) == 2 * 6 * 6 * 50
