@@ -44,16 +44,19 @@ DATASETS: dict[str, DatasetInfo] = {
         {"n": OptionSpec(int, 50_000, "positive"), "data_seed": OptionSpec(int, 0)},
     ),
     "dsprites": DatasetInfo(
-        "dsprites", 5, "image", (1, 64, 64), "bernoulli", {"path": OptionSpec(str, None, "path")}
+        "dsprites", 5, "image", (1, 64, 64), "bernoulli",
+        {"path": OptionSpec(str, None, "path"), "data_seed": OptionSpec(int, 0)},  # data_seed: the 80/10/10 split
     ),
     "shapes3d": DatasetInfo(
-        "shapes3d", 6, "image", (3, 64, 64), "bernoulli", {"path": OptionSpec(str, None, "path")}
+        "shapes3d", 6, "image", (3, 64, 64), "bernoulli",
+        {"path": OptionSpec(str, None, "path"), "data_seed": OptionSpec(int, 0)},
     ),
     "mnist": DatasetInfo(
-        "mnist", 0, "image", (1, 28, 28), "bernoulli", {"path": OptionSpec(str, None, "path", required=True)}
+        "mnist", 0, "image", (1, 28, 28), "bernoulli",
+        {"path": OptionSpec(str, None, "path", required=True), "data_seed": OptionSpec(int, 0)},
     ),
     "fashion_mnist": DatasetInfo(
         "fashion_mnist", 0, "image", (1, 28, 28), "bernoulli",
-        {"path": OptionSpec(str, None, "path", required=True)},
+        {"path": OptionSpec(str, None, "path", required=True), "data_seed": OptionSpec(int, 0)},
     ),
 }
