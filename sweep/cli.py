@@ -2,6 +2,7 @@
 
 sweep.commands          submit, resume, status, compact, validate
 analysis.commands       sql, views, stats, plots, report
+analysis.reproduction   compare (measured vs published)
 workers.data.commands   datasets
 """
 
@@ -11,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("sweep.commands", "analysis.commands", "workers.data.commands")
+COMMAND_MODULES = ("sweep.commands", "analysis.commands", "analysis.reproduction", "workers.data.commands")
 
 EXIT_BAD_INPUT = 2
 
