@@ -155,7 +155,9 @@ class Study:
     @property
     def study_uri(self) -> str:
         """`<storage>/<study>`: where this study's Parquet store lives."""
-        return self.spec.storage.rstrip("/") + "/" + self.spec.study
+        from workers.sink import join_uri
+
+        return join_uri(self.spec.storage, self.spec.study)
 
     def with_storage(self, storage: str) -> Study:
         data = self.spec.model_dump()

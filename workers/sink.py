@@ -94,6 +94,12 @@ def code_version() -> str:
     return f"{v}+{h.hexdigest()[:10]}"
 
 
+def join_uri(base: str, *parts: str) -> str:
+    """`base/part/...` for a local path or a URI whose query (`?endpoint_override=...`) stays at the end."""
+    root, sep, query = base.partition("?")
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)]) + sep + query
+
+
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """(pyarrow filesystem, path inside it) for a local path or a URI such as s3://bucket/prefix."""
     if "://" in uri:
