@@ -1,0 +1,151 @@
+"""CLI commands of the analysis: sql, views, stats, plots, report (registered into `orthosweep`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+
+
+def _add_location(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study_dir", metavar="STUDY_DIR",
+                   help="a study folder <storage>/<study> (local path or s3://...), or a storage root with --study")
+    p.add_argument("--study", action="append", metavar="NAME",
+                   help="study name under a storage root (repeat to query several studies together)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sql", help="run read-only SQL over a study's Parquet store (interactive without a query)")
+    _add_location(p)
+    p.add_argument("query", nargs="?", help="SQL (SELECT ...); omit for an interactive prompt")
+    p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
+    p.add_argument("--out", metavar="FILE", help="write the result to FILE instead of stdout")
+    p.add_argument("--max-rows", type=int, default=200, help="rows shown by --format table on stdout (default 200)")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("views", help="document the SQL views and their columns")
+    p.add_argument("study_dir", metavar="STUDY_DIR", nargs="?",
+                   help="optional study folder: also list the columns with their types")
+    p.add_argument("--study", action="append", metavar="NAME")
+    p.set_defaults(func=cmd_views)
+
+    p = sub.add_parser("stats", help="restart statistics: per group, entangled vs disentangled, correlations")
+    _add_location(p)
+    p.add_argument("--metric", default="mig", help="metric that splits restarts (default mig)")
+    p.add_argument("--split", choices=("topk", "threshold", "mixture"), default="topk")
+    p.add_argument("--k", type=int, default=4, help="topk: k best vs k worst restarts (thesis: 4)")
+    p.add_argument("--threshold", type=float, help="threshold split: disentangled iff metric >= value")
+    p.add_argument("--epoch", type=int, help="checkpoint epoch to analyse (default: each restart's last)")
+    p.add_argument("--include-overpruned", action="store_true",
+                   help="keep restarts with fewer active units than factors (excluded by default, as in the thesis)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for correlation intervals")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("plots", help="write every figure as PNG")
+    _add_location(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default <study_dir>/plots)")
+    p.set_defaults(func=cmd_plots)
+
+    p = sub.add_parser("report", help="one self-contained HTML report (spec, progress, tables, statistics, figures)")
+    _add_location(p)
+    p.add_argument("--out", metavar="FILE", help="output file (default <study_dir>/report.html)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for correlation intervals")
+    p.set_defaults(func=cmd_report)
+
+
+def _connect(args: argparse.Namespace):
+    from analysis.db import connect
+
+    return connect(args.study_dir, args.study)
+
+
+def _fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from analysis.db import ReadOnlyError
+    from analysis.sqlout import interactive, run_query
+
+    if args.format == "parquet" and not args.out:
+        return _fail("--format parquet writes a binary file: give --out FILE")
+    try:
+        con = _connect(args)
+    except FileNotFoundError as e:
+        return _fail(str(e))
+    if args.query is None:
+        return interactive(con)
+    try:
+        run_query(con, args.query, args.format, args.out, args.max_rows)
+    except ReadOnlyError as e:
+        return _fail(str(e))
+    except duckdb.Error as e:
+        return _fail(f"{type(e).__name__}: {e}", EXIT_ERROR)
+    return 0
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    from analysis.db import VIEWS, connect, view_columns, views_connection
+
+    con = connect(args.study_dir, args.study) if args.study_dir else views_connection([])
+    base = view_columns(con, "checkpoints")
+    for name, (_, doc) in VIEWS.items():
+        print(f"{name}\n    {doc}")
+        cols = view_columns(con, name)
+        extra = [c for c in cols if c not in base]
+        if name != "checkpoints" and len(extra) < len(cols) and all(c in cols for c in base):
+            print("    columns: those of checkpoints" + (f", plus {', '.join(f'{c} {t}' for c, t in extra)}"
+                                                       if extra else ""))
+        else:
+            print("    columns: " + ", ".join(f"{c} {t}" for c, t in cols))
+    return 0
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from analysis.report import stats_text
+
+    if args.split == "threshold" and args.threshold is None:
+        return _fail("--split threshold needs --threshold VALUE")
+    try:
+        con = _connect(args)
+    except FileNotFoundError as e:
+        return _fail(str(e))
+    print(stats_text(con, metric=args.metric, split=args.split, k=args.k, threshold=args.threshold,
+                     epoch=args.epoch, exclude_overpruned=not args.include_overpruned,
+                     n_boot=args.bootstrap, as_json=args.format == "json"))
+    return 0
+
+
+def cmd_plots(args: argparse.Namespace) -> int:
+    from analysis.db import join_uri, write_bytes
+    from analysis.figures import all_figures
+
+    try:
+        con = _connect(args)
+    except FileNotFoundError as e:
+        return _fail(str(e))
+    out = args.out or join_uri(args.study_dir, "plots")
+    for name, png in all_figures(con, args.study_dir).items():
+        print(write_bytes(join_uri(out, f"{name}.png"), png))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.db import join_uri, write_bytes
+    from analysis.report import build_report
+
+    try:
+        con = _connect(args)
+    except FileNotFoundError as e:
+        return _fail(str(e))
+    out = args.out or join_uri(args.study_dir, "report.html")
+    html = build_report(con, args.study_dir, n_boot=args.bootstrap)
+    print(write_bytes(out, html.encode("utf-8")))
+    return 0

@@ -1,0 +1,200 @@
+"""Figures over restarts (matplotlib, Agg backend): each function takes a DataFrame and returns a Figure.
+
+Inputs are rows of the `runs` / `checkpoints` views (one row per restart, or per restart and epoch).
+`figure_png(fig)` turns a figure into PNG bytes (and closes it). Nothing here reads storage.
+
+    metric_histograms      histograms of a metric over restarts, one panel per group (thesis Fig. 4.8)
+    scatter_dto_vs_metric  DtO vs a disentanglement score, coloured by epoch or group (paper Fig. 4)
+    beta_line_search       mean and spread of metrics over beta, per (dataset, model) (thesis Fig. 3.7)
+    violins_over           distributions of a metric over the values of a hyperparameter (Figs. 4.4–4.7)
+    per_factor_mig         MIG per ground-truth factor, mean ± std over restarts per group (Fig. 4.9)
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+LABELS = {"dto": "DtO (distance to orthogonality)", "mig": "MIG", "ds": "DS (disentanglement score)",
+          "dto_active": "DtO (active latents)", "recon": "reconstruction loss", "kl": "KL",
+          "active_units": "active units", "beta": "β"}
+
+
+def label(col: str) -> str:
+    return LABELS.get(col, col)
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """PNG bytes of `fig`; the figure is closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def message_figure(text: str, title: str = "") -> Figure:
+    """A figure that states why there is nothing to draw (never an empty or faked plot)."""
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def group_label(df: pd.DataFrame, by: tuple[str, ...]) -> pd.Series:
+    """One readable label per row from the `by` columns ('synth_lin / beta_vae / β=0.001')."""
+    parts = []
+    for c in by:
+        if c == "beta":
+            parts.append(df[c].map(lambda b: "" if b is None or (isinstance(b, float) and math.isnan(b))
+                                   else f"β={b:g}"))
+        else:
+            parts.append(df[c].astype(str))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.str.cat(p, sep=" / ")
+    return out.str.replace(r"( / )+$", "", regex=True)
+
+
+def _grid(n: int, width: float = 3.6, height: float = 2.8) -> tuple[Figure, np.ndarray]:
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat
+
+
+def metric_histograms(df: pd.DataFrame, metric: str, by: tuple[str, ...] = ("dataset", "model", "beta"),
+                      bins: int = 20, max_panels: int = 24) -> Figure:
+    """Histogram of `metric` over restarts, one panel per group (shared x range)."""
+    d = df.dropna(subset=[metric])
+    if d.empty:
+        return message_figure(f"no values of {metric} recorded", f"{label(metric)} over restarts")
+    labels = group_label(d, by)
+    groups = list(dict.fromkeys(labels))[:max_panels]
+    lo, hi = float(d[metric].min()), float(d[metric].max())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1e-9, bins + 1)
+    fig, axes = _grid(len(groups))
+    for ax, g in zip(axes, groups, strict=False):
+        v = d.loc[labels == g, metric].to_numpy(float)
+        ax.hist(v, bins=edges, color="#3b75af", edgecolor="white")
+        ax.set_title(f"{g} (n={len(v)})", fontsize=9)
+        ax.set_xlabel(label(metric))
+        ax.set_ylabel("restarts")
+    fig.suptitle(f"{label(metric)} over restarts")
+    fig.tight_layout()
+    return fig
+
+
+def scatter_dto_vs_metric(df: pd.DataFrame, metric: str, color_by: str = "epoch", title: str = "") -> Figure:
+    """DtO (x) vs `metric` (y), one point per row; colour by 'epoch' (colour bar) or 'group' (dataset/model)."""
+    d = df.dropna(subset=["dto", metric])
+    title = title or f"DtO vs {label(metric)}"
+    if d.empty:
+        return message_figure(f"no rows with both DtO and {metric}", title)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    if color_by == "epoch":
+        sc = ax.scatter(d["dto"], d[metric], c=d["epoch"], cmap="viridis", s=14, alpha=0.8)
+        fig.colorbar(sc, ax=ax, label="epoch")
+    else:
+        labels = group_label(d, ("dataset", "model"))
+        for g in dict.fromkeys(labels):
+            m = labels == g
+            ax.scatter(d.loc[m, "dto"], d.loc[m, metric], s=18, alpha=0.8, label=g)
+        ax.legend(fontsize=8, loc="best")
+    ax.set_xlabel(label("dto"))
+    ax.set_ylabel(label(metric))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def beta_line_search(df: pd.DataFrame, metrics: tuple[str, ...] = ("ds", "dto")) -> Figure:
+    """Mean of each metric over restarts vs β (log axis), with the 25–75% band, per (dataset, model)."""
+    d = df.dropna(subset=["beta"])
+    metrics = tuple(m for m in metrics if m in d and d[m].notna().any())
+    if d.empty or not metrics or d["beta"].nunique() < 2:
+        return message_figure("β line search needs at least two β values with recorded metrics", "β line search")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    labels = group_label(d, ("dataset", "model"))
+    for ax, m in zip(axes.flat, metrics, strict=True):
+        for g in dict.fromkeys(labels):
+            s = d[labels == g].groupby("beta")[m]
+            stats = pd.DataFrame({"mean": s.mean(), "q25": s.quantile(0.25), "q75": s.quantile(0.75)}).dropna()
+            if stats.empty:
+                continue
+            ax.plot(stats.index, stats["mean"], marker="o", label=g)
+            ax.fill_between(stats.index, stats["q25"], stats["q75"], alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("β")
+        ax.set_ylabel(label(m))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("β line search: mean over restarts, band = 25–75% quantiles")
+    fig.tight_layout()
+    return fig
+
+
+def violins_over(df: pd.DataFrame, metric: str, hparam: str = "beta",
+                 by: tuple[str, ...] = ("dataset", "model")) -> Figure:
+    """Violin of `metric` over restarts for each value of `hparam`, one panel per (dataset, model)."""
+    d = df.dropna(subset=[metric, hparam])
+    if d.empty:
+        return message_figure(f"no restarts with both {metric} and {hparam}", f"{label(metric)} over {hparam}")
+    labels = group_label(d, by)
+    groups = list(dict.fromkeys(labels))
+    fig, axes = _grid(len(groups), width=4.2, height=3.2)
+    for ax, g in zip(axes, groups, strict=False):
+        sub = d[labels == g]
+        values = sorted(sub[hparam].unique())
+        data = [sub.loc[sub[hparam] == v, metric].to_numpy(float) for v in values]
+        pos = np.arange(len(values))
+        big = [i for i, x in enumerate(data) if len(x) >= 2 and np.ptp(x) > 0]
+        if big:
+            ax.violinplot([data[i] for i in big], positions=pos[big], showmedians=True)
+        for i, x in enumerate(data):
+            ax.scatter(np.full(len(x), pos[i]), x, s=6, color="k", alpha=0.4)
+        ax.set_xticks(pos, [f"{v:g}" if isinstance(v, float) else str(v) for v in values], rotation=45)
+        ax.set_xlabel(label(hparam))
+        ax.set_ylabel(label(metric))
+        ax.set_title(g, fontsize=9)
+    fig.suptitle(f"{label(metric)} over {label(hparam)}")
+    fig.tight_layout()
+    return fig
+
+
+def per_factor_mig(df: pd.DataFrame, by: tuple[str, ...] = ("dataset", "model", "beta"),
+                   max_panels: int = 12) -> Figure:
+    """Bar per ground-truth factor: mean ± std over restarts of `mig_per_factor`, one panel per group."""
+    d = df[df["mig_per_factor"].map(lambda v: v is not None and len(v) > 0)]
+    if d.empty:
+        return message_figure("no per-factor MIG recorded", "MIG per factor")
+    labels = group_label(d, by)
+    groups = list(dict.fromkeys(labels))[:max_panels]
+    fig, axes = _grid(len(groups))
+    for ax, g in zip(axes, groups, strict=False):
+        vals = d.loc[labels == g, "mig_per_factor"].tolist()
+        k = max(len(v) for v in vals)
+        arr = np.full((len(vals), k), np.nan)
+        for i, v in enumerate(vals):
+            arr[i, : len(v)] = np.asarray(v, float)
+        mean, std = np.nanmean(arr, axis=0), np.nanstd(arr, axis=0)
+        ax.bar(np.arange(k), mean, yerr=std, color="#c05a2c", capsize=3)
+        ax.set_xticks(np.arange(k), [f"f{i}" for i in range(k)])
+        ax.set_ylim(0, max(1.0, float(np.nanmax(mean + std))))
+        ax.set_ylabel("MIG")
+        ax.set_title(f"{g} (n={len(vals)})", fontsize=9)
+    fig.suptitle("MIG per factor (mean ± std over restarts)")
+    fig.tight_layout()
+    return fig
