@@ -34,7 +34,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from workers.sink import CHECKPOINT_SCHEMA, TRACE_SCHEMA, filesystem
+from workers.sink import CHECKPOINT_SCHEMA, TRACE_SCHEMA, filesystem, join_uri
 
 
 class UnreadableFileWarning(UserWarning):
@@ -95,12 +95,6 @@ class StudyLocation:
     @property
     def name(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def join_uri(base: str, *parts: str) -> str:
-    """Join path parts onto a local path or URI, keeping any `?query` (e.g. endpoint_override) at the end."""
-    head, sep, query = base.partition("?")
-    return "/".join([head.rstrip("/"), *parts]) + (sep + query if sep else "")
 
 
 def _is_study_dir(fs: pafs.FileSystem, path: str) -> bool:

@@ -1,0 +1,321 @@
+"""Restart statistics (design.md §8): pure functions on arrays and DataFrames, no I/O.
+
+The unit of observation is one restart (one row of the `runs` view, or of `checkpoints` at one epoch).
+
+Distribution per group     `describe`: n, mean, std (ddof=1), quantiles, histogram
+Entangled vs disentangled  `split_restarts` by a metric (topk | threshold | mixture), `bimodality`
+                           (Hartigan's dip test p-value, bimodality coefficient), `compare_sets`
+                           (Mann–Whitney U, Cliff's δ), `wilson_interval` for the fraction disentangled
+Over-pruning               `overpruned`: fewer active units than ground-truth factors (excluded by default)
+Correlations               `correlations`: Spearman, Pearson, Kendall with p-values and 95% intervals
+Study level                `restart_statistics`, `correlation_table`: the above per group and pooled
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+DISENTANGLED, ENTANGLED, MIDDLE = 1, 0, -1
+SplitMethod = Literal["topk", "threshold", "mixture"]
+BC_BIMODAL = 5 / 9  # bimodality coefficient of the uniform distribution: above it suggests two modes
+
+COMPARE_COLUMNS = ("dto", "recon", "kl", "active_units")
+DISENTANGLEMENT_METRICS = ("ds", "mig", "mig_sup", "dci_disentanglement", "sap", "factorvae_eval", "betavae_eval")
+GROUP_BY = ("study", "dataset", "model", "config_key")
+
+
+# ------------------------------------------------------------------------------------------------ per group
+
+def describe(values: np.ndarray, quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
+             bins: int = 20) -> dict[str, Any]:
+    """n, mean, std (ddof=1; NaN for n<2), min, max, quantiles and a `bins`-bin histogram of finite values.
+
+    values: (n,) floats; NaN entries (metric not recorded) are ignored.
+    """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    out: dict[str, Any] = {"n": int(v.size)}
+    if v.size == 0:
+        return {**out, "mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan,
+                "quantiles": {q: math.nan for q in quantiles}, "hist_counts": [], "hist_edges": []}
+    counts, edges = np.histogram(v, bins=bins)
+    return {**out, "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+            "min": float(v.min()), "max": float(v.max()),
+            "quantiles": {q: float(x) for q, x in zip(quantiles, np.quantile(v, quantiles), strict=True)},
+            "hist_counts": counts.tolist(), "hist_edges": edges.tolist()}
+
+
+def group_table(df: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = GROUP_BY) -> pd.DataFrame:
+    """One row per group: n and, per metric, mean, std, median, q05, q95 (over restarts, NaN ignored)."""
+    metrics = [m for m in metrics if m in df]
+    g = df.groupby(list(by), dropna=False, sort=True)
+    parts = {"n": g.size()}
+    for m in metrics:
+        s = g[m]
+        parts.update({f"{m}_mean": s.mean(), f"{m}_std": s.std(ddof=1), f"{m}_median": s.median(),
+                      f"{m}_q05": s.quantile(0.05), f"{m}_q95": s.quantile(0.95)})
+    return pd.DataFrame(parts).reset_index()
+
+
+# ------------------------------------------------------------------------------------------------ splitting
+
+def split_restarts(values: np.ndarray, method: SplitMethod = "topk", *, k: int = 4,
+                   threshold: float | None = None, seed: int = 0) -> np.ndarray:
+    """Label each restart DISENTANGLED (1), ENTANGLED (0) or MIDDLE (-1, topk only) by a metric.
+
+    values: (n,) metric per restart (higher = more disentangled; NaN -> MIDDLE).
+    topk:      the k highest are disentangled, the k lowest entangled (thesis: 4 vs 4); needs n >= 2k.
+    threshold: disentangled iff value >= threshold.
+    mixture:   a two-component 1-D Gaussian mixture; restarts of the higher-mean component are disentangled.
+    """
+    v = np.asarray(values, float)
+    labels = np.full(v.shape, MIDDLE, dtype=np.int64)
+    ok = np.flatnonzero(np.isfinite(v))
+    if method == "topk":
+        if k < 1:
+            raise ValueError(f"topk split: k must be >= 1, got {k}")
+        if ok.size < 2 * k:
+            raise ValueError(f"topk split needs at least 2k = {2 * k} restarts with the metric, got {ok.size}")
+        order = ok[np.argsort(v[ok], kind="stable")]
+        labels[order[:k]] = ENTANGLED
+        labels[order[-k:]] = DISENTANGLED
+    elif method == "threshold":
+        if threshold is None:
+            raise ValueError("threshold split: give a threshold value")
+        labels[ok] = np.where(v[ok] >= threshold, DISENTANGLED, ENTANGLED)
+    elif method == "mixture":
+        labels[ok] = _mixture_labels(v[ok], seed)
+    else:
+        raise ValueError(f"unknown split method {method!r}; allowed: topk, threshold, mixture")
+    return labels
+
+
+def _mixture_labels(v: np.ndarray, seed: int) -> np.ndarray:
+    if v.size < 4 or np.ptp(v) == 0:
+        raise ValueError(f"mixture split needs at least 4 distinct-valued restarts, got {v.size}")
+    from sklearn.mixture import GaussianMixture
+
+    gm = GaussianMixture(2, n_init=3, random_state=seed).fit(v[:, None])
+    comp = gm.predict(v[:, None])
+    high = int(np.argmax(gm.means_.ravel()))
+    return np.where(comp == high, DISENTANGLED, ENTANGLED)
+
+
+def bimodality(values: np.ndarray) -> dict[str, float]:
+    """Hartigan's dip statistic and p-value (diptest), and the bimodality coefficient
+    BC = (g² + 1) / (κ + 3(n−1)²/((n−2)(n−3))) with bias-corrected skewness g and excess kurtosis κ;
+    BC > 5/9 suggests bimodality. NaN where n is too small (dip: n < 4; BC: n < 4)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n < 4 or np.ptp(v) == 0:
+        return {"dip": math.nan, "dip_p": math.nan, "bc": math.nan}
+    import diptest
+
+    dip, p = diptest.diptest(v)
+    g = sps.skew(v, bias=False)
+    kappa = sps.kurtosis(v, fisher=True, bias=False)
+    bc = (g ** 2 + 1) / (kappa + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
+    return {"dip": float(dip), "dip_p": float(p), "bc": float(bc)}
+
+
+def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float:
+    """Cliff's δ = P(X > Y) − P(X < Y) over all pairs, in [−1, 1]; computed from ranks in O(n log n)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size == 0 or y.size == 0:
+        return math.nan
+    ys = np.sort(y)
+    greater = np.searchsorted(ys, x, side="left").sum()  # pairs with y < x
+    less = (y.size - np.searchsorted(ys, x, side="right")).sum()  # pairs with y > x
+    return float((greater - less) / (x.size * y.size))
+
+
+def compare_sets(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Disentangled set x vs entangled set y: means, medians, two-sided Mann–Whitney U (U of x) and p,
+    Cliff's δ (positive: x tends to be larger). NaN entries are dropped; NaN results when a side is empty."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    out = {"n_x": int(x.size), "n_y": int(y.size),
+           "mean_x": float(x.mean()) if x.size else math.nan, "mean_y": float(y.mean()) if y.size else math.nan,
+           "median_x": float(np.median(x)) if x.size else math.nan,
+           "median_y": float(np.median(y)) if y.size else math.nan,
+           "u": math.nan, "p": math.nan, "cliffs_delta": cliffs_delta(x, y)}
+    if x.size and y.size and not (np.ptp(np.r_[x, y]) == 0):
+        res = sps.mannwhitneyu(x, y, alternative="two-sided")
+        out.update(u=float(res.statistic), p=float(res.pvalue))
+    return out
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion successes/n (NaN, NaN when n = 0)."""
+    if n == 0:
+        return math.nan, math.nan
+    z = sps.norm.ppf(0.5 + confidence / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def overpruned(active_units: np.ndarray, n_factors: np.ndarray | int) -> np.ndarray:
+    """True where a restart kept fewer active latent units than the data has ground-truth factors.
+
+    Unknown active units (NaN) or datasets without factors (n_factors = 0) are never flagged.
+    """
+    a = np.asarray(active_units, float)
+    f = np.broadcast_to(np.asarray(n_factors, float), a.shape)
+    return np.isfinite(a) & (f > 0) & (a < f)
+
+
+# ------------------------------------------------------------------------------------------------ correlations
+
+def _rank_rows(a: np.ndarray) -> np.ndarray:
+    return sps.rankdata(a, axis=-1)
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of (B, n) arrays (NaN where a row is constant)."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    den = np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xc * yc).sum(-1) / den
+
+
+def correlations(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                 max_boot_elements: int = 4_000_000, kendall_boot_max_n: int = 2000) -> dict[str, Any]:
+    """Spearman, Pearson and Kendall (tau-b) between x and y over restarts, with p-values and 95% CIs.
+
+    x, y: (n,) paired values; pairs with a NaN are dropped. CIs are bootstrap percentile intervals over
+    resampled restarts; the number of resamples is capped so that n × n_boot <= max_boot_elements (the
+    count used is returned as `n_boot`). Kendall's interval is bootstrapped for n <= kendall_boot_max_n and
+    otherwise uses the Fieller–Hartley–Pearson normal approximation on Fisher's z (var = 0.437/(n−4)),
+    reported in `kendall_ci_method`.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = x.size
+    out: dict[str, Any] = {"n": int(n), "n_boot": 0, "kendall_ci_method": "none"}
+    for m in ("spearman", "pearson", "kendall"):
+        out.update({m: math.nan, f"{m}_p": math.nan, f"{m}_lo": math.nan, f"{m}_hi": math.nan})
+    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return out
+    s, p = sps.spearmanr(x, y)
+    out.update(spearman=float(s), spearman_p=float(p))
+    r, p = sps.pearsonr(x, y)
+    out.update(pearson=float(r), pearson_p=float(p))
+    t, p = sps.kendalltau(x, y)
+    out.update(kendall=float(t), kendall_p=float(p))
+    b = int(min(n_boot, max(50, max_boot_elements // n))) if n_boot > 0 else 0
+    if b == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(b, n))
+    sp, pe = np.empty(b), np.empty(b)
+    chunk = max(1, max_boot_elements // (4 * n))
+    for i in range(0, b, chunk):
+        xi, yi = x[idx[i:i + chunk]], y[idx[i:i + chunk]]
+        pe[i:i + chunk] = _pearson_rows(xi, yi)
+        sp[i:i + chunk] = _pearson_rows(_rank_rows(xi), _rank_rows(yi))
+    out["n_boot"] = b
+    for m, vals in (("spearman", sp), ("pearson", pe)):
+        out[f"{m}_lo"], out[f"{m}_hi"] = _percentile_ci(vals)
+    if n <= kendall_boot_max_n:
+        kt = np.array([sps.kendalltau(x[j], y[j])[0] for j in idx])
+        out["kendall_lo"], out["kendall_hi"] = _percentile_ci(kt)
+        out["kendall_ci_method"] = "bootstrap"
+    elif n > 4:
+        z, half = math.atanh(min(max(t, -0.999999), 0.999999)), 1.96 * math.sqrt(0.437 / (n - 4))
+        out["kendall_lo"], out["kendall_hi"] = math.tanh(z - half), math.tanh(z + half)
+        out["kendall_ci_method"] = "fieller"
+    return out
+
+
+def _percentile_ci(vals: np.ndarray) -> tuple[float, float]:
+    v = vals[np.isfinite(vals)]
+    if v.size == 0:
+        return math.nan, math.nan
+    lo, hi = np.quantile(v, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+# ------------------------------------------------------------------------------------------------ study level
+
+def _groups(df: pd.DataFrame, by: Sequence[str]):
+    by = [c for c in by if c in df]
+    if not by or df.empty:
+        yield {}, df
+        return
+    for key, sub in df.groupby(by, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        yield dict(zip(by, key, strict=True)), sub
+
+
+def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMethod = "topk", k: int = 4,
+                       threshold: float | None = None, exclude_overpruned: bool = True,
+                       n_factors: pd.Series | np.ndarray | None = None,
+                       compare: Sequence[str] = COMPARE_COLUMNS, by: Sequence[str] = GROUP_BY,
+                       seed: int = 0) -> list[dict[str, Any]]:
+    """Entangled-vs-disentangled statistics per group of restarts (one row of `df` per restart).
+
+    n_factors: ground-truth factor count per row (aligned with df) for the over-pruning flag; None: no
+    restart is flagged. Returns one dict per group: the group key, counts (n, n_overpruned, n_used),
+    `describe` of the metric, `bimodality`, the split counts, the fraction disentangled with its Wilson
+    95% interval (threshold and mixture splits only: a topk split fixes it by construction), and
+    `compare_sets` for each column in `compare` (x = disentangled, y = entangled), or `error` when the
+    group cannot be split (too few restarts).
+    """
+    df = df.reset_index(drop=True)
+    flags = (overpruned(df.get("active_units", pd.Series(np.nan, index=df.index)).to_numpy(float),
+                        np.asarray(n_factors, float)) if n_factors is not None else np.zeros(len(df), bool))
+    df = df.assign(_overpruned=flags)
+    results = []
+    for key, sub in _groups(df, by):
+        used = sub[~sub["_overpruned"]] if exclude_overpruned else sub
+        v = used[metric].to_numpy(float) if metric in used else np.full(len(used), np.nan)
+        row: dict[str, Any] = {**key, "metric": metric, "method": method, "n": len(sub),
+                               "n_overpruned": int(sub["_overpruned"].sum()), "n_used": len(used),
+                               "describe": describe(v), "bimodality": bimodality(v)}
+        try:
+            labels = split_restarts(v, method, k=k, threshold=threshold, seed=seed)
+        except ValueError as e:
+            row["error"] = str(e)
+            results.append(row)
+            continue
+        dis, ent = labels == DISENTANGLED, labels == ENTANGLED
+        row.update(n_disentangled=int(dis.sum()), n_entangled=int(ent.sum()))
+        if method != "topk":
+            lo, hi = wilson_interval(int(dis.sum()), int(dis.sum() + ent.sum()))
+            row.update(fraction_disentangled=dis.sum() / max(1, dis.sum() + ent.sum()), fraction_lo=lo,
+                       fraction_hi=hi)
+        row["compare"] = {c: compare_sets(used[c].to_numpy(float)[dis], used[c].to_numpy(float)[ent])
+                          for c in compare if c in used}
+        row["labels"] = dict(zip(used["run_key"], labels.tolist(), strict=True)) if "run_key" in used else {}
+        results.append(row)
+    return results
+
+
+def correlation_table(df: pd.DataFrame, *, x: str = "dto", metrics: Sequence[str] = DISENTANGLEMENT_METRICS,
+                      by: Sequence[str] = GROUP_BY, pooled: bool = True, n_boot: int = 1000,
+                      seed: int = 0) -> pd.DataFrame:
+    """`correlations` between column x and each metric (those with any value), per group and pooled.
+
+    Returns one row per (group, metric) with the group columns ('(pooled)' in them for the pooled rows).
+    """
+    metrics = [m for m in metrics if m in df and df[m].notna().any()]
+    rows = []
+    parts = list(_groups(df, by))
+    if pooled and len(parts) > 1:
+        parts.append(({c: "(pooled)" for c in by if c in df}, df))
+    for key, sub in parts:
+        for m in metrics:
+            rows.append({**key, "x": x, "metric": m,
+                         **correlations(sub[x].to_numpy(float), sub[m].to_numpy(float), n_boot=n_boot, seed=seed)})
+    return pd.DataFrame(rows)
