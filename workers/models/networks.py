@@ -1,0 +1,159 @@
+"""Seed-batched encoders and decoders: linear, mlp, and the disentanglement_lib 64x64 conv nets.
+
+A network is a list of layers declared into a `ParamLayout`; its forward pass reads the weights of all S
+seeds from the flat (S, P) buffer and runs them at once:
+- dense layers as one batched matmul: x (S, B, in) @ W (S, in, out) + b (S, 1, out)  (torch.baddbmm);
+- conv layers as one grouped convolution with groups = S on activations laid out (B, S*C, H, W).
+Seed s only ever touches row s of the buffer, so seeds never mix.
+
+Nonlinearities only in hidden layers, biases everywhere (thesis Table 3.1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from workers.models.params import ParamLayout
+
+_ACTS = {"relu": torch.relu, "tanh": torch.tanh, "none": lambda x: x,
+         "leaky_relu": lambda x: F.leaky_relu(x, 0.2)}
+
+
+@dataclass(frozen=True)
+class Dense:
+    name: str
+    n_in: int
+    n_out: int
+    act: str
+
+
+@dataclass(frozen=True)
+class Conv:
+    name: str
+    c_in: int
+    c_out: int
+    act: str
+    transpose: bool  # ConvTranspose2d (decoder) or Conv2d (encoder); always kernel 4, stride 2, padding 1
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """Switch between (S, B, F) dense activations and (B, S*C, H, W) conv activations."""
+
+    shape: tuple[int, ...]  # per-example shape after the switch: (F,) or (C, H, W)
+
+
+KERNEL, STRIDE, PADDING = 4, 2, 1  # TF "same" padding for k=4, s=2 (disentanglement_lib) == padding 1
+
+
+class Network:
+    """A feed-forward stack whose parameters live in `layout` under `prefix`."""
+
+    def __init__(self, prefix: str, layers: list[Dense | Conv | Reshape], layout: ParamLayout,
+                 in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
+        self.prefix = prefix
+        self.layers = layers
+        self.in_shape = in_shape
+        self.out_shape = out_shape
+        for layer in layers:
+            if isinstance(layer, Dense):
+                layout.add(f"{prefix}.{layer.name}.weight", (layer.n_in, layer.n_out), fan_in=layer.n_in)
+                layout.add(f"{prefix}.{layer.name}.bias", (layer.n_out,), fan_in=layer.n_in)
+            elif isinstance(layer, Conv):
+                # PyTorch fan_in: weight.size(1) * k * k, i.e. c_in for Conv2d, c_out for ConvTranspose2d
+                if layer.transpose:
+                    shape, fan_in = (layer.c_in, layer.c_out, KERNEL, KERNEL), layer.c_out * KERNEL * KERNEL
+                else:
+                    shape, fan_in = (layer.c_out, layer.c_in, KERNEL, KERNEL), layer.c_in * KERNEL * KERNEL
+                layout.add(f"{prefix}.{layer.name}.weight", shape, fan_in=fan_in)
+                layout.add(f"{prefix}.{layer.name}.bias", (layer.c_out,), fan_in=fan_in)
+
+    def __call__(self, flat: torch.Tensor, layout: ParamLayout, x: torch.Tensor) -> torch.Tensor:
+        """x: (S, B, *in_shape) -> (S, B, *out_shape), seeds computed together."""
+        S, B = x.shape[0], x.shape[1]
+        h = x.reshape(S, B, -1) if not (self.layers and isinstance(self.layers[0], Conv)) else \
+            x.transpose(0, 1).reshape(B, S * x.shape[2], *x.shape[3:])
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                w = layout.view(flat, f"{self.prefix}.{layer.name}.weight")
+                b = layout.view(flat, f"{self.prefix}.{layer.name}.bias")
+                h = _ACTS[layer.act](torch.baddbmm(b.unsqueeze(1), h, w))
+            elif isinstance(layer, Conv):
+                w = layout.view(flat, f"{self.prefix}.{layer.name}.weight")
+                b = layout.view(flat, f"{self.prefix}.{layer.name}.bias").reshape(-1)
+                w = w.reshape(-1, *w.shape[2:])  # (S*c_out, c_in, k, k) or (S*c_in, c_out, k, k): groups = S
+                conv = F.conv_transpose2d if layer.transpose else F.conv2d
+                h = _ACTS[layer.act](conv(h, w, b, stride=STRIDE, padding=PADDING, groups=S))
+            else:  # Reshape
+                if len(layer.shape) == 1:  # (B, S*C, H, W) -> (S, B, C*H*W)
+                    h = h.reshape(B, S, -1).transpose(0, 1)
+                else:  # (S, B, F) -> (B, S*C, H, W)
+                    h = h.transpose(0, 1).reshape(B, S * layer.shape[0], *layer.shape[1:])
+        if self.layers and isinstance(self.layers[-1], Conv):
+            h = h.reshape(B, S, -1, *h.shape[2:]).transpose(0, 1)  # (B, S*C, H, W) -> (S, B, C, H, W)
+        return h.reshape(S, B, *self.out_shape)
+
+
+def _mlp(prefix: str, n_in: int, widths: list[int], act: str, n_out: int) -> list[Dense | Conv | Reshape]:
+    sizes = [n_in, *widths]
+    layers: list[Dense | Conv | Reshape] = [
+        Dense(f"fc{i}", sizes[i], sizes[i + 1], act) for i in range(len(widths))
+    ]
+    layers.append(Dense(f"fc{len(widths)}", sizes[-1], n_out, "none"))
+    return layers
+
+
+def build_encoder(arch: dict[str, Any], obs_shape: tuple[int, ...], n_out: int,
+                  layout: ParamLayout) -> Network:
+    """Encoder x (S, B, *obs_shape) -> (S, B, n_out) head outputs (posterior parameters)."""
+    kind = arch["kind"]
+    n_in = math.prod(obs_shape)
+    if kind == "linear":
+        layers = _mlp("enc", n_in, [], "none", n_out)
+    elif kind == "mlp":
+        layers = _mlp("enc", n_in, list(arch["encoder"]), arch["encoder_act"], n_out)
+    elif kind == "conv":
+        _check_conv_shape(obs_shape)
+        c = obs_shape[0]
+        layers = [Conv("conv1", c, 32, "relu", False), Conv("conv2", 32, 32, "relu", False),
+                  Conv("conv3", 32, 64, "relu", False), Conv("conv4", 64, 64, "relu", False),
+                  Reshape((64 * 4 * 4,)), Dense("fc1", 1024, 256, "relu"), Dense("fc2", 256, n_out, "none")]
+    else:
+        raise ValueError(f"arch.kind: unknown architecture {kind!r}; allowed: linear, mlp, conv")
+    return Network("enc", layers, layout, obs_shape, (n_out,))
+
+
+def build_decoder(arch: dict[str, Any], latent_dim: int, obs_shape: tuple[int, ...],
+                  layout: ParamLayout) -> Network:
+    """Decoder z (S, B, d) -> (S, B, *obs_shape): logits (Bernoulli) or means (Gaussian)."""
+    kind = arch["kind"]
+    n_out = math.prod(obs_shape)
+    if kind == "linear":
+        layers = _mlp("dec", latent_dim, [], "none", n_out)
+    elif kind == "mlp":
+        layers = _mlp("dec", latent_dim, list(arch["decoder"]), arch["decoder_act"], n_out)
+    elif kind == "conv":
+        _check_conv_shape(obs_shape)
+        c = obs_shape[0]
+        layers = [Dense("fc1", latent_dim, 256, "relu"), Dense("fc2", 256, 1024, "relu"), Reshape((64, 4, 4)),
+                  Conv("deconv1", 64, 64, "relu", True), Conv("deconv2", 64, 32, "relu", True),
+                  Conv("deconv3", 32, 32, "relu", True), Conv("deconv4", 32, c, "none", True)]
+    else:
+        raise ValueError(f"arch.kind: unknown architecture {kind!r}; allowed: linear, mlp, conv")
+    return Network("dec", layers, layout, (latent_dim,), obs_shape)
+
+
+def build_discriminator(latent_dim: int, layout: ParamLayout) -> Network:
+    """FactorVAE discriminator (disentanglement_lib fc_discriminator): 6 x 1000 leaky ReLU(0.2), 2 logits."""
+    return Network("disc", _mlp("disc", latent_dim, [1000] * 6, "leaky_relu", 2), layout, (latent_dim,), (2,))
+
+
+def _check_conv_shape(obs_shape: tuple[int, ...]) -> None:
+    if len(obs_shape) != 3 or obs_shape[1:] != (64, 64) or obs_shape[0] not in (1, 3):
+        raise ValueError(f"arch.kind 'conv' needs 64x64 images with 1 or 3 channels, got observation shape "
+                         f"{obs_shape}; use arch 'mlp' for other data")

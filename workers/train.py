@@ -1,0 +1,445 @@
+"""The trainable: one Ray Tune trial = one configuration x a block of S seeds, trained as one batched model.
+
+    run_trial(trial, study=..., study_uri=...)         Ray-free (tests, benches)
+    tune_trainable({"trial": ..., "study": ..., "study_uri": ...})   the Tune function trainable
+
+Both share `TrialRun`: it trains to each checkpoint epoch of the TrialSpec (epoch 0 = before training),
+evaluates every seed on held-out data (losses + `workers.metrics`), writes one checkpoints row per seed
+and the trace rows through the sink, saves each seed's state dict to `<study_uri>/models/<run_key>/e<e>.pt`
+and hands a full training state (parameters, optimiser state, every generator, epoch, step, Δ_KL
+history) to the caller, from which a later run resumes exactly.
+
+Per step there is no host synchronisation: divergence is tracked on the device (`alive`), a seed whose
+loss or gradient turns non-finite is frozen by the optimiser's mask and reported `diverged` at the next
+checkpoint. The host syncs every `trace_every` steps (trace rows) and at checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from sweep.spec import TrialSpec
+from workers import sink
+from workers.checkpoint import model_uri, save_torch
+from workers.data import Dataset, load
+from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
+from workers.models.optim import SeedAdam, SeedOptimizer, make_optimizer
+from workers.models.params import init_flat
+from workers.models.vae import BatchedVAE, StepTerms
+from workers.seed_streams import SeedStreams, seed_generator
+
+STATE_VERSION = 1
+STATE_FILE = "trial_state.pt"
+CHUNK_STEPS = 256  # noise/shuffle draws per block of steps (restarts at every epoch)
+DEVICE_DATA_BYTES = 512 * 2**20  # training sets up to this size live on the device as one tensor
+FACTORVAE_DISC = dict(lr=1e-4, betas=(0.5, 0.9))  # disentanglement_lib's discriminator optimiser
+
+ReportFn = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+def metric_seed(run_key: str) -> int:
+    """The integer seed handed to the metrics of one restart: stable, derived from its run key."""
+    return int(run_key[:8], 16)
+
+
+class TrainData:
+    """The training points of a trial, gathered per step as (S, B, *obs) on the device.
+
+    Small sets (<= DEVICE_DATA_BYTES) are copied once to the device and indexed there; larger ones (full
+    dSprites) stay in the dataset's (node-shared, memory-mapped) storage and each step's S*B rows are
+    gathered through `observations_at`.
+    """
+
+    def __init__(self, dataset: Dataset, indices: np.ndarray, device: torch.device):
+        self.dataset = dataset
+        self.indices = indices
+        self.device = device
+        self.n = int(indices.size)
+        nbytes = self.n * math.prod(dataset.observation_shape) * 4
+        self.on_device = nbytes <= DEVICE_DATA_BYTES
+        self.x = torch.from_numpy(dataset.observations_at(indices)).to(device) if self.on_device else None
+
+    def batch(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions (S, B) int64 in [0, n) -> observations (S, B, *obs) float32 on the device."""
+        if self.x is not None:
+            return self.x[positions]
+        rows = self.indices[positions.cpu().numpy().reshape(-1)]
+        x = torch.from_numpy(self.dataset.observations_at(rows)).to(self.device, non_blocking=True)
+        return x.view(*positions.shape, *self.dataset.observation_shape)
+
+
+@dataclass
+class TrialResult:
+    """What a run leaves behind (for tests and benches): final state, rows written, timings."""
+
+    state: dict[str, Any]
+    epoch: int
+    step: int
+    alive: list[bool]
+    checkpoint_rows: list[dict[str, Any]] = field(default_factory=list)
+    trace_rows: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+class TrialRun:
+    """Training state and loop of one trial."""
+
+    def __init__(self, trial: TrialSpec, *, study: str, study_uri: str | None, plan: DevicePlan,
+                 dataset: Dataset | None = None):
+        cfg = trial.config
+        self.trial, self.cfg, self.study, self.study_uri, self.plan = trial, cfg, study, study_uri, plan
+        self.device = plan.device
+        self.dataset = dataset if dataset is not None else load(cfg["dataset"], **cfg.get("dataset_options", {}))
+        train_idx = self.dataset.split_indices("train")
+        if cfg.get("max_train"):
+            train_idx = train_idx[: int(cfg["max_train"])]
+        self.data = TrainData(self.dataset, train_idx, self.device)
+        self.batch_size = min(int(cfg["batch_size"]), self.data.n)
+        self.steps_per_epoch = self.data.n // self.batch_size
+        self.vae = BatchedVAE(cfg, self.dataset.observation_shape)
+        self.S = len(trial.seeds)
+        self.streams = SeedStreams(trial.seeds)
+        self.flat = init_flat(self.vae.layout, self.streams.gens["init"], self.device).requires_grad_(True)
+        opt = cfg["optimizer"]
+        self.opt: SeedOptimizer = make_optimizer(opt["name"], self.flat, opt["lr"])
+        self.disc_flat: torch.Tensor | None = None
+        self.disc_opt: SeedOptimizer | None = None
+        if self.vae.disc_layout is not None:
+            self.disc_flat = init_flat(self.vae.disc_layout, self.streams.gens["disc_init"],
+                                       self.device).requires_grad_(True)
+            self.disc_opt = SeedAdam(self.disc_flat, FACTORVAE_DISC["lr"], betas=FACTORVAE_DISC["betas"])
+        self.alive = torch.ones(self.S, dtype=torch.bool, device=self.device)
+        self.epoch = 0
+        self.step = 0
+        self.delta_kl: list[list[float]] = [[] for _ in range(self.S)]
+        self.wall_seconds = 0.0
+        self.attempt = 0
+        self.pending_trace: list[dict[str, Any]] = []
+        self.eval_x = self._eval_points()
+
+    # ---- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: loadable with torch.load(weights_only=True)."""
+        return {
+            "version": STATE_VERSION, "trial_id": self.trial.trial_id, "run_keys": list(self.trial.run_keys),
+            "epoch": self.epoch, "step": self.step, "attempt": self.attempt, "wall_seconds": self.wall_seconds,
+            "flat": self.flat.detach().cpu().clone(), "opt": _cpu(self.opt.state_dict()),
+            "disc_flat": None if self.disc_flat is None else self.disc_flat.detach().cpu().clone(),
+            "disc_opt": None if self.disc_opt is None else _cpu(self.disc_opt.state_dict()),
+            "alive": self.alive.cpu().clone(), "streams": self.streams.state(),
+            "delta_kl": [list(map(float, h)) for h in self.delta_kl],
+        }
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        if st.get("version") != STATE_VERSION or list(st["run_keys"]) != list(self.trial.run_keys):
+            raise ValueError(f"trial state is for trial {st.get('trial_id')!r} (run keys {st.get('run_keys')}), "
+                             f"not {self.trial.trial_id!r}; point resume_from to this trial's checkpoint")
+        with torch.no_grad():
+            self.flat.copy_(st["flat"].to(self.device))
+            if self.disc_flat is not None:
+                self.disc_flat.copy_(st["disc_flat"].to(self.device))
+        self.opt.load_state_dict(_to(st["opt"], self.device))
+        if self.disc_opt is not None:
+            self.disc_opt.load_state_dict(_to(st["disc_opt"], self.device))
+        self.alive = st["alive"].to(self.device)
+        self.streams.load_state(st["streams"])
+        self.epoch, self.step = int(st["epoch"]), int(st["step"])
+        self.delta_kl = [list(h) for h in st["delta_kl"]]
+        self.wall_seconds = float(st["wall_seconds"])
+        self.attempt = int(st["attempt"]) + 1
+
+    # ---- training ------------------------------------------------------------------------------
+    def train_epoch(self) -> None:
+        """One pass of every seed over its own permutation of the training points."""
+        B, d, steps = self.batch_size, self.vae.latent_dim, self.steps_per_epoch
+        order = self.streams.epoch_order(self.data.n, steps, B).to(self.device)
+        stochastic = self.vae.posterior != "none"
+        for c0 in range(0, steps, CHUNK_STEPS):
+            k = min(CHUNK_STEPS, steps - c0)
+            eps = self.streams.noise(k, B, d).to(self.device) if stochastic else None
+            perm = self.streams.shuffles(k, B, d).to(self.device) if self.disc_flat is not None else None
+            for t in range(k):
+                x = self.data.batch(order[:, c0 + t])
+                self.train_step(x, None if eps is None else eps[:, t], None if perm is None else perm[:, t])
+        self.epoch += 1
+
+    def train_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None) -> StepTerms:
+        self.flat.grad = None
+        if self.disc_flat is not None:
+            self.disc_flat.grad = None
+        with autocast(self.plan):
+            terms = self.vae.terms(self.flat, x, eps, step=self.step, dataset_size=self.data.n,
+                                   disc_flat=self.disc_flat, perm=perm)
+        total = terms.loss.sum()
+        finite = torch.isfinite(terms.loss)
+        if terms.disc_loss is not None:
+            total = total + terms.disc_loss.sum()
+            finite &= torch.isfinite(terms.disc_loss)
+        total.backward()
+        assert self.flat.grad is not None
+        finite &= torch.isfinite(self.flat.grad).all(1)
+        self.alive &= finite
+        self.opt.step(self.alive)
+        if self.disc_opt is not None:
+            self.disc_opt.step(self.alive)
+        self.step += 1
+        if self.trial.trace_every and self.step % self.trial.trace_every == 0:
+            self._trace(terms)
+        return terms
+
+    def _trace(self, terms: StepTerms) -> None:
+        """Trace rows of every live seed at this step (training batch): losses and the polarised regime."""
+        from workers.metrics.polarized import polarized
+
+        loss, recon, kl = (t.detach().float().cpu().numpy() for t in (terms.loss, terms.recon, terms.kl))
+        alive = self.alive.cpu().numpy()
+        mu = terms.mu.float().cpu().numpy()
+        post = {k: v.float().cpu().numpy() for k, v in terms.posterior.items()}
+        for s in range(self.S):
+            if not alive[s]:
+                continue
+            row = self._trace_base(s) | {"loss": float(loss[s]), "recon": float(recon[s]), "kl": float(kl[s])}
+            if self.vae.posterior != "none":
+                p = polarized(mu[s], post["logvar"][s]) if "logvar" in post else \
+                    polarized(mu[s], cov=_cov(post["scale_tril"][s]))
+                row.update(kl_active=p["kl_active"], delta_kl=p["polarized_delta_kl"],
+                           active_units=p["active_units"])
+                dk = p["polarized_delta_kl"]
+                self.delta_kl[s].append(float("nan") if dk is None else float(dk))
+            self.pending_trace.append(row)
+
+    def _trace_base(self, s: int) -> dict[str, Any]:
+        return {"study": self.study, "run_key": self.trial.run_keys[s], "config_key": self.trial.config_key,
+                "dataset": self.cfg["dataset"], "model": self.cfg["model"], "seed": self.trial.seeds[s],
+                "step": self.step, "epoch": self.step / self.steps_per_epoch, "attempt": self.attempt}
+
+    # ---- evaluation ------------------------------------------------------------------------------
+    def _eval_points(self) -> torch.Tensor:
+        idx = self.dataset.split_indices("test")[: int(self.trial.eval.get("n_eval", 10_000))]
+        return torch.from_numpy(self.dataset.observations_at(idx)).to(self.device)
+
+    @torch.no_grad()
+    def heldout_losses(self) -> dict[str, np.ndarray]:
+        """Per-seed loss, recon and KL per example on the held-out points (S,) each, under the trial's
+        objective, in training-size batches (β-TCVAE's estimate depends on the batch), with noise from
+        each seed's "eval" stream re-seeded at this epoch (training streams untouched)."""
+        B, d, S = self.batch_size, self.vae.latent_dim, self.S
+        n = (self.eval_x.shape[0] // B) * B
+        if n == 0:
+            B = n = self.eval_x.shape[0]
+        gens = [seed_generator(seed, "eval", self.epoch) for seed in self.trial.seeds]
+        sums = {k: torch.zeros(S, dtype=torch.float64, device=self.device) for k in ("loss", "recon", "kl")}
+        for b0 in range(0, n, B):
+            x = self.eval_x[b0:b0 + B].unsqueeze(0).expand(S, *self.eval_x[b0:b0 + B].shape)
+            eps = torch.stack([torch.randn(B, d, generator=g) for g in gens]).to(self.device)
+            perm = None
+            if self.disc_flat is not None:
+                perm = torch.stack([torch.rand(B, d, generator=g).argsort(0) for g in gens]).to(self.device)
+            with autocast(self.plan):
+                t = self.vae.terms(self.flat, x, eps, step=self.step, dataset_size=self.data.n,
+                                   disc_flat=self.disc_flat, perm=perm)
+            for k in sums:
+                sums[k] += getattr(t, k).double()
+        nb = n // B
+        return {k: (v / nb).cpu().numpy() for k, v in sums.items()}
+
+    def evaluate(self) -> list[dict[str, Any]]:
+        """One checkpoints row per seed at the current epoch; saves each seed's state dict."""
+        losses = self.heldout_losses()
+        alive = self.alive.cpu().numpy()
+        rows = []
+        for s in range(self.S):
+            rk = self.trial.run_keys[s]
+            status = "ok" if alive[s] else "diverged"
+            row = self._checkpoint_base(s) | {"status": status}
+            for k in ("loss", "recon", "kl"):
+                v = float(losses[k][s])
+                row[k] = v if math.isfinite(v) else None
+            if status == "ok":
+                row.update(self._metrics(s))
+            if self.delta_kl[s]:
+                from workers.metrics.polarized import polarized_fraction
+
+                row["polarized_fraction"] = float(polarized_fraction(np.asarray(self.delta_kl[s])))
+            if self.study_uri is not None:
+                save_torch(self.vae.seed_state_dict(self.flat, s, self.disc_flat), model_uri(self.study_uri, rk,
+                                                                                            self.epoch))
+            rows.append(row)
+        return rows
+
+    def _metrics(self, s: int) -> dict[str, Any]:
+        """Metric columns of seed s (workers.metrics.evaluate when available; else the polarised regime)."""
+        model = self.vae.seed_view(self.flat, s)
+        seed = metric_seed(self.trial.run_keys[s])
+        try:
+            from workers.metrics.evaluate import evaluate_checkpoint
+        except ImportError:
+            return self._polarized_only(model)
+        out = evaluate_checkpoint(model, self.dataset, metrics=list(self.trial.eval.get("metrics", [])),
+                                  eval_cfg=self.trial.eval, seed=seed, device=self.device)
+        return {k: v for k, v in out.items() if k in sink.METRIC_COLUMNS}
+
+    @torch.no_grad()
+    def _polarized_only(self, model: Any) -> dict[str, Any]:
+        from workers.metrics.polarized import polarized
+
+        mu, post = model.encode(self.eval_x)
+        if self.vae.posterior == "none":
+            return {}
+        mu_np = mu.double().cpu().numpy()
+        p = polarized(mu_np, post["logvar"].double().cpu().numpy()) if "logvar" in post else \
+            polarized(mu_np, cov=_cov(post["scale_tril"].double().cpu().numpy()))
+        return {k: v for k, v in p.items() if k in sink.METRIC_COLUMNS}
+
+    def _checkpoint_base(self, s: int) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "study": self.study, "run_key": self.trial.run_keys[s], "config_key": self.trial.config_key,
+            "trial_id": self.trial.trial_id, "dataset": cfg["dataset"], "model": cfg["model"],
+            "arch": cfg["arch"]["kind"], "latent_dim": int(cfg["latent_dim"]), "seed": self.trial.seeds[s],
+            "hparams": cfg.get("hparams", {}), "config": cfg, "beta": cfg.get("hparams", {}).get("beta"),
+            "epoch": self.epoch, "epochs": int(cfg["epochs"]), "step": self.step,
+            "wall_seconds": self.wall_seconds, "attempt": self.attempt,
+        }
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def run(self, *, stop_after_epoch: int | None = None, on_checkpoint: ReportFn | None = None) -> TrialResult:
+        """Train from the current epoch to the last checkpoint (or `stop_after_epoch`), evaluating,
+        writing and reporting at every checkpoint epoch not yet done."""
+        result = TrialResult(state={}, epoch=self.epoch, step=self.step, alive=[])
+        epochs = int(self.cfg["epochs"])
+        pending = sorted(c for c in self.trial.checkpoints if c >= self.epoch)
+        if self.epoch > 0 and pending and pending[0] == self.epoch:
+            pending = pending[1:]  # a resumed state was saved right after this checkpoint was written
+        for target in pending:
+            t0 = time.perf_counter()
+            while self.epoch < target:
+                self.train_epoch()
+            t1 = time.perf_counter()
+            rows = self.evaluate()
+            t2 = time.perf_counter()
+            result.train_seconds += t1 - t0
+            result.eval_seconds += t2 - t1
+            self.wall_seconds += t2 - t0
+            for r in rows:
+                r["wall_seconds"] = self.wall_seconds
+            trace, self.pending_trace = self.pending_trace, []
+            if self.study_uri is not None:
+                sink.write_rows(self.study_uri, "trace", trace)
+                sink.write_rows(self.study_uri, "checkpoints", rows)
+            result.checkpoint_rows.extend(rows)
+            result.trace_rows.extend(trace)
+            n_diverged = sum(r["status"] == "diverged" for r in rows)
+            if on_checkpoint is not None:
+                live = [r["loss"] for r in rows if r["status"] == "ok" and r["loss"] is not None]
+                on_checkpoint({"epoch": self.epoch, "step": self.step,
+                               "restarts_done": self.S if self.epoch >= epochs else 0,
+                               "diverged": n_diverged, "loss": float(np.mean(live)) if live else float("nan"),
+                               "done": self.epoch >= epochs}, self.state_dict())
+            if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
+                break
+        result.state = self.state_dict()
+        result.epoch, result.step = self.epoch, self.step
+        result.alive = self.alive.cpu().tolist()
+        return result
+
+
+def _cov(scale_tril: np.ndarray) -> np.ndarray:
+    return scale_tril @ np.swapaxes(scale_tril, -1, -2)
+
+
+def _cpu(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v for k, v in d.items()}
+
+
+def _to(d: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in d.items()}
+
+
+def load_state(path: str) -> dict[str, Any]:
+    """A saved trial state from a file or a checkpoint directory holding STATE_FILE."""
+    if os.path.isdir(path):
+        path = os.path.join(path, STATE_FILE)
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def run_trial(trial: TrialSpec, *, study: str, study_uri: str | None, resume_from: str | dict[str, Any] | None = None,
+              stop_after_epoch: int | None = None, on_checkpoint: ReportFn | None = None,
+              checkpoint_dir: str | None = None, cpus: float | None = None, gpus: float | None = None,
+              dataset: Dataset | None = None) -> TrialResult:
+    """Train one trial without Ray. `study_uri=None` writes nothing (benches).
+
+    resume_from: a trial state (dict), a state file or a directory holding `trial_state.pt`.
+    checkpoint_dir: if given, the trial state is saved there (as `trial_state.pt`) at every checkpoint.
+    """
+    plan = plan_device(cpus=cpus, gpus=gpus, precision=trial.precision)
+    apply_device_plan(plan)
+    run = TrialRun(trial, study=study, study_uri=study_uri, plan=plan, dataset=dataset)
+    if resume_from is not None:
+        run.load_state_dict(resume_from if isinstance(resume_from, dict) else load_state(resume_from))
+
+    def report(metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        if checkpoint_dir is not None:
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            save_torch(state, os.path.join(checkpoint_dir, STATE_FILE))
+        if on_checkpoint is not None:
+            on_checkpoint(metrics, state)
+
+    return run.run(stop_after_epoch=stop_after_epoch, on_checkpoint=report)
+
+
+def tune_trainable(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable: config = {"trial": TrialSpec.to_dict(), "study": name, "study_uri": uri}.
+
+    Resumes from `ray.tune.get_checkpoint()` when Tune restores the trial; reports once per checkpoint
+    epoch with a Tune checkpoint holding the full training state.
+    """
+    import ray.tune as tune
+
+    trial = TrialSpec.from_dict(config["trial"])
+    ctx = tune.get_context()
+    resources = dict(ctx.get_trial_resources().required_resources)
+    state = None
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = load_state(d)
+    attempt_floor = _count_start(ctx.get_trial_dir())
+
+    def report(metrics: dict[str, Any], st: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(st, os.path.join(tmp, STATE_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    plan = plan_device(cpus=resources.get("CPU"), gpus=resources.get("GPU", 0.0), precision=trial.precision)
+    apply_device_plan(plan)
+    run = TrialRun(trial, study=config["study"], study_uri=config["study_uri"], plan=plan)
+    if state is not None:
+        run.load_state_dict(state)
+    run.attempt = max(run.attempt, attempt_floor)
+    run.run(on_checkpoint=report)
+
+
+def _count_start(trial_dir: str | None) -> int:
+    """How many times this trial was started before (a marker file per start in the trial directory)."""
+    if not trial_dir:
+        return 0
+    try:
+        os.makedirs(trial_dir, exist_ok=True)
+        marker = os.path.join(trial_dir, "orthosweep_starts")
+        n = int(open(marker).read().strip() or 0) if os.path.exists(marker) else 0
+        with open(marker, "w") as fh:
+            fh.write(str(n + 1))
+        return n
+    except (OSError, ValueError):
+        return 0
