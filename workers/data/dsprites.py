@@ -1,0 +1,216 @@
+"""dSprites: procedural 64×64 binary sprites on the exact official grid, or the official `.npz`.
+
+Grid (official order, posY fastest): shape 3 (square, ellipse, heart; values 1, 2, 3) × scale 6
+(linspace(0.5, 1, 6)) × orientation 40 (linspace(0, 2π, 40): classes 0 and 39 coincide, as in the
+original) × posX 32 × posY 32 (linspace(0, 1, 32)) = 737,280 images.
+
+Procedural rendering: each of the 720 (shape, scale, orientation) sprites is rasterised once into a
+32×32 window (4×4 supersampling, a pixel is on when at least half of it is covered); the sprite's
+bounding radius is 14.5·scale pixels about the window centre. Position is an integer translation of the
+window by (posY, posX) pixels (posX to the right, posY downwards), so the sprite centre moves over
+[16, 47] in both axes and the shape always stays within [1.5, 61.5]: the outermost row and column of
+every image are empty, for every combination, and nothing is ever clipped.
+
+Images are assembled on demand from the 720-sprite table (740 kB) — faster end to end than building
+and mapping a 377 MB bit-packed cache (see bench/datasets.py); `build_cache()` makes that cache too.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .base import DataError, GridDataset, as_indices
+from .cache import cached_array, file_identity, fill_in_chunks
+from .stored import StoredGridDataset
+
+GENERATOR_VERSION = 1
+FACTOR_NAMES = ["shape", "scale", "orientation", "posX", "posY"]
+FACTOR_SIZES = [3, 6, 40, 32, 32]
+FACTOR_VALUES = [np.array([1.0, 2.0, 3.0]), np.linspace(0.5, 1.0, 6), np.linspace(0.0, 2 * np.pi, 40),
+                 np.linspace(0.0, 1.0, 32), np.linspace(0.0, 1.0, 32)]
+SHAPES = ("square", "ellipse", "heart")
+IMAGE = 64
+WINDOW = 32  # sprite window; its centre (16, 16) is a pixel corner
+RADIUS = 14.5  # bounding radius in pixels at scale 1
+SUPERSAMPLE = 4
+OFFICIAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+
+
+def inside_unit_shape(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Boolean mask: (u, v) (v up) inside the shape, each scaled to fit the unit disc about the origin."""
+    if shape == "square":
+        return np.maximum(np.abs(u), np.abs(v)) <= 0.7  # circumradius 0.99
+    if shape == "ellipse":
+        return (u / 0.98) ** 2 + (v / 0.5) ** 2 <= 1.0
+    if shape == "heart":  # (x²+y²−1)³ − x²y³ ≤ 0, rescaled so its farthest point is at radius 1
+        x, y = 1.25 * u, 1.25 * v + 0.25
+        return (x * x + y * y - 1.0) ** 3 - x * x * y ** 3 <= 0.0
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def render_sprites() -> np.ndarray:
+    """uint8 (3, 6, 40, 32, 32): every (shape, scale, orientation) sprite in its 32×32 window, 0/1."""
+    s = SUPERSAMPLE
+    sub = (np.arange(WINDOW * s) + 0.5) / s - WINDOW / 2  # subsample centres relative to the window centre
+    dx = sub[None, :]
+    dy = -sub[:, None]  # rows go down, v goes up
+    out = np.empty((3, 6, 40, WINDOW, WINDOW), dtype=np.uint8)
+    for i, shape in enumerate(SHAPES):
+        for j, scale in enumerate(FACTOR_VALUES[1]):
+            r = RADIUS * scale
+            for k, theta in enumerate(FACTOR_VALUES[2]):
+                c, sn = np.cos(theta), np.sin(theta)
+                u = (c * dx + sn * dy) / r  # rotate the sample points by −θ: the sprite turns by +θ
+                v = (-sn * dx + c * dy) / r
+                cover = inside_unit_shape(shape, u, v).reshape(WINDOW, s, WINDOW, s).mean(axis=(1, 3))
+                out[i, j, k] = cover >= 0.5
+    return out
+
+
+def place_sprites(sprites: np.ndarray, factors: np.ndarray, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """(n, 64, 64) images of class indices `factors` (n, 5): the sprite window shifted by (posY, posX)."""
+    n = factors.shape[0]
+    out = np.zeros((n, IMAGE, IMAGE), dtype=dtype)
+    shape, scale, orient, px, py = factors.T
+    win = sprites[shape, scale, orient]  # (n, 32, 32)
+    ar = np.arange(WINDOW)
+    rows = py[:, None, None] + ar[None, :, None]
+    cols = px[:, None, None] + ar[None, None, :]
+    out[np.arange(n)[:, None, None], rows, cols] = win
+    return out
+
+
+class ProceduralDSprites(GridDataset):
+    """dSprites rendered on demand from the 720-sprite table."""
+
+    name = "dsprites"
+    factor_names = FACTOR_NAMES
+    factor_sizes: list[int | None] = list(FACTOR_SIZES)
+    factor_values = FACTOR_VALUES
+    observation_shape = (1, IMAGE, IMAGE)
+    source = "procedural"
+
+    def __init__(self, data_seed: int = 0) -> None:
+        self.data_seed = int(data_seed)
+        self.sprites = render_sprites()
+
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        """uint8 (n, 64, 64) 0/1 images of class indices (n, 5)."""
+        return place_sprites(self.sprites, self.index_to_factors(self.factors_to_index(factors)))
+
+    def observations_at(self, indices: np.ndarray) -> np.ndarray:
+        f = self.index_to_factors(as_indices(indices, len(self)))
+        return place_sprites(self.sprites, f, np.float32)[:, None]
+
+    def build_cache(self) -> np.ndarray:
+        """The full grid as a bit-packed (737280, 512) uint8 memmap in the node cache (built once)."""
+        n = len(self)
+
+        def produce(a: int, b: int) -> np.ndarray:
+            imgs = place_sprites(self.sprites, self.index_to_factors(np.arange(a, b)))
+            return np.packbits(imgs.reshape(b - a, -1), axis=1)
+
+        return cached_array(f"dsprites-procedural-v{GENERATOR_VERSION}", (n, IMAGE * IMAGE // 8), np.uint8,
+                            lambda out: fill_in_chunks(out, n, 16384, produce))
+
+
+def unpack_bits(rows: np.ndarray) -> np.ndarray:
+    """float32 (n, 1, 64, 64) images of bit-packed rows (n, 512)."""
+    return np.unpackbits(rows, axis=1).reshape(-1, 1, IMAGE, IMAGE).astype(np.float32)
+
+
+# ---- the official file -------------------------------------------------------------------------------
+
+
+def _npz_member(zf: zipfile.ZipFile, key: str, path: Path) -> zipfile.ZipInfo:
+    names = {n.removesuffix(".npy"): n for n in zf.namelist()}
+    if key not in names:
+        raise DataError(f"{path}: no array {key!r} in the .npz (found: {', '.join(sorted(names)) or 'none'}); "
+                        f"expected the official {OFFICIAL_FILE} with keys imgs, latents_classes, "
+                        "latents_values, metadata")
+    return zf.getinfo(names[key])
+
+
+def _read_header(fh: io.BufferedIOBase, path: Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    try:
+        version = np.lib.format.read_magic(fh)
+        shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # noqa: SLF001
+    except ValueError as e:
+        raise DataError(f"{path}: array {key!r} is not a readable .npy member ({e})") from e
+    if fortran:
+        raise DataError(f"{path}: array {key!r} is stored in Fortran order; expected C order")
+    return tuple(shape), np.dtype(dtype)
+
+
+def read_official_labels(path: Path) -> np.ndarray:
+    """int64 (N, 5) classes (shape, scale, orientation, posX, posY) from the file's `latents_classes`."""
+    with _open_zip(path) as zf, zf.open(_npz_member(zf, "latents_classes", path)) as fh:
+        shape, dtype = _read_header(fh, path, "latents_classes")
+        if len(shape) != 2 or shape[1] != 6 or dtype.kind not in "iuf":
+            raise DataError(f"{path}: 'latents_classes' has shape {shape} and dtype {dtype}; expected (N, 6) "
+                            "integers (color, shape, scale, orientation, posX, posY)")
+        raw = np.frombuffer(fh.read(), dtype=dtype)
+    if raw.size != shape[0] * 6:
+        raise DataError(f"{path}: 'latents_classes' is truncated ({raw.size} of {shape[0] * 6} values)")
+    return raw.reshape(shape)[:, 1:].astype(np.int64)
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e}); expected the official {OFFICIAL_FILE}") from e
+
+
+def _pack_official_images(path: Path, n: int, out: np.ndarray) -> None:
+    """Stream the file's `imgs` (N, 64, 64) into bit-packed rows, one chunk at a time."""
+    with _open_zip(path) as zf, zf.open(_npz_member(zf, "imgs", path)) as fh:
+        shape, dtype = _read_header(fh, path, "imgs")
+        if shape != (n, IMAGE, IMAGE):
+            raise DataError(f"{path}: 'imgs' has shape {shape}; expected ({n}, 64, 64) matching latents_classes")
+        row = IMAGE * IMAGE * dtype.itemsize
+
+        def produce(a: int, b: int) -> np.ndarray:
+            buf = fh.read(row * (b - a))
+            if len(buf) != row * (b - a):
+                raise DataError(f"{path}: 'imgs' is truncated at image {a + len(buf) // row} of {n}")
+            imgs = np.frombuffer(buf, dtype=dtype).reshape(b - a, -1)
+            if imgs.size and (imgs.max() > 1 or imgs.min() < 0):
+                raise DataError(f"{path}: 'imgs' holds values outside {{0, 1}}; expected binary images")
+            return np.packbits(imgs != 0, axis=1)
+
+        try:
+            fill_in_chunks(out, n, 16384, produce)
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise DataError(f"{path}: 'imgs' cannot be read ({e}); the file looks corrupt") from e
+
+
+def open_official(path: Path, data_seed: int = 0) -> StoredGridDataset:
+    """The official dSprites `.npz` (converted once into the node cache, bit-packed)."""
+    labels = read_official_labels(path)
+    n = labels.shape[0]
+    key = f"dsprites-file-{file_identity(path)}-v{GENERATOR_VERSION}"
+    images = cached_array(key, (n, IMAGE * IMAGE // 8), np.uint8, lambda out: _pack_official_images(path, n, out))
+    return StoredGridDataset("dsprites", FACTOR_NAMES, list(FACTOR_SIZES), FACTOR_VALUES, (1, IMAGE, IMAGE),
+                             images, unpack_bits, labels, data_seed, source=str(path))
+
+
+def check_file(path: str) -> Path:
+    """The path as a Path if it is an existing regular file, else DataError saying what was expected."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"dataset file {str(p)!r} does not exist")
+    if p.is_dir():
+        raise DataError(f"dataset path {str(p)!r} is a directory; expected the dataset file itself")
+    return p
+
+
+def open_dsprites(path: str | None = None, data_seed: int = 0) -> GridDataset:
+    """Procedural dSprites, or the official file at `path`."""
+    if path is None:
+        return ProceduralDSprites(data_seed)
+    return open_official(check_file(path), data_seed)

@@ -1,0 +1,253 @@
+"""Shapes3D: a procedural 64×64 RGB room on the exact official grid, or the official `3dshapes.h5`.
+
+Grid (official order, orientation fastest): floor hue 10 × wall hue 10 × object hue 10 (0.0 … 0.9) ×
+scale 8 (linspace(0.75, 1.25, 8)) × shape 4 (cube, cylinder, sphere, capsule) × orientation 15
+(linspace(−30°, 30°, 15)) = 480,000 images.
+
+The scene is ray-cast once per process into small layers, with 2×2 supersampling: a floor (plane y = 0)
+and two walls meeting in a corner behind the object, lit by a fixed directional light, seen by a camera
+orbiting the object at azimuth = orientation (so the corner, the floor/wall edges and the object's
+silhouette and shading all move with it). The object (cube, vertical cylinder, sphere, or a capsule
+lying along x) sits on the floor at the origin, its size × scale. Layers per orientation: floor and wall
+coverage × shading; per (scale, shape, orientation): object coverage α and coverage × shading (16 MB). An
+image is then exact arithmetic on those layers with the three hue colours (HSV, s = 0.8, v = 1):
+
+    image = (floor · rgb(floor_hue) + wall · rgb(wall_hue)) · (1 − α) + object · rgb(object_hue)
+
+quantised to 8 bits like the official images (values k/255 in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+from .base import GridDataset, as_indices
+from .cache import cached_array, fill_in_chunks
+
+GENERATOR_VERSION = 1
+FACTOR_NAMES = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
+FACTOR_SIZES = [10, 10, 10, 8, 4, 15]
+FACTOR_VALUES = [np.linspace(0.0, 0.9, 10), np.linspace(0.0, 0.9, 10), np.linspace(0.0, 0.9, 10),
+                 np.linspace(0.75, 1.25, 8), np.arange(4.0), np.linspace(-30.0, 30.0, 15)]
+SHAPES = ("cube", "cylinder", "sphere", "capsule")
+IMAGE = 64
+SUPERSAMPLE = 2
+LIGHT = np.array([0.45, 1.0, -0.6]) / np.linalg.norm([0.45, 1.0, -0.6])  # towards the light
+CAMERA_RADIUS, CAMERA_HEIGHT, TARGET_HEIGHT, FOV_DEG = 2.6, 1.35, 0.45, 50.0
+CORNER = 3.0  # walls: x + z = CORNER and −x + z = CORNER (the corner behind the object)
+
+
+def hue_colours(saturation: float = 0.8) -> np.ndarray:
+    """(10, 3) RGB of the ten hues 0.0 … 0.9."""
+    return np.array([colorsys.hsv_to_rgb(h, saturation, 1.0) for h in FACTOR_VALUES[0]])
+
+
+def camera_rays(azimuth_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Camera position (3,) and unit ray directions (64·s, 64·s, 3) for one azimuth (s = supersampling)."""
+    phi = np.deg2rad(azimuth_deg)
+    pos = np.array([CAMERA_RADIUS * np.sin(phi), CAMERA_HEIGHT, -CAMERA_RADIUS * np.cos(phi)])
+    fwd = np.array([0.0, TARGET_HEIGHT, 0.0]) - pos
+    fwd /= np.linalg.norm(fwd)
+    right = np.cross([0.0, 1.0, 0.0], fwd)
+    right /= np.linalg.norm(right)
+    up = np.cross(fwd, right)
+    n = IMAGE * SUPERSAMPLE
+    half = np.tan(np.deg2rad(FOV_DEG) / 2)
+    s = ((np.arange(n) + 0.5) / n - 0.5) * 2 * half
+    d = fwd + s[None, :, None] * right - s[:, None, None] * up
+    return pos, d / np.linalg.norm(d, axis=-1, keepdims=True)
+
+
+def _lambert(normal: np.ndarray, ambient: float) -> np.ndarray:
+    return ambient + (1 - ambient) * np.clip(normal @ LIGHT, 0.0, None)
+
+
+def _plane(p: np.ndarray, d: np.ndarray, n: np.ndarray, c: float) -> np.ndarray:
+    """Ray parameter t where n·x = c (inf where behind or parallel)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (c - p @ n) / (d @ n)
+    return np.where(t > 1e-9, t, np.inf)
+
+
+def background_layers(azimuth_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Floor and wall layers (64, 64): coverage × shading of each surface, for one azimuth."""
+    p, d = camera_rays(azimuth_deg)
+    walls = [np.array([1.0, 0.0, 1.0]), np.array([-1.0, 0.0, 1.0])]
+    t = np.stack([_plane(p, d, np.array([0.0, 1.0, 0.0]), 0.0)] + [_plane(p, d, w, CORNER) for w in walls])
+    hit = np.argmin(t, axis=0)
+    depth = np.take_along_axis(t, hit[None], 0)[0]
+    falloff = np.clip(1.1 - 0.03 * depth, 0.6, 1.0)  # a little depth cue
+    floor_shade = _lambert(np.array([0.0, 1.0, 0.0]), 0.5) * falloff
+    wall_shade = np.where(hit == 1, _lambert(-walls[0] / np.sqrt(2), 0.5), _lambert(-walls[1] / np.sqrt(2), 0.5))
+    floor = np.where(hit == 0, floor_shade, 0.0)
+    wall = np.where(hit > 0, wall_shade * falloff, 0.0)
+    return _downsample(floor), _downsample(wall)
+
+
+def _downsample(x: np.ndarray) -> np.ndarray:
+    s = SUPERSAMPLE
+    return x.reshape(IMAGE, s, IMAGE, s).mean(axis=(1, 3))
+
+
+def _sphere(p: np.ndarray, d: np.ndarray, c: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+    oc = p - c
+    b = d @ oc
+    disc = b * b - (oc @ oc - r * r)
+    t = np.where(disc >= 0, -b - np.sqrt(np.maximum(disc, 0)), np.inf)
+    t = np.where(t > 1e-9, t, np.inf)
+    normal = (p + np.where(np.isfinite(t), t, 0)[..., None] * d - c) / r
+    return t, normal
+
+
+def _box(p: np.ndarray, d: np.ndarray, c: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1, t2 = (c - a - p) / d, (c + a - p) / d
+    tlo, thi = np.minimum(t1, t2), np.maximum(t1, t2)
+    tmin, tmax = tlo.max(axis=-1), thi.min(axis=-1)
+    t = np.where((tmax >= tmin) & (tmin > 1e-9), tmin, np.inf)
+    axis = np.argmax(tlo, axis=-1)
+    normal = np.zeros(d.shape)
+    np.put_along_axis(normal, axis[..., None], -np.sign(np.take_along_axis(d, axis[..., None], -1)), -1)
+    return t, normal
+
+
+def _tube(p: np.ndarray, d: np.ndarray, axis: int, centre: np.ndarray, r: float,
+          lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Side of a cylinder of radius r around the line through `centre` along `axis`, axis coordinate in [lo, hi]."""
+    others = [k for k in range(3) if k != axis]
+    o = (p - centre)[others]
+    dd = d[..., others]
+    a = (dd * dd).sum(-1)
+    b = dd @ o
+    disc = b * b - a * (o @ o - r * r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0))) / a, np.inf)
+    x = p[axis] + np.where(np.isfinite(t), t, 0) * d[..., axis]
+    t = np.where((t > 1e-9) & (x >= lo) & (x <= hi), t, np.inf)
+    hit = p + np.where(np.isfinite(t), t, 0)[..., None] * d - centre
+    hit[..., axis] = 0
+    return t, hit / r
+
+
+def _nearest(*hits: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    t = np.stack([h[0] for h in hits])
+    k = np.argmin(t, axis=0)
+    normals = np.stack([h[1] for h in hits])
+    return np.take_along_axis(t, k[None], 0)[0], np.take_along_axis(normals, k[None, ..., None], 0)[0]
+
+
+def object_hit(shape: str, scale: float, p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ray parameter t (inf = miss) and unit normals of the object on the floor at the origin."""
+    if shape == "cube":
+        a = 0.42 * scale
+        return _box(p, d, np.array([0.0, a, 0.0]), a)
+    if shape == "cylinder":
+        r, h = 0.45 * scale, 0.85 * scale
+        side = _tube(p, d, 1, np.zeros(3), r, 0.0, h)
+        tc = _plane(p, d, np.array([0.0, 1.0, 0.0]), h)
+        xz = p + np.where(np.isfinite(tc), tc, 0)[..., None] * d
+        tc = np.where(xz[..., 0] ** 2 + xz[..., 2] ** 2 <= r * r, tc, np.inf)
+        return _nearest(side, (tc, np.broadcast_to([0.0, 1.0, 0.0], d.shape)))
+    if shape == "sphere":
+        r = 0.5 * scale
+        return _sphere(p, d, np.array([0.0, r, 0.0]), r)
+    if shape == "capsule":  # lying along x
+        r, half = 0.3 * scale, 0.42 * scale
+        c = np.array([0.0, r, 0.0])
+        return _nearest(_tube(p, d, 0, c, r, -half, half), _sphere(p, d, c + [half, 0, 0], r),
+                        _sphere(p, d, c - [half, 0, 0], r))
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def render_layers() -> dict[str, np.ndarray]:
+    """All layers of the scene, float32: floor, wall (15, 64, 64) by orientation; alpha, shaded
+    (480, 64, 64) by object_index(scale, shape, orientation)."""
+    n_o = len(FACTOR_VALUES[5])
+    floor = np.empty((n_o, IMAGE, IMAGE))
+    wall = np.empty_like(floor)
+    alpha = np.empty((8, 4, n_o, IMAGE, IMAGE))
+    shaded = np.empty_like(alpha)
+    for o, az in enumerate(FACTOR_VALUES[5]):
+        floor[o], wall[o] = background_layers(az)
+        p, d = camera_rays(az)
+        for i, scale in enumerate(FACTOR_VALUES[3]):
+            for j, shape in enumerate(SHAPES):
+                t, normal = object_hit(shape, scale, p, d)
+                hit = np.isfinite(t)
+                alpha[i, j, o] = _downsample(hit.astype(np.float64))
+                shaded[i, j, o] = _downsample(np.where(hit, _lambert(normal, 0.35), 0.0))
+    layers = {"floor": floor, "wall": wall, "alpha": alpha.reshape(-1, IMAGE, IMAGE),
+              "shaded": shaded.reshape(-1, IMAGE, IMAGE)}
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in layers.items()}
+
+
+def object_index(scale: np.ndarray, shape: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+    """Row of the object layers for class indices (scale, shape, orientation)."""
+    return (scale * 4 + shape) * len(FACTOR_VALUES[5]) + orientation
+
+
+_CHUNK = 64  # images composed at a time: small temporaries stay in cache and avoid page faults
+
+
+def compose_255(layers: dict[str, np.ndarray], colours: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """float32 (n, 3, 64, 64) images of class indices (n, 6) in 8-bit levels: integers 0 … 255."""
+    rgb = colours.astype(np.float32)
+    out = np.empty((factors.shape[0], 3, IMAGE, IMAGE), dtype=np.float32)
+    for a in range(0, factors.shape[0], _CHUNK):
+        fh, wh, oh, sc, sh, o = factors[a:a + _CHUNK].T
+        k = object_index(sc, sh, o)
+        keep = 1.0 - layers["alpha"][k]
+        floor, wall, obj = layers["floor"][o] * keep, layers["wall"][o] * keep, layers["shaded"][k]
+        for c in range(3):
+            oc = out[a:a + _CHUNK, c]
+            np.multiply(floor, rgb[fh, c][:, None, None], out=oc)
+            oc += wall * rgb[wh, c][:, None, None]
+            oc += obj * rgb[oh, c][:, None, None]
+    out *= 255.0
+    out += 0.5
+    return np.floor(out, out=out)
+
+
+class ProceduralShapes3D(GridDataset):
+    """Shapes3D rendered on demand from the precomputed layers (16 MB)."""
+
+    name = "shapes3d"
+    factor_names = FACTOR_NAMES
+    factor_sizes: list[int | None] = list(FACTOR_SIZES)
+    factor_values = FACTOR_VALUES
+    observation_shape = (3, IMAGE, IMAGE)
+    source = "procedural"
+
+    def __init__(self, data_seed: int = 0) -> None:
+        self.data_seed = int(data_seed)
+        self.layers = render_layers()
+        self.colours = hue_colours()
+
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        """uint8 (n, 3, 64, 64) images of class indices (n, 6)."""
+        f = self.index_to_factors(self.factors_to_index(factors))
+        return compose_255(self.layers, self.colours, f).astype(np.uint8)
+
+    def observations_at(self, indices: np.ndarray) -> np.ndarray:
+        f = self.index_to_factors(as_indices(indices, len(self)))
+        out = compose_255(self.layers, self.colours, f)
+        out *= np.float32(1 / 255)
+        return out
+
+    def build_cache(self) -> np.ndarray:
+        """The full grid as a (480000, 64, 64, 3) uint8 memmap (official layout) in the node cache."""
+        n = len(self)
+
+        def produce(a: int, b: int) -> np.ndarray:
+            f = self.index_to_factors(np.arange(a, b))
+            return compose_255(self.layers, self.colours, f).astype(np.uint8).transpose(0, 2, 3, 1)
+
+        return cached_array(f"shapes3d-procedural-v{GENERATOR_VERSION}", (n, IMAGE, IMAGE, 3), np.uint8,
+                            lambda out: fill_in_chunks(out, n, 4096, produce))
+
+
+def decode_hwc(rows: np.ndarray) -> np.ndarray:
+    """float32 (n, 3, 64, 64) in [0, 1] of uint8 rows (n, 64, 64, 3)."""
+    return rows.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)

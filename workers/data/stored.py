@@ -1,0 +1,72 @@
+"""Grid datasets read from official files: rows of a cached memmap plus each row's factor classes.
+
+The official dSprites and 3dshapes files hold the full grid in grid order; then stored index = grid
+index and no labels are kept in memory. A file holding a subset (or another order) still works: its
+labels are kept and `observations(factors)` looks the rows up, refusing combinations the file lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .base import DataError, GridDataset, as_indices
+
+
+class StoredGridDataset(GridDataset):
+    """Rows `images[i]` (any stored encoding, turned into float32 observations by `decode`) with classes."""
+
+    def __init__(self, name: str, factor_names: list[str], factor_sizes: list[int],
+                 factor_values: list[np.ndarray], observation_shape: tuple[int, ...], images: np.ndarray,
+                 decode: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, data_seed: int,
+                 source: str) -> None:
+        self.name, self.factor_names, self.factor_sizes = name, factor_names, factor_sizes
+        self.factor_values, self.observation_shape = factor_values, observation_shape
+        self.data_seed, self.source = int(data_seed), source
+        self._images, self._decode = images, decode
+        grid = int(np.prod(factor_sizes))
+        index = super().factors_to_index(labels)  # validates every class range
+        if labels.shape[0] == grid and np.array_equal(index, np.arange(grid)):
+            self._labels, self._row_of_index = None, None  # the full grid in order: index = row
+        else:
+            if np.unique(index).size != index.size:
+                raise DataError(f"{source}: the labels list some factor combination twice; each row must "
+                                "hold a distinct combination")
+            self._labels = labels.astype(np.int64)
+            self._row_of_index = np.full(grid, -1, dtype=np.int64)
+            self._row_of_index[index] = np.arange(index.size)
+
+    def __len__(self) -> int:
+        return int(self._images.shape[0])
+
+    @property
+    def is_full_grid(self) -> bool:
+        return self._labels is None
+
+    def factors_at(self, indices: np.ndarray) -> np.ndarray:
+        idx = as_indices(indices, len(self))
+        return self.index_to_factors(idx) if self._labels is None else self._labels[idx]
+
+    def observations_at(self, indices: np.ndarray) -> np.ndarray:
+        idx = as_indices(indices, len(self))
+        order = np.argsort(idx, kind="stable")  # sorted reads are kinder to the page cache
+        out = np.empty((idx.size, *self.observation_shape), dtype=np.float32)
+        out[order] = self._decode(self._images[idx[order]])
+        return out
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self._labels is None:
+            return super().sample_factors(n, rng)
+        return self._labels[rng.integers(0, len(self), size=int(n))]  # combinations the file holds
+
+    def observations(self, factors: np.ndarray) -> np.ndarray:
+        index = self.factors_to_index(factors)
+        if self._row_of_index is None:
+            return self.observations_at(index)
+        rows = self._row_of_index[index]
+        if (rows < 0).any():
+            missing = np.asarray(factors)[np.flatnonzero(rows < 0)[0]]
+            raise DataError(f"{self.source} holds no image for factors {missing.tolist()} "
+                            f"({', '.join(self.factor_names)}); the file is not the full grid")
+        return self.observations_at(rows)
