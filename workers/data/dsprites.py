@@ -25,6 +25,7 @@ import numpy as np
 
 from .base import DataError, GridDataset, as_indices
 from .cache import cached_array, file_identity, fill_in_chunks
+from .files import check_file
 from .stored import StoredGridDataset
 
 GENERATOR_VERSION = 1
@@ -199,18 +200,8 @@ def open_official(path: Path, data_seed: int = 0) -> StoredGridDataset:
                              images, unpack_bits, labels, data_seed, source=str(path))
 
 
-def check_file(path: str) -> Path:
-    """The path as a Path if it is an existing regular file, else DataError saying what was expected."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise DataError(f"dataset file {str(p)!r} does not exist")
-    if p.is_dir():
-        raise DataError(f"dataset path {str(p)!r} is a directory; expected the dataset file itself")
-    return p
-
-
 def open_dsprites(path: str | None = None, data_seed: int = 0) -> GridDataset:
     """Procedural dSprites, or the official file at `path`."""
     if path is None:
         return ProceduralDSprites(data_seed)
-    return open_official(check_file(path), data_seed)
+    return open_official(check_file(path, f"the official {OFFICIAL_FILE}"), data_seed)

@@ -20,11 +20,14 @@ quantised to 8 bits like the official images (values k/255 in [0, 1]).
 from __future__ import annotations
 
 import colorsys
+from pathlib import Path
 
 import numpy as np
 
-from .base import GridDataset, as_indices
-from .cache import cached_array, fill_in_chunks
+from .base import DataError, GridDataset, as_indices
+from .cache import cached_array, file_identity, fill_in_chunks
+from .files import check_file
+from .stored import StoredGridDataset
 
 GENERATOR_VERSION = 1
 FACTOR_NAMES = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
@@ -251,3 +254,85 @@ class ProceduralShapes3D(GridDataset):
 def decode_hwc(rows: np.ndarray) -> np.ndarray:
     """float32 (n, 3, 64, 64) in [0, 1] of uint8 rows (n, 64, 64, 3)."""
     return rows.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
+
+
+# ---- the official file -------------------------------------------------------------------------------
+
+OFFICIAL_FILE = "3dshapes.h5"
+
+
+def labels_to_classes(values: np.ndarray, source: str) -> np.ndarray:
+    """int64 (N, 6) class indices of the official float labels (N, 6).
+
+    A column holding as many distinct values as the factor has classes maps by rank (the official rule);
+    a column with fewer (a file holding part of the grid) maps each value to the nearest official value,
+    which must lie within 1 % of the factor's range.
+    """
+    if values.ndim != 2 or values.shape[1] != 6:
+        raise DataError(f"{source}: 'labels' has shape {values.shape}; expected (N, 6) "
+                        f"({', '.join(FACTOR_NAMES)})")
+    out = np.empty(values.shape, dtype=np.int64)
+    for k, (name, size, official) in enumerate(zip(FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, strict=True)):
+        col = values[:, k].astype(np.float64)
+        uniq, inverse = np.unique(col, return_inverse=True)
+        if uniq.size == size:
+            out[:, k] = inverse
+            continue
+        nearest = np.abs(col[:, None] - official[None, :]).argmin(axis=1)
+        tol = 0.01 * (official.max() - official.min())
+        if uniq.size > size or (np.abs(official[nearest] - col) > tol).any():
+            raise DataError(f"{source}: 'labels' column {k} ({name}) holds {uniq.size} distinct values "
+                            f"(e.g. {uniq[:3].tolist()}); expected {size} values near {official.round(3).tolist()}")
+        out[:, k] = nearest
+    return out
+
+
+def _open_h5(path: Path):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise DataError(f"{path}: not a readable HDF5 file ({e}); expected the official {OFFICIAL_FILE} "
+                        "with datasets 'images' (N, 64, 64, 3) uint8 and 'labels' (N, 6)") from e
+
+
+def _h5_array(f, key: str, path: Path):
+    if key not in f:
+        raise DataError(f"{path}: no dataset {key!r} (found: {', '.join(sorted(f.keys())) or 'none'}); expected "
+                        f"the official {OFFICIAL_FILE} with 'images' and 'labels'")
+    return f[key]
+
+
+def open_official(path: Path, data_seed: int = 0) -> StoredGridDataset:
+    """The official `3dshapes.h5` (images converted once into the node cache as uint8 rows)."""
+    with _open_h5(path) as f:
+        images, labels = _h5_array(f, "images", path), _h5_array(f, "labels", path)
+        try:
+            values = labels[()]
+        except OSError as e:
+            raise DataError(f"{path}: 'labels' cannot be read ({e}); the file looks corrupt") from e
+        classes = labels_to_classes(np.asarray(values), str(path))
+        n = classes.shape[0]
+        if images.shape != (n, IMAGE, IMAGE, 3) or images.dtype != np.uint8:
+            raise DataError(f"{path}: 'images' has shape {images.shape} and dtype {images.dtype}; expected "
+                            f"({n}, 64, 64, 3) uint8 matching 'labels'")
+
+        def produce(a: int, b: int) -> np.ndarray:
+            try:
+                return images[a:b]
+            except OSError as e:
+                raise DataError(f"{path}: 'images' cannot be read at rows {a}..{b} ({e}); the file looks "
+                                "corrupt") from e
+
+        key = f"shapes3d-file-{file_identity(path)}-v{GENERATOR_VERSION}"
+        rows = cached_array(key, (n, IMAGE, IMAGE, 3), np.uint8, lambda out: fill_in_chunks(out, n, 8192, produce))
+    return StoredGridDataset("shapes3d", FACTOR_NAMES, list(FACTOR_SIZES), FACTOR_VALUES, (3, IMAGE, IMAGE),
+                             rows, decode_hwc, classes, data_seed, source=str(path))
+
+
+def open_shapes3d(path: str | None = None, data_seed: int = 0) -> GridDataset:
+    """Procedural Shapes3D, or the official file at `path`."""
+    if path is None:
+        return ProceduralShapes3D(data_seed)
+    return open_official(check_file(path, f"the official {OFFICIAL_FILE}"), data_seed)
