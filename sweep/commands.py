@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+
+EXIT_OK, EXIT_FAILED_RESTARTS, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,6 +15,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", help="override the file's storage")
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("submit", help="run a study on Ray (in-process local Ray unless --address is given)")
+    p.add_argument("study", help="study YAML file")
+    p.add_argument("--storage", help="override the file's storage (local path or s3://bucket/prefix?...)")
+    _ray_args(p, with_jobs=True)
+    p.add_argument("--dry-run", action="store_true", help="print restarts, trials and the resource plan; "
+                   "schedule nothing")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("resume", help="continue an interrupted sweep from its study folder")
+    p.add_argument("study_dir", help="<storage>/<study> folder (or URI) holding study.yaml")
+    _ray_args(p, with_jobs=False)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("status", help="restarts done/running/failed/remaining per (dataset, model)")
+    p.add_argument("study_dir", help="<storage>/<study> folder (or URI) holding study.yaml")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("compact", help="merge each partition's small Parquet files into one (views unchanged)")
+    p.add_argument("study_dir", help="<storage>/<study> folder (or URI)")
+    p.set_defaults(func=cmd_compact)
+
+
+def _ray_args(p: argparse.ArgumentParser, *, with_jobs: bool) -> None:
+    jobs = "http://HEAD:8265 (submit as a Ray job and return), " if with_jobs else ""
+    p.add_argument("--address", help=f"Ray cluster: {jobs}auto or ray://HEAD:10001 (driver on the cluster); "
+                   "default: an in-process Ray on this machine, listening on localhost only")
+    p.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once "
+                   "(default: the study's resources.max_concurrent_trials)")
+    p.add_argument("--trainable", default=None, help="module:function of the Tune function trainable "
+                   "(default: workers.train:tune_trainable)")
+
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from sweep.spec import load_study
@@ -18,3 +53,102 @@ def cmd_validate(args: argparse.Namespace) -> int:
     study = load_study(args.study, storage=args.storage)
     print(f"{study.name}: {len(study.restarts)} restarts in {len(study.trials)} trials -> {study.study_uri}")
     return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from sweep.preflight import PreflightError, address_kind, check_address
+    from sweep.spec import load_study
+
+    study = load_study(args.study, storage=args.storage)
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        return _bad(f"--max-concurrent: got {args.max_concurrent}; must be >= 1")
+    if args.dry_run:
+        from sweep.driver import describe_plan, plan_sweep
+
+        print(describe_plan(study, plan_sweep(study), args.max_concurrent))
+        return EXIT_OK
+    if address_kind(args.address) == "jobs":
+        from sweep.jobs import submit_job
+
+        try:
+            check_address(args.address)
+        except PreflightError as e:
+            return _bad(str(e))
+        if "://" not in study.storage:
+            print(f"warning: storage {study.storage!r} is a local path: it must exist on the cluster's head "
+                  "and workers (use shared storage such as s3://bucket/prefix)", file=sys.stderr)
+        job_id = submit_job(study, args.address, max_concurrent=args.max_concurrent, trainable=args.trainable)
+        print(f"submitted {study.name} as Ray job {job_id} to {args.address}\n"
+              f"  follow:  ray job logs --address {args.address} --follow {job_id}\n"
+              f"  status:  orthosweep status {study.study_uri}")
+        return EXIT_OK
+    return _run(study, args, resume=False)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    try:
+        study = load_study_dir(args.study_dir)
+    except FileNotFoundError as e:
+        return _bad(str(e))
+    return _run(study, args, resume=True)
+
+
+def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
+    from sweep.driver import DEFAULT_TRAINABLE, print_summary, run_sweep
+    from sweep.preflight import PreflightError
+
+    try:
+        outcome = run_sweep(study, address=args.address, max_concurrent=args.max_concurrent,  # type: ignore[arg-type]
+                            resume=resume, trainable=args.trainable or DEFAULT_TRAINABLE)
+    except PreflightError as e:
+        return _bad(str(e))
+    print(f"[orthosweep] {outcome.done}/{outcome.total} restarts done, {outcome.failed} failed "
+          f"({outcome.trained} scheduled by this run, {outcome.seconds:.1f} s)")
+    print_summary(study.study_uri)  # type: ignore[attr-defined]
+    if outcome.failed:
+        print(f"[orthosweep] {outcome.failed} restarts failed (status 'failed' with the error in the store); "
+              f"`orthosweep resume {study.study_uri}` retries them", file=sys.stderr)  # type: ignore[attr-defined]
+        return EXIT_FAILED_RESTARTS
+    return EXIT_OK
+
+
+def _bad(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def load_study_dir(study_dir: str):  # noqa: ANN201 - returns sweep.spec.Study (imported lazily)
+    """The Study stored in `<storage>/<study>/study.yaml`, with storage set to the folder's parent."""
+    from sweep import store
+    from sweep.spec import SpecError, validate_study
+
+    storage, name = store.split_study_dir(study_dir)
+    data = store.read_study_yaml(study_dir)
+    if data is None:
+        raise FileNotFoundError(f"{study_dir!r} holds no study.yaml: expected the folder written by "
+                                "`orthosweep submit` (<storage>/<study>)")
+    if data.get("study") != name:
+        raise SpecError([f"field 'study': {data.get('study')!r} in study.yaml does not match the folder name "
+                         f"{name!r}"], f"{study_dir}/study.yaml")
+    data["storage"] = storage
+    return validate_study(data, source=f"{study_dir}/study.yaml")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sweep.status import study_status
+
+    try:
+        study = load_study_dir(args.study_dir)
+    except FileNotFoundError as e:
+        return _bad(str(e))
+    print(study_status(study, now=time.time()))
+    return EXIT_OK
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from sweep.compact import compact_study
+
+    r = compact_study(args.study_dir)
+    print(f"compacted {args.study_dir}: {r.files_before} files -> {r.files_after} in {r.partitions} partitions "
+          f"({r.rows} rows, unchanged)")
+    return EXIT_OK

@@ -1,0 +1,297 @@
+"""The sweep driver: a validated Study -> Ray Tune trials (one per seed block) -> rows in the Parquet store.
+
+Flow of `run_sweep` (design.md §9):
+  1. preflight: address reachable, storage writable (fails in seconds, nothing scheduled);
+  2. Ray: in-process local Ray by default (dashboard off, loopback address, token auth unless the caller set
+     RAY_AUTH_MODE), or an existing cluster (`auto`, `ray://`, `HEAD:6379`); resources satisfiable;
+  3. `study.yaml` written; on `resume`, the latest Tune experiment under `<study_dir>/tune/` is restored
+     (running trials continue from their last Tune checkpoint, errored ones are retried);
+  4. the store decides what is left: restarts whose final checkpoint is stored are dropped from their seed
+     block (seeds are block-independent), empty blocks from the sweep; the rest run as a new experiment.
+Tune's own loggers and tables are off; `SweepProgress` prints one line and records permanent failures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the Parquet sink is the record
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0 (no tables)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from sweep import store  # noqa: E402
+from sweep.failures import record_failed_trial  # noqa: E402
+from sweep.preflight import PreflightError, address_kind, check_address, check_resources, check_storage  # noqa: E402
+from sweep.spec import Study, TrialSpec  # noqa: E402
+from workers.sink import filesystem, join_uri  # noqa: E402
+
+DEFAULT_TRAINABLE = "workers.train:tune_trainable"
+EXPERIMENT_PREFIX = "run-"
+
+TrainableRef = str | Callable[[dict[str, Any]], Any]
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning (pure, given the store's completed run keys)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """What a sweep still has to train: seed blocks shrunk to their unfinished restarts."""
+
+    trials: list[TrialSpec]
+    done_keys: set[str]
+    total: int
+
+    @property
+    def pending_restarts(self) -> int:
+        return sum(len(t.seeds) for t in self.trials)
+
+
+def shrink_trials(trials: list[TrialSpec], done: set[str]) -> list[TrialSpec]:
+    """Drop finished restarts from each seed block and blocks left empty (a seed's result does not depend
+    on the other seeds of its block, so a smaller block trains the same restarts)."""
+    out = []
+    for t in trials:
+        keep = [i for i, rk in enumerate(t.run_keys) if rk not in done]
+        if len(keep) == len(t.run_keys):
+            out.append(t)
+        elif keep:
+            out.append(dataclasses.replace(t, seeds=[t.seeds[i] for i in keep],
+                                           run_keys=[t.run_keys[i] for i in keep]))
+    return out
+
+
+def plan_sweep(study: Study, done: set[str] | None = None) -> Plan:
+    """The sweep's plan given the store (read now unless `done` is given)."""
+    all_keys = [r.run_key for r in study.restarts]
+    if done is None:
+        done = store.completed_run_keys(study.study_uri, all_keys) if _store_exists(study.study_uri) else set()
+    done = done & set(all_keys)
+    return Plan(shrink_trials(study.trials, done), done, len(all_keys))
+
+
+def _store_exists(study_uri: str) -> bool:
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(study_uri)
+    return fs.get_file_info(path).type == pafs.FileType.Directory or "://" in study_uri
+
+
+def describe_plan(study: Study, plan: Plan, max_concurrent: int | None) -> str:
+    """Human-readable plan: restarts and trials per (dataset, model) and the resource request."""
+    r = study.spec.resources
+    lines = [f"study {study.name} -> {study.study_uri}",
+             f"restarts: {plan.total} total, {len(plan.done_keys)} already in the store, "
+             f"{plan.pending_restarts} to train in {len(plan.trials)} trials"]
+    cells: dict[tuple[str, str], list[int]] = {}
+    for t in plan.trials:
+        c = cells.setdefault((t.config["dataset"], t.config["model"]), [0, 0, 0])
+        c[0] += 1
+        c[1] += len(t.seeds)
+        c[2] = max(c[2], len(t.seeds))
+    for (d, m), (n_trials, n_restarts, block) in sorted(cells.items()):
+        lines.append(f"  {d}/{m}: {n_restarts} restarts in {n_trials} trials (seed blocks of up to {block})")
+    conc = max_concurrent or r.max_concurrent_trials
+    lines.append(f"resources per trial: cpu={r.cpu:g}, gpu={r.gpu:g}; max concurrent trials: "
+                 f"{conc if conc else 'as many as fit'}; retries per trial: {r.max_failures}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Ray
+# --------------------------------------------------------------------------------------------------
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Connect to Ray for the duration of a sweep; reuse a Ray the caller already started (tests)."""
+    kind = address_kind(address)
+    if kind == "local" and "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules:
+        # The ports Ray opens answer only to this process's token (read when ray is first imported).
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if kind == "local":
+        ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
+                 log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except ConnectionError as e:
+            raise PreflightError(f"--address {address!r}: {str(e).splitlines()[0]}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def load_trainable(ref: TrainableRef) -> Callable[[dict[str, Any]], Any]:
+    """A Tune function trainable from `module:function` (or the callable itself)."""
+    if callable(ref):
+        return ref
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _trial_with_gpu_share(fn: Callable[[dict[str, Any]], Any], gpu: float) -> Callable[[dict[str, Any]], Any]:
+    """Wrap the trainable so that a fractional-GPU trial caps its CUDA memory at its share."""
+
+    def orthosweep_trial(config: dict[str, Any]) -> Any:
+        if 0 < gpu < 1:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.set_per_process_memory_fraction(gpu)
+        return fn(config)
+
+    return orthosweep_trial
+
+
+def _trial_dirname(trial: Any) -> str:
+    return str(trial.config["trial"]["trial_id"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The sweep
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class SweepOutcome:
+    total: int
+    done: int
+    failed: int
+    trained: int  # restarts scheduled by this call (0 if everything was already in the store)
+    seconds: float
+
+
+def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int | None = None,
+              resume: bool = False, trainable: TrainableRef = DEFAULT_TRAINABLE, out: TextIO | None = None,
+              progress_every: float = 5.0) -> SweepOutcome:
+    """Train every restart of `study` not already complete in its store; returns the counts at the end.
+
+    Raises PreflightError (exit 2, nothing scheduled) for an unreachable address, unwritable storage or
+    resources no node offers.
+    """
+    out = out or sys.stdout
+    started = time.time()
+    check_address(address)
+    check_storage(study.study_uri)
+    fn = _trial_with_gpu_share(load_trainable(trainable), study.spec.resources.gpu)
+    if not resume and not plan_sweep(study).trials:  # everything is in the store: no Ray needed
+        store.write_study_yaml(study.study_uri, study.normalized)
+        print(describe_plan(study, plan_sweep(study), max_concurrent), file=out, flush=True)
+        return SweepOutcome(len(study.restarts), len(study.restarts), 0, 0, time.time() - started)
+    with ray_session(address):
+        import ray
+
+        problem = check_resources(study.spec.resources.cpu, study.spec.resources.gpu, ray.nodes())
+        if problem:
+            raise PreflightError(problem)
+        store.write_study_yaml(study.study_uri, study.normalized)
+        failed: set[str] = set()
+        trained = 0
+        if resume:
+            latest = latest_experiment(study.study_uri)
+            if latest is not None:
+                print(f"[orthosweep] resuming Tune experiment {latest}", file=out, flush=True)
+                progress = _fit(study, fn, None, latest, max_concurrent, out, progress_every, restore=True)
+                if progress is not None:
+                    failed |= progress.failed_keys - progress.done_keys
+                    trained += progress.total - progress.done_at_start
+        plan = plan_sweep(study)
+        plan = Plan([t for t in plan.trials if not set(t.run_keys) <= failed], plan.done_keys, plan.total)
+        print(describe_plan(study, plan, max_concurrent), file=out, flush=True)
+        if plan.trials:
+            name = EXPERIMENT_PREFIX + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            progress = _fit(study, fn, plan, name, max_concurrent, out, progress_every, restore=False)
+            assert progress is not None
+            trained += plan.pending_restarts
+        states = store.final_states(study.study_uri, [r.run_key for r in study.restarts])
+    done = sum(1 for s in states.values() if s.status in store.DONE_STATUSES)
+    n_failed = sum(1 for s in states.values() if s.status == "failed")
+    return SweepOutcome(len(study.restarts), done, n_failed, trained, time.time() - started)
+
+
+def latest_experiment(study_uri: str) -> str | None:
+    """Name of the newest `run-*` Tune experiment under `<study_dir>/tune/`, if any."""
+    import pyarrow.fs as pafs
+
+    fs, tune_dir = filesystem(join_uri(study_uri, "tune"))
+    infos = fs.get_file_info(pafs.FileSelector(tune_dir, allow_not_found=True))
+    names = sorted(i.base_name for i in infos
+                   if i.type == pafs.FileType.Directory and i.base_name.startswith(EXPERIMENT_PREFIX))
+    return names[-1] if names else None
+
+
+def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, name: str,
+         max_concurrent: int | None, out: TextIO, progress_every: float, *, restore: bool) -> Any:
+    """Run (or restore and continue) one Tune experiment; returns its progress callback."""
+    from ray import tune
+
+    from sweep.progress import SweepProgress
+
+    r = study.spec.resources
+    resources = {"cpu": r.cpu, "gpu": r.gpu} if r.gpu else {"cpu": r.cpu}
+    trainable = tune.with_resources(fn, resources)
+    fs, tune_dir = filesystem(join_uri(study.study_uri, "tune"))
+    done = plan.done_keys if plan is not None else store.completed_run_keys(
+        study.study_uri, [x.run_key for x in study.restarts])
+    progress = SweepProgress(study.study_uri, len(study.restarts), done,
+                             functools.partial(record_failed_trial, study.study_uri, study.name),
+                             out=out, every=progress_every, experiment=name)
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    if restore:
+        path = f"{tune_dir}/{name}"
+        if not tune.Tuner.can_restore(path, storage_filesystem=fs):
+            print(f"[orthosweep] experiment {name} cannot be restored; the store decides what is left",
+                  file=out, flush=True)
+            return None
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=fs)
+        # Tune restores the RunConfig pickled at the first fit; give it this run's callback (fresh counts).
+        internal = getattr(tuner, "_local_tuner", None)
+        if internal is None or not hasattr(internal, "_run_config"):
+            raise RuntimeError("this Ray version's Tuner has no _local_tuner._run_config; cannot resume")
+        internal._run_config.callbacks = [progress]
+    else:
+        assert plan is not None
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search([t.to_dict() for t in plan.trials]),
+                         "study": study.name, "study_uri": study.study_uri},
+            tune_config=tune.TuneConfig(
+                reuse_actors=True, trial_dirname_creator=_trial_dirname,
+                max_concurrent_trials=max_concurrent or r.max_concurrent_trials or 0),
+            run_config=tune.RunConfig(
+                name=name, storage_path=tune_dir, storage_filesystem=fs, verbose=0, callbacks=[progress],
+                failure_config=tune.FailureConfig(max_failures=r.max_failures)),
+        )
+    tuner.fit()
+    return progress
+
+
+def print_summary(study_uri: str, out: TextIO | None = None) -> None:
+    """The results table per (dataset, model) and the DtO-vs-MIG scatter (analysis.summary), if available."""
+    out = out or sys.stdout
+    try:
+        from analysis.summary import final_summary
+    except ImportError:
+        print(f"[orthosweep] results are in {study_uri} (analysis.summary is not available yet for the table)",
+              file=out)
+        return
+    print(final_summary(study_uri), file=out, flush=True)

@@ -1,0 +1,139 @@
+"""Live progress of a sweep: a Tune callback printing one compact line and publishing `tune/driver.json`.
+
+The line counts restarts (not trials): done/total, failed, trials running, elapsed and an ETA from the
+rate of this run. The same numbers go to `<study_dir>/tune/driver.json` with a heartbeat, so
+`orthosweep status` can show what is running from another shell (or another machine, for s3://).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ray import tune
+
+from sweep import store
+
+
+def format_seconds(s: float) -> str:
+    s = max(0, int(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class SweepProgress(tune.Callback):
+    """Counts restarts as their trials reach the final epoch; calls `on_failure` for trials that fail for good.
+
+    `done_keys`: run keys already complete in the store when the sweep started (counted as done).
+    `on_failure(trial_dict, error_text) -> int`: records a permanently failed trial, returns the number of
+    restarts recorded as failed.
+    """
+
+    def __init__(self, study_uri: str, total: int, done_keys: set[str],
+                 on_failure: Callable[[dict[str, Any], str], int], *, out: TextIO | None = None,
+                 every: float = 5.0, experiment: str = ""):
+        self.study_uri = study_uri
+        self.total = total
+        self.done_keys = set(done_keys)
+        self.done_at_start = len(self.done_keys)
+        self.failed_keys: set[str] = set()
+        self.running: dict[str, list[str]] = {}
+        self.on_failure = on_failure
+        self.out = out or sys.stdout
+        self.every = every
+        self.experiment = experiment
+        self.started = time.time()
+        self._last_print = 0.0
+        self._last_line = ""
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its RunConfig (callbacks included)
+        state = dict(self.__dict__)
+        state["out"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.out = self.out or sys.stdout
+
+    # -- Tune hooks -------------------------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running[trial.trial_id] = list(trial.config["trial"]["run_keys"])
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get("epoch") == trial.config["trial"]["config"]["epochs"]:
+            self.done_keys.update(trial.config["trial"]["run_keys"])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.pop(trial.trial_id, None)
+        self.done_keys.update(trial.config["trial"]["run_keys"])
+        self._report(force=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.pop(trial.trial_id, None)
+        spec = trial.config["trial"]
+        self.on_failure(spec, trial_error_text(trial))
+        self.failed_keys.update(k for k in spec["run_keys"] if k not in self.done_keys)
+        self._report(force=True)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._report(force=False)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._report(force=True, finished=True)
+
+    # -- output -----------------------------------------------------------------------------------
+    @property
+    def done(self) -> int:
+        return len(self.done_keys)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failed_keys - self.done_keys)
+
+    def line(self) -> str:
+        elapsed = time.time() - self.started
+        new = self.done - self.done_at_start
+        remaining = self.total - self.done - self.failed
+        eta = format_seconds(elapsed / new * remaining) if new and remaining > 0 else ("0:00:00" if not remaining
+                                                                                       else "?")
+        return (f"[orthosweep] {self.done}/{self.total} restarts done, {self.failed} failed, "
+                f"{len(self.running)} trials running, elapsed {format_seconds(elapsed)}, ETA {eta}")
+
+    def _report(self, *, force: bool, finished: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._last_print < self.every:
+            return
+        self._last_print = now
+        line = self.line()
+        if line != self._last_line or finished:
+            print(line, file=self.out, flush=True)
+            self._last_line = line
+        try:
+            store.write_driver_state(self.study_uri, {
+                "experiment": self.experiment, "host": socket.gethostname(), "pid": os.getpid(),
+                "started": self.started, "heartbeat": now, "finished": finished,
+                "total": self.total, "done": self.done, "failed": self.failed,
+                "running": self.running,
+            })
+        except OSError as e:  # progress must never stop the sweep
+            print(f"[orthosweep] could not write driver state: {e}", file=sys.stderr)
+
+
+def trial_error_text(trial: Any, limit: int = 4000) -> str:
+    """The error of a failed Tune trial as text (its error file, else the pickled exception), truncated."""
+    text = ""
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    if not text:
+        try:
+            err = trial.get_pickled_error() or trial.get_error()
+            text = repr(err) if err is not None else ""
+        except Exception as e:  # noqa: BLE001 - the message is best effort
+            text = f"unknown error ({type(e).__name__})"
+    text = text.strip() or "unknown error"
+    return text if len(text) <= limit else "…" + text[-limit:]

@@ -1,0 +1,65 @@
+"""`orthosweep status`: restarts done / running / failed / remaining per (dataset, model).
+
+Done and failed come from the Parquet store (final-epoch rows); running comes from the Tune state the
+driver publishes (`tune/driver.json`, refreshed every few seconds). Both are readable while a sweep runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from sweep import store
+from sweep.progress import format_seconds
+from sweep.spec import Study
+
+STALE_AFTER_S = 120.0  # a driver heartbeat older than this: the driver is not running
+
+
+def study_status(study: Study, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    states = store.final_states(study.study_uri, [r.run_key for r in study.restarts])
+    driver = store.read_driver_state(study.study_uri)
+    live = bool(driver and not driver.get("finished") and now - driver.get("heartbeat", 0) < STALE_AFTER_S)
+    running_keys = {k for keys in (driver or {}).get("running", {}).values() for k in keys} if live else set()
+
+    cell_of = {r.run_key: (r.config["dataset"], r.config["model"]) for r in study.restarts}
+    counts: dict[tuple[str, str], Counter[str]] = {}
+    for rk, cell in cell_of.items():
+        c = counts.setdefault(cell, Counter())
+        c["total"] += 1
+        st = states.get(rk)
+        if st is not None and st.status in store.DONE_STATUSES:
+            c["done"] += 1
+        elif rk in running_keys:
+            c["running"] += 1
+        elif st is not None and st.status == "failed":
+            c["failed"] += 1
+        else:
+            c["remaining"] += 1
+    head = ("dataset", "model", "total", "done", "running", "failed", "remaining")
+    rows = [head] + [(d, m, *(str(c[k]) for k in head[2:])) for (d, m), c in sorted(counts.items())]
+    tot = Counter()
+    for c in counts.values():
+        tot.update(c)
+    rows.append(("all", "", *(str(tot[k]) for k in head[2:])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [f"study {study.name} at {study.study_uri}"]
+    lines += ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+              for r in rows]
+    if driver is None:
+        lines.append("driver: no sweep has run yet")
+    elif live:
+        lines.append(f"driver: running on {driver.get('host')} (pid {driver.get('pid')}), experiment "
+                     f"{driver.get('experiment')}, up {format_seconds(now - driver.get('started', now))}, "
+                     f"last heartbeat {now - driver['heartbeat']:.0f} s ago")
+    else:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(driver.get("heartbeat", 0)))
+        state = "finished" if driver.get("finished") else "not running (stopped or killed)"
+        lines.append(f"driver: {state}; last seen {when}"
+                     + ("" if driver.get("finished") else f"; continue with `orthosweep resume {study.study_uri}`"))
+    failed = [(rk, st.error) for rk, st in states.items() if st.status == "failed"]
+    if failed:
+        first = (failed[0][1] or "").strip().splitlines()
+        lines.append(f"failed restarts: {len(failed)}; e.g. {failed[0][0]}: {first[-1] if first else '?'}")
+    return "\n".join(lines)
