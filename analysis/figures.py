@@ -1,0 +1,48 @@
+"""Every figure of a study, as PNG bytes keyed by file stem: what `orthosweep plots` and the report draw."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis import plots as P
+from analysis.frames import checkpoint_points, restarts
+
+
+def figure_builders(runs: pd.DataFrame, points: pd.DataFrame,
+                    study_uri: str | None) -> dict[str, Callable[[], Figure]]:
+    """Name -> zero-argument function drawing that figure (lazy, so one failure names its figure)."""
+    sampled = points.attrs.get("sampled_from", len(points))
+    note = f" ({len(points):,} of {sampled:,} checkpoints sampled)" if sampled > len(points) else ""
+    builders: dict[str, Callable[[], Figure]] = {
+        "hist_mig": lambda: P.metric_histograms(runs, "mig"),
+        "hist_dto": lambda: P.metric_histograms(runs, "dto"),
+        "hist_ds": lambda: P.metric_histograms(runs, "ds"),
+        "scatter_dto_mig_by_epoch": lambda: P.scatter_dto_vs_metric(points, "mig", title=f"DtO vs MIG{note}"),
+        "scatter_dto_ds_by_epoch": lambda: P.scatter_dto_vs_metric(points, "ds", title=f"DtO vs DS{note}"),
+        "beta_line_search": lambda: P.beta_line_search(runs, ("ds", "mig", "dto")),
+        "violins_mig_over_beta": lambda: P.violins_over(runs, "mig", "beta"),
+        "violins_dto_over_beta": lambda: P.violins_over(runs, "dto", "beta"),
+        "per_factor_mig": lambda: P.per_factor_mig(runs),
+    }
+    if study_uri is not None:
+        from analysis.traversals import traversal_figure
+
+        builders["traversals_best_worst"] = lambda: traversal_figure(runs, study_uri)
+    return builders
+
+
+def all_figures(con: duckdb.DuckDBPyConnection, study_uri: str | None) -> dict[str, bytes]:
+    """PNG bytes of every figure; a figure that cannot be drawn becomes a figure stating why."""
+    runs, points = restarts(con), checkpoint_points(con)
+    out = {}
+    for name, build in figure_builders(runs, points, study_uri).items():
+        try:
+            fig = build()
+        except Exception as e:  # noqa: BLE001 - one broken figure must not hide the others
+            fig = P.message_figure(f"{name} could not be drawn: {type(e).__name__}: {e}", name)
+        out[name] = P.figure_png(fig)
+    return out

@@ -1,0 +1,232 @@
+"""Study statistics as tables (for `orthosweep stats`) and the self-contained HTML report.
+
+`study_statistics` gathers everything from a read-only connection; `stats_text` renders it as text or
+JSON; `build_report` renders spec, progress, the per-group table (mean ± std of every metric, like the
+paper's Table 3.3), restart statistics, correlations and every figure (PNG embedded as base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import math
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from analysis.frames import metrics_present, n_factors, restarts
+from analysis.stats import SplitMethod, correlation_table, group_table, overpruned, restart_statistics
+from analysis.tables import fmt, mean_std, text_table
+
+TABLE_METRICS = ("dto", "dto_active", "ds", "mig", "mig_sup", "dci_disentanglement", "sap", "factorvae_eval",
+                 "betavae_eval", "c_ima", "recon", "kl", "loss", "active_units", "polarized_fraction")
+
+
+def group_name(row: dict[str, Any] | pd.Series) -> str:
+    """'dataset / model / beta=0.001' from a row's dataset, model and hparams JSON (study when several)."""
+    try:
+        hp = json.loads(row.get("hparams") or "{}")
+    except (TypeError, ValueError):
+        hp = {}
+    parts = [str(row.get("dataset")), str(row.get("model"))] + [f"{k}={v:g}" if isinstance(v, float) else
+                                                                 f"{k}={v}" for k, v in sorted(hp.items())]
+    return " / ".join(parts)
+
+
+def _attach_names(runs: pd.DataFrame) -> pd.DataFrame:
+    names = runs.drop_duplicates("config_key").set_index("config_key").apply(group_name, axis=1)
+    return runs.assign(group=runs["config_key"].map(names))
+
+
+def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", split: SplitMethod = "topk",
+                     k: int = 4, threshold: float | None = None, epoch: int | None = None,
+                     exclude_overpruned: bool = True, n_boot: int = 1000) -> dict[str, Any]:
+    """Per-group table, entangled-vs-disentangled statistics and correlations over the study's restarts."""
+    runs = restarts(con, epoch)
+    if runs.empty:
+        return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame()}
+    runs = _attach_names(runs)
+    nf = n_factors(runs)
+    by = ("study", "group")
+    stats = restart_statistics(runs, metric=metric, method=split, k=k, threshold=threshold,
+                               exclude_overpruned=exclude_overpruned, n_factors=nf, by=by)
+    kept = runs[~overpruned(runs["active_units"].to_numpy(float), nf)] if exclude_overpruned else runs
+    return {
+        "n_restarts": len(runs), "metric": metric, "split": split, "k": k, "threshold": threshold, "epoch": epoch,
+        "exclude_overpruned": exclude_overpruned,
+        "groups": group_table(runs, metrics_present(runs, TABLE_METRICS), by=by),
+        "restart_statistics": stats,
+        "correlations": correlation_table(kept, by=by, n_boot=n_boot),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+def group_rows(groups: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """The Table 3.3-style table: one row per group, mean ± std of every recorded metric."""
+    metrics = [c[:-5] for c in groups.columns if c.endswith("_mean")]
+    headers = ["group", "n"] + metrics
+    rows = [[r["group"], int(r["n"])] + [mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
+            for _, r in groups.iterrows()]
+    return headers, rows
+
+
+def split_rows(stats: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Entangled vs disentangled: one row per group."""
+    headers = ["group", "n", "over-pruned", "used", "dip p", "BC", "dis/ent", "fraction dis. [95% CI]",
+               "DtO dis vs ent", "δ DtO", "p DtO", "δ recon", "δ KL", "δ active", "note"]
+    rows = []
+    for s in stats:
+        c = s.get("compare", {})
+        frac = (f"{s['fraction_disentangled']:.2f} [{s['fraction_lo']:.2f}, {s['fraction_hi']:.2f}]"
+                if "fraction_disentangled" in s else "—")
+        dto = c.get("dto", {})
+        rows.append([
+            s["group"], s["n"], s["n_overpruned"], s["n_used"], s["bimodality"]["dip_p"], s["bimodality"]["bc"],
+            f"{s.get('n_disentangled', '—')}/{s.get('n_entangled', '—')}", frac,
+            f"{fmt(dto.get('mean_x'), 3)} vs {fmt(dto.get('mean_y'), 3)}" if dto else "—",
+            dto.get("cliffs_delta"), dto.get("p"),
+            c.get("recon", {}).get("cliffs_delta"), c.get("kl", {}).get("cliffs_delta"),
+            c.get("active_units", {}).get("cliffs_delta"), s.get("error", ""),
+        ])
+    return headers, rows
+
+
+def correlation_rows(corr: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    headers = ["group", "metric", "n", "Spearman ρ [95% CI]", "p", "Pearson r [95% CI]", "p", "Kendall τ [95% CI]",
+               "p"]
+
+    def ci(r: pd.Series, m: str) -> str:
+        return f"{fmt(r[m], 3)} [{fmt(r[f'{m}_lo'], 3)}, {fmt(r[f'{m}_hi'], 3)}]"
+
+    rows = [[r["group"], r["metric"], int(r["n"]), ci(r, "spearman"), r["spearman_p"], ci(r, "pearson"),
+             r["pearson_p"], ci(r, "kendall"), r["kendall_p"]] for _, r in corr.iterrows()]
+    return headers, rows
+
+
+def _describe_choice(st: dict[str, Any]) -> str:
+    how = {"topk": f"the {st['k']} best vs the {st['k']} worst restarts", "threshold": f"threshold {st['threshold']}",
+           "mixture": "a two-component Gaussian mixture"}[st["split"]]
+    at = "each restart's last checkpoint" if st["epoch"] is None else f"epoch {st['epoch']}"
+    pruned = "excluded" if st["exclude_overpruned"] else "included"
+    return (f"{st['n_restarts']} restarts at {at}; split by {st['metric']} with {how}; over-pruned restarts "
+            f"(fewer active units than factors) {pruned}. δ = Cliff's delta (disentangled vs entangled), "
+            "p = two-sided Mann–Whitney U; BC > 0.555 and a small dip-test p suggest two modes.")
+
+
+def stats_text(con: duckdb.DuckDBPyConnection, *, as_json: bool = False, **kw: Any) -> str:
+    """`orthosweep stats` output: the three tables as text, or everything as JSON."""
+    st = study_statistics(con, **kw)
+    if as_json:
+        out = {**{k: v for k, v in st.items() if not isinstance(v, (pd.DataFrame, list))},
+               "groups": st["groups"].to_dict("records"), "restart_statistics": st["restart_statistics"],
+               "correlations": st["correlations"].to_dict("records")}
+        return json.dumps(_json_safe(out), indent=1)
+    if st["n_restarts"] == 0:
+        return "no restarts with status ok yet"
+    parts = [_describe_choice(st), "", "Per group (mean ± std over restarts)", text_table(*group_rows(st["groups"])),
+             "", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"])), "",
+             "Correlations of DtO with each disentanglement metric (bootstrap 95% CI)",
+             text_table(*correlation_rows(st["correlations"])) if len(st["correlations"]) else "(none recorded)"]
+    return "\n".join(parts)
+
+
+def _json_safe(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {str(k): _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return None if math.isnan(o) else float(o)
+    if isinstance(o, np.ndarray):
+        return _json_safe(o.tolist())
+    return o
+
+
+# ------------------------------------------------------------------------------------------------ HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.82em;margin:.6em 0;display:block;overflow-x:auto}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}
+figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:.85em;color:#555}
+.note{color:#555;font-size:.9em}
+"""
+
+
+def html_table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def progress_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[list[Any]]]:
+    rows = con.execute(
+        "SELECT dataset, model, count(*) AS restarts, count(*) FILTER (WHERE epoch >= epochs) AS finished, "
+        "count(*) FILTER (WHERE status = 'diverged') AS diverged, count(*) FILTER (WHERE status = 'failed') AS failed, "
+        "sum(n_checkpoints) AS checkpoint_rows, max(written_at)::VARCHAR AS last_write "
+        "FROM runs GROUP BY dataset, model ORDER BY dataset, model").fetchall()
+    return ["dataset", "model", "restarts", "finished", "diverged", "failed", "checkpoint rows", "last write"], \
+        [list(r) for r in rows]
+
+
+def expected_restarts(spec_text: str | None) -> int | None:
+    """Restarts the study file defines (None when it is absent or cannot be expanded here)."""
+    if not spec_text:
+        return None
+    try:
+        import yaml
+
+        from sweep.spec import validate_study
+
+        return len(validate_study(yaml.safe_load(spec_text)).restarts)
+    except Exception:  # noqa: BLE001 - progress is informative; the report must not fail on it
+        return None
+
+
+def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int = 1000,
+                 figures: dict[str, bytes] | None = None) -> str:
+    """The whole report as one HTML string (no external resources, no scripts)."""
+    from analysis.db import read_study_yaml
+    from analysis.figures import all_figures
+
+    spec = read_study_yaml(study_uri)
+    st = study_statistics(con, n_boot=n_boot)
+    figs = all_figures(con, study_uri) if figures is None else figures
+    total = expected_restarts(spec)
+    seen = st["n_restarts"]
+    of_total = f" of {total} defined by the study file" if total else ""
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>orthosweep report: {e(study_uri)}"
+             f"</title><style>{_CSS}</style></head><body>",
+             f"<h1>orthosweep report: {e(study_uri)}</h1>",
+             f"<p class='note'>generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} from the Parquet store alone</p>",
+             "<h2>Progress</h2>",
+             f"<p>{seen} restarts with status ok{of_total}</p>",
+             html_table(*progress_rows(con)),
+             "<h2>Per group (mean ± std over restarts, last checkpoint)</h2>"]
+    if seen:
+        parts += [html_table(*group_rows(st["groups"])),
+                  "<h2>Entangled vs disentangled restarts</h2>", f"<p class='note'>{e(_describe_choice(st))}</p>",
+                  html_table(*split_rows(st["restart_statistics"])),
+                  "<h2>Correlations of DtO with disentanglement metrics</h2>",
+                  html_table(*correlation_rows(st["correlations"])) if len(st["correlations"])
+                  else "<p>no disentanglement metric recorded</p>"]
+    else:
+        parts.append("<p>no restarts with status ok yet</p>")
+    parts.append("<h2>Figures</h2>")
+    for name, png in figs.items():
+        b64 = base64.b64encode(png).decode("ascii")
+        parts.append(f"<figure><img class='figure' alt='{e(name)}' src='data:image/png;base64,{b64}'>"
+                     f"<figcaption>{e(name)}</figcaption></figure>")
+    parts.append(f"<h2>Study spec</h2><pre>{e(spec) if spec else 'study.yaml not found'}</pre></body></html>")
+    return "\n".join(parts)
