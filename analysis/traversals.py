@@ -46,19 +46,19 @@ def decode_traversal(config: dict, state_uri: str, steps: int = TRAVERSAL_STEPS,
 
 
 def pick_best_worst(runs: pd.DataFrame, metric: str = "mig") -> tuple[pd.Series, pd.Series] | None:
-    """Best and worst restart by `metric` within the largest group (config_key) that has the metric."""
+    """Best and worst restart by `metric` within the group (config_key) where the metric spreads most."""
     d = runs.dropna(subset=[metric])
-    if len(d) < 2:
+    sizes = d.groupby("config_key")[metric].agg(["size", "min", "max"])
+    sizes = sizes[sizes["size"] >= 2]
+    if sizes.empty:
         return None
-    key = d.groupby("config_key").size().idxmax()
-    g = d[d["config_key"] == key].sort_values(metric)
-    if len(g) < 2:
-        return None
+    key = (sizes["max"] - sizes["min"]).idxmax()
+    g = d[d["config_key"] == key].sort_values(metric, kind="stable")
     return g.iloc[-1], g.iloc[0]
 
 
 def traversal_figure(runs: pd.DataFrame, study_uri: str, metric: str = "mig") -> Figure:
-    """Traversals of the best and worst restart (by `metric`) of the largest group, side by side."""
+    """Traversals of the best and worst restart (by `metric`) of the most spread group, side by side."""
     from workers.checkpoint import model_uri
     from workers.sink import filesystem
 
