@@ -148,8 +148,11 @@ def load_trainable(ref: TrainableRef) -> Callable[[dict[str, Any]], Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def _trial_with_gpu_share(fn: Callable[[dict[str, Any]], Any], gpu: float) -> Callable[[dict[str, Any]], Any]:
-    """Wrap the trainable so that a fractional-GPU trial caps its CUDA memory at its share."""
+def _wrap_trainable(fn: Callable[[dict[str, Any]], Any], gpu: float,
+                    check_store: bool = False) -> Callable[[dict[str, Any]], Any]:
+    """The trainable as scheduled: a fractional-GPU trial caps its CUDA memory at its share; with
+    `check_store` (restored experiments, whose trials were planned before the driver died) each trial
+    start first asks the store which of its restarts are complete and does not train them again."""
 
     def orthosweep_trial(config: dict[str, Any]) -> Any:
         if 0 < gpu < 1:
@@ -157,9 +160,33 @@ def _trial_with_gpu_share(fn: Callable[[dict[str, Any]], Any], gpu: float) -> Ca
 
             if torch.cuda.is_available():
                 torch.cuda.set_per_process_memory_fraction(gpu)
+        if check_store:
+            config = _skip_completed(config)
+            if config is None:
+                return None
         return fn(config)
 
     return orthosweep_trial
+
+
+def _skip_completed(config: dict[str, Any]) -> dict[str, Any] | None:
+    """None if every restart of the trial is complete in the store; else the config, its seed block shrunk
+    to the unfinished restarts when the trial starts from scratch (a Tune checkpoint holds the whole block,
+    so a restored trial keeps it)."""
+    from ray import tune
+
+    t = config["trial"]
+    done = store.completed_run_keys(config["study_uri"], t["run_keys"],
+                                    (t["config"]["dataset"], t["config"]["model"]))
+    if not done:
+        return config
+    if done >= set(t["run_keys"]):
+        return None
+    if tune.get_checkpoint() is not None:
+        return config
+    keep = [i for i, rk in enumerate(t["run_keys"]) if rk not in done]
+    trial = {**t, "seeds": [t["seeds"][i] for i in keep], "run_keys": [t["run_keys"][i] for i in keep]}
+    return {**config, "trial": trial}
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -191,7 +218,7 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
     started = time.time()
     check_address(address)
     check_storage(study.study_uri)
-    fn = _trial_with_gpu_share(load_trainable(trainable), study.spec.resources.gpu)
+    fn = load_trainable(trainable)
     if not resume and not plan_sweep(study).trials:  # everything is in the store: no Ray needed
         store.write_study_yaml(study.study_uri, study.normalized)
         print(describe_plan(study, plan_sweep(study), max_concurrent), file=out, flush=True)
@@ -247,7 +274,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
 
     r = study.spec.resources
     resources = {"cpu": r.cpu, "gpu": r.gpu} if r.gpu else {"cpu": r.cpu}
-    trainable = tune.with_resources(fn, resources)
+    trainable = tune.with_resources(_wrap_trainable(fn, r.gpu, check_store=restore), resources)
     fs, tune_dir = filesystem(join_uri(study.study_uri, "tune"))
     done = plan.done_keys if plan is not None else store.completed_run_keys(
         study.study_uri, [x.run_key for x in study.restarts])

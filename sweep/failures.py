@@ -31,7 +31,8 @@ def failed_rows(study: str, trial: dict[str, Any], error: str, skip: set[str]) -
 
 def record_failed_trial(study_uri: str, study: str, trial: dict[str, Any], error: str) -> int:
     """Write `failed` rows for the trial's restarts that the store does not hold as finished; returns how many."""
-    done = completed_run_keys(study_uri, trial["run_keys"])
+    cfg = trial["config"]
+    done = completed_run_keys(study_uri, trial["run_keys"], (cfg["dataset"], cfg["model"]))
     rows = failed_rows(study, trial, error, done)
     write_rows(study_uri, "checkpoints", rows)
     return len(rows)

@@ -24,19 +24,23 @@ DONE_STATUSES = ("ok", "diverged")
 STATE_FILE = "tune/driver.json"
 
 
-def list_parquet(study_uri: str, table: str = "checkpoints") -> tuple[pafs.FileSystem, list[str]]:
-    """(filesystem, visible Parquet files of `table`), temporary files (leading '.') excluded."""
+def list_parquet(study_uri: str, table: str = "checkpoints",
+                 partition: tuple[str, str] | None = None) -> tuple[pafs.FileSystem, list[str]]:
+    """(filesystem, visible Parquet files of `table`, or of one (dataset, model) partition), temporary files
+    (leading '.') excluded."""
     fs, base = filesystem(study_uri)
-    selector = pafs.FileSelector(f"{base}/{table}", recursive=True, allow_not_found=True)
+    where = f"{base}/{table}" + (f"/dataset={partition[0]}/model={partition[1]}" if partition else "")
+    selector = pafs.FileSelector(where, recursive=True, allow_not_found=True)
     files = [i.path for i in fs.get_file_info(selector)
              if i.type == pafs.FileType.File and i.path.endswith(".parquet")
              and not i.base_name.startswith((".", "_"))]
     return fs, sorted(files)
 
 
-def read_rows(study_uri: str, columns: list[str], table: str = "checkpoints") -> pa.Table:
+def read_rows(study_uri: str, columns: list[str], table: str = "checkpoints",
+              partition: tuple[str, str] | None = None) -> pa.Table:
     """Every physical row of `table` (duplicates included), only `columns`; empty table if none."""
-    fs, files = list_parquet(study_uri, table)
+    fs, files = list_parquet(study_uri, table, partition)
     if not files:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
     return pads.dataset(files, filesystem=fs, format="parquet").to_table(columns=columns)
@@ -50,14 +54,15 @@ class RestartState:
     error: str | None
 
 
-def final_states(study_uri: str, run_keys: Iterable[str] | None = None) -> dict[str, RestartState]:
+def final_states(study_uri: str, run_keys: Iterable[str] | None = None,
+                 partition: tuple[str, str] | None = None) -> dict[str, RestartState]:
     """run_key -> state at its final epoch (`epoch == epochs`), deduplicated (latest write wins).
 
     A restart with any ok/diverged row at its final epoch counts as done even if a later `failed` row
     exists (the driver never writes `failed` over a finished restart; this only makes reads robust).
     """
     cols = ["run_key", "epoch", "epochs", "status", "error", "written_at", "attempt"]
-    tbl = read_rows(study_uri, cols)
+    tbl = read_rows(study_uri, cols, partition=partition)
     wanted = set(run_keys) if run_keys is not None else None
     best: dict[str, tuple[Any, int, str, str | None]] = {}
     done: set[str] = set()
@@ -79,9 +84,10 @@ def final_states(study_uri: str, run_keys: Iterable[str] | None = None) -> dict[
     return out
 
 
-def completed_run_keys(study_uri: str, run_keys: Iterable[str] | None = None) -> set[str]:
+def completed_run_keys(study_uri: str, run_keys: Iterable[str] | None = None,
+                       partition: tuple[str, str] | None = None) -> set[str]:
     """Restarts whose final checkpoint is stored with status ok or diverged (never trained again)."""
-    return {rk for rk, s in final_states(study_uri, run_keys).items() if s.status in DONE_STATUSES}
+    return {rk for rk, s in final_states(study_uri, run_keys, partition).items() if s.status in DONE_STATUSES}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""The sweep service without Ray: planning from the store, dedup of final states, failed rows, compaction,
+study folders, status, and the CLI's edge checks (unreachable address -> exit 2 within seconds)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pytest
+from sweep_helpers import free_port, view_counts, view_rows, write_study
+
+from sweep.cli import main
+from sweep.compact import compact_study, count_files
+from sweep.driver import describe_plan, plan_sweep, shrink_trials
+from sweep.failures import failed_rows
+from sweep.preflight import PreflightError, address_kind, check_address, check_resources
+from sweep.spec import load_study
+from sweep.store import completed_run_keys, final_states, split_study_dir
+from sweep.stub_trainable import stub_rows
+from workers.sink import write_rows
+
+
+@pytest.fixture()
+def study(tmp_path: Path):
+    return load_study(write_study(tmp_path / "s.yaml", name="unit", storage=str(tmp_path / "res"), seeds=5,
+                                  per_trial=2))
+
+
+def _at(seconds: int) -> dt.datetime:
+    return dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds)
+
+
+def test_shrink_drops_finished_restarts_and_empty_blocks(study) -> None:
+    trials = study.trials  # 2 models x blocks [0,1], [2,3], [4]
+    assert [t.seeds for t in trials[:3]] == [[0, 1], [2, 3], [4]]
+    done = {trials[0].run_keys[1], trials[1].run_keys[0], trials[1].run_keys[1], trials[2].run_keys[0]}
+    out = shrink_trials(trials, done)
+    assert [(t.trial_id, t.seeds) for t in out[:1]] == [(trials[0].trial_id, [0])]
+    assert out[0].run_keys == [trials[0].run_keys[0]]
+    assert out[1:] == trials[3:]  # the other model is untouched
+    assert shrink_trials(trials, set()) == trials
+
+
+def test_plan_reads_completion_from_the_store(study) -> None:
+    t0 = study.trials[0]
+    write_rows(study.study_uri, "checkpoints", stub_rows(t0.to_dict(), study.name, 2, 0.0, 0))  # final epoch
+    write_rows(study.study_uri, "checkpoints", stub_rows(study.trials[1].to_dict(), study.name, 1, 0.0, 0))
+    plan = plan_sweep(study)
+    assert plan.done_keys == set(t0.run_keys)
+    assert plan.pending_restarts == 10 - 2 and len(plan.trials) == 6 - 1
+    text = describe_plan(study, plan, None)
+    assert "10 total, 2 already in the store, 8 to train in 5 trials" in text
+
+
+def test_final_states_latest_write_wins_but_done_is_never_undone(study) -> None:
+    trial = study.trials[0].to_dict()
+    a, b = trial["run_keys"]
+    ok = stub_rows(trial, study.name, 2, 0.0, 0)
+    for r in ok:
+        r["written_at"] = _at(10)
+    write_rows(study.study_uri, "checkpoints", [ok[0]])
+    fails = failed_rows(study.name, trial, "boom", skip=set())
+    for r in fails:
+        r["written_at"] = _at(20)
+    write_rows(study.study_uri, "checkpoints", fails)  # a (late) failed row over the finished restart a
+    states = final_states(study.study_uri)
+    assert states[a].status == "ok" and states[b].status == "failed" and states[b].error == "boom"
+    assert completed_run_keys(study.study_uri) == {a}
+    retried = stub_rows(trial, study.name, 2, 0.0, 1)
+    for r in retried:
+        r["written_at"] = _at(30)
+    write_rows(study.study_uri, "checkpoints", retried[1:])  # resume finishes b: the newer ok row wins
+    assert completed_run_keys(study.study_uri) == {a, b}
+
+
+def test_failed_rows_skip_finished_restarts(study) -> None:
+    trial = study.trials[0].to_dict()
+    rows = failed_rows(study.name, trial, "err", skip={trial["run_keys"][0]})
+    assert [r["run_key"] for r in rows] == trial["run_keys"][1:]
+    assert rows[0]["status"] == "failed" and rows[0]["epoch"] == rows[0]["epochs"] == 2
+
+
+def test_compact_keeps_every_view_identical(study) -> None:
+    for trial in study.trials:
+        for epoch in (0, 1, 2):
+            write_rows(study.study_uri, "checkpoints", stub_rows(trial.to_dict(), study.name, epoch, 0.0, 0))
+    write_rows(study.study_uri, "checkpoints", stub_rows(study.trials[0].to_dict(), study.name, 2, 0.0, 1))
+    before_rows, before_counts = view_rows(study.study_uri), view_counts(study.study_uri)
+    assert count_files(study.study_uri)["checkpoints"] == 6 * 3 + 1
+    result = compact_study(study.study_uri)
+    assert (result.files_before, result.files_after, result.partitions) == (19, 2, 2)
+    assert count_files(study.study_uri)["checkpoints"] == 2
+    assert view_rows(study.study_uri) == before_rows
+    assert view_counts(study.study_uri) == before_counts == (10 * 3 + 2, 30, 30)
+    assert compact_study(study.study_uri).files_before == 2  # idempotent
+
+
+def test_split_study_dir() -> None:
+    assert split_study_dir("/a/b/results/quick/") == ("/a/b/results", "quick")
+    assert split_study_dir("quick") == (".", "quick")
+    assert split_study_dir("s3://bkt/pre/quick?endpoint_override=127.0.0.1:9&scheme=http") == (
+        "s3://bkt/pre?endpoint_override=127.0.0.1:9&scheme=http", "quick")
+
+
+def test_address_kinds_and_resource_messages() -> None:
+    assert [address_kind(a) for a in (None, "local", "http://h:8265", "ray://h:10001", "auto", "h:6379")] == [
+        "local", "local", "jobs", "client", "auto", "gcs"]
+    nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": False, "Resources": {"CPU": 8, "GPU": 1}}]
+    assert check_resources(1, 0, nodes) is None
+    msg = check_resources(1, 0.25, nodes)
+    assert msg and "gpu=0.25" in msg and "largest node: CPU=2, GPU=0" in msg
+    assert "cpu=4" in (check_resources(4, 0, nodes) or "")
+
+
+@pytest.mark.parametrize("scheme", ["http://", "ray://", ""])
+def test_unreachable_address_fails_within_seconds(scheme: str) -> None:
+    port = free_port()  # bound then released: nothing listens there
+    t = time.time()
+    with pytest.raises(PreflightError, match=f"cannot connect to 127.0.0.1:{port}"):
+        check_address(f"{scheme}127.0.0.1:{port}")
+    assert time.time() - t < 5
+
+
+def test_cli_submit_to_unreachable_address_exits_2_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    path = write_study(tmp_path / "s.yaml", name="unreach", storage=str(tmp_path / "res"))
+    for address in (f"http://127.0.0.1:{free_port()}", f"ray://127.0.0.1:{free_port()}"):
+        t = time.time()
+        assert main(["submit", str(path), "--address", address]) == 2
+        assert time.time() - t < 10
+        assert "cannot connect" in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()
+
+
+def test_cli_dry_run_schedules_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    path = write_study(tmp_path / "s.yaml", name="dry", storage=str(tmp_path / "res"), seeds=5, per_trial=2)
+    assert main(["submit", str(path), "--dry-run", "--max-concurrent", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "10 total, 0 already in the store, 10 to train in 6 trials" in out
+    assert "synth_lin/ae: 5 restarts in 3 trials (seed blocks of up to 2)" in out
+    assert "max concurrent trials: 3" in out
+    assert not (tmp_path / "res").exists()
+
+
+def test_cli_status_and_resume_of_a_folder_without_study_yaml(tmp_path: Path, capsys) -> None:
+    assert main(["status", str(tmp_path / "nothing")]) == 2
+    assert main(["resume", str(tmp_path / "nothing")]) == 2
+    assert "holds no study.yaml" in capsys.readouterr().err
+
+
+def test_cli_status_counts_from_the_store(study, capsys) -> None:
+    from sweep import store
+
+    store.write_study_yaml(study.study_uri, study.normalized)
+    t0, t1 = study.trials[0].to_dict(), study.trials[1].to_dict()
+    write_rows(study.study_uri, "checkpoints", stub_rows(t0, study.name, 2, 0.0, 0))
+    write_rows(study.study_uri, "checkpoints", failed_rows(study.name, t1, "CUDA out of memory", set()))
+    store.write_driver_state(study.study_uri, {"heartbeat": time.time(), "started": time.time(), "finished": False,
+                                               "running": {"x": study.trials[3].run_keys}, "host": "h", "pid": 1})
+    assert main(["status", study.study_uri]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split()[1]: ln.split()[2:] for ln in out.splitlines() if ln.startswith("synth_lin")}
+    assert lines["ae"] == ["5", "2", "0", "2", "1"]  # total done running failed remaining
+    assert lines["beta_vae"] == ["5", "0", "2", "0", "3"]
+    assert "driver: running on h" in out and "CUDA out of memory" in out
+
+
+def test_job_entrypoint_runs_the_driver_on_the_head() -> None:
+    from sweep.jobs import job_entrypoint
+
+    assert job_entrypoint(4, None) == "orthosweep submit study.yaml --address auto --max-concurrent 4"
