@@ -191,7 +191,7 @@ def test_shapes3d_orientation_moves_the_background_and_render_matches_observatio
     f = np.array([[0, 3, 6, 4, 0, o] for o in range(15)])
     x = shapes3d.observations(f)
     assert all(np.abs(x[o] - x[o + 1]).max() > 0.1 for o in range(14))
-    np.testing.assert_array_equal(shapes3d.render(f).astype(np.float32) * np.float32(1 / 255), x)
+    np.testing.assert_array_equal(shapes3d.render(f).astype(np.float32) / np.float32(255), x)
     assert (x[:, :, :12].reshape(15, -1) != x[:1, :, :12].reshape(1, -1)).any(axis=1)[1:].all()  # wall moves
 
 

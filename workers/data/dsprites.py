@@ -26,7 +26,7 @@ import numpy as np
 from .base import DataError, GridDataset, as_indices
 from .cache import cached_array, file_identity, fill_in_chunks
 from .files import check_file
-from .stored import StoredGridDataset
+from .stored import StoredGridDataset, check_classes
 
 GENERATOR_VERSION = 1
 FACTOR_NAMES = ["shape", "scale", "orientation", "posX", "posY"]
@@ -139,7 +139,8 @@ def _npz_member(zf: zipfile.ZipFile, key: str, path: Path) -> zipfile.ZipInfo:
 def _read_header(fh: io.BufferedIOBase, path: Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
         version = np.lib.format.read_magic(fh)
-        shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # noqa: SLF001
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(fh)
     except ValueError as e:
         raise DataError(f"{path}: array {key!r} is not a readable .npy member ({e})") from e
     if fortran:
@@ -193,6 +194,7 @@ def _pack_official_images(path: Path, n: int, out: np.ndarray) -> None:
 def open_official(path: Path, data_seed: int = 0) -> StoredGridDataset:
     """The official dSprites `.npz` (converted once into the node cache, bit-packed)."""
     labels = read_official_labels(path)
+    check_classes(labels, FACTOR_NAMES, FACTOR_SIZES, str(path))  # before anything is cached
     n = labels.shape[0]
     key = f"dsprites-file-{file_identity(path)}-v{GENERATOR_VERSION}"
     images = cached_array(key, (n, IMAGE * IMAGE // 8), np.uint8, lambda out: _pack_official_images(path, n, out))

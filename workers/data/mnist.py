@@ -39,6 +39,8 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not an IDX file of unsigned bytes (magic {raw[:4].hex() or 'missing'}; "
                         "expected 00000801 for labels or 00000803 for images)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: IDX header announces {ndim} dimensions but the file ends inside the header")
     dims = tuple(int(d) for d in np.frombuffer(raw[4:4 + 4 * ndim], dtype=">i4"))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if len(dims) != ndim or data.size != int(np.prod(dims)):
@@ -135,7 +137,7 @@ class LabelledImages(Dataset):
 
     def observations_at(self, indices: np.ndarray) -> np.ndarray:
         rows = self._images[as_indices(indices, len(self))]
-        return (rows.astype(np.float32) * np.float32(1 / 255))[:, None]
+        return (rows.astype(np.float32) / np.float32(255))[:, None]
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         raise DataError(f"{self.name} has no generative factors; factor metrics do not apply (they are null)")

@@ -236,7 +236,7 @@ class ProceduralShapes3D(GridDataset):
     def observations_at(self, indices: np.ndarray) -> np.ndarray:
         f = self.index_to_factors(as_indices(indices, len(self)))
         out = compose_255(self.layers, self.colours, f)
-        out *= np.float32(1 / 255)
+        out /= np.float32(255)
         return out
 
     def build_cache(self) -> np.ndarray:
@@ -253,7 +253,7 @@ class ProceduralShapes3D(GridDataset):
 
 def decode_hwc(rows: np.ndarray) -> np.ndarray:
     """float32 (n, 3, 64, 64) in [0, 1] of uint8 rows (n, 64, 64, 3)."""
-    return rows.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
+    return rows.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
 
 
 # ---- the official file -------------------------------------------------------------------------------

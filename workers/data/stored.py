@@ -14,6 +14,17 @@ import numpy as np
 from .base import DataError, GridDataset, as_indices
 
 
+def check_classes(labels: np.ndarray, factor_names: list[str], factor_sizes: list[int], source: str) -> None:
+    """DataError naming the file and factor if some class index of labels (N, K) is outside [0, size)."""
+    if labels.ndim != 2 or labels.shape[1] != len(factor_sizes):
+        raise DataError(f"{source}: labels have shape {labels.shape}; expected (N, {len(factor_sizes)})")
+    for k, (name, size) in enumerate(zip(factor_names, factor_sizes, strict=True)):
+        col = labels[:, k]
+        if col.size and (col.min() < 0 or col.max() >= size):
+            raise DataError(f"{source}: factor {name!r}: class indices must lie in [0, {size}), "
+                            f"got min {col.min()} max {col.max()}")
+
+
 class StoredGridDataset(GridDataset):
     """Rows `images[i]` (any stored encoding, turned into float32 observations by `decode`) with classes."""
 
@@ -26,7 +37,8 @@ class StoredGridDataset(GridDataset):
         self.data_seed, self.source = int(data_seed), source
         self._images, self._decode = images, decode
         grid = int(np.prod(factor_sizes))
-        index = super().factors_to_index(labels)  # validates every class range
+        check_classes(labels, factor_names, factor_sizes, source)
+        index = super().factors_to_index(labels)
         if labels.shape[0] == grid and np.array_equal(index, np.arange(grid)):
             self._labels, self._row_of_index = None, None  # the full grid in order: index = row
         else:
