@@ -295,6 +295,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
         if internal is None or not hasattr(internal, "_run_config"):
             raise RuntimeError("this Ray version's Tuner has no _local_tuner._run_config; cannot resume")
         internal._run_config.callbacks = [progress]
+        internal._run_config.verbose = 0
     else:
         assert plan is not None
         tuner = tune.Tuner(
