@@ -169,3 +169,14 @@ def test_job_entrypoint_runs_the_driver_on_the_head() -> None:
     from sweep.jobs import job_entrypoint
 
     assert job_entrypoint(4, None) == "orthosweep submit study.yaml --address auto --max-concurrent 4"
+
+
+def test_s3_storage_nobody_answers_fails_within_seconds(monkeypatch) -> None:
+    from sweep.preflight import check_storage
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(k, v)
+    t = time.time()
+    with pytest.raises(PreflightError, match="cannot be written.*endpoint_override"):
+        check_storage(f"s3://b/p/s?endpoint_override=127.0.0.1:{free_port()}&scheme=http&region=us-east-1")
+    assert time.time() - t < 25
