@@ -32,10 +32,10 @@ def label(col: str) -> str:
     return LABELS.get(col, col)
 
 
-def figure_png(fig: Figure, dpi: int = 110) -> bytes:
-    """PNG bytes of `fig`; the figure is closed."""
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of `fig` (laid out by the function that drew it; one render pass); the figure is closed."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
 

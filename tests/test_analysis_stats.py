@@ -58,7 +58,20 @@ def test_monotone_relation_gives_rho_minus_one_and_independent_columns_small_rho
     ind = S.correlations(rng.normal(size=2000), rng.normal(size=2000), n_boot=300)
     for m in ("spearman", "pearson", "kendall"):
         assert abs(ind[m]) < 0.08 and ind[f"{m}_lo"] < 0 < ind[f"{m}_hi"]
-    assert ind["kendall_ci_method"] == "bootstrap" and ind["n_boot"] == 300
+    assert ind["kendall_ci_method"] == "fieller" and ind["n_boot"] == 300
+    small = S.correlations(rng.normal(size=100), rng.normal(size=100), n_boot=300)
+    assert small["kendall_ci_method"] == "bootstrap"
+    assert small["kendall_lo"] < small["kendall"] < small["kendall_hi"]
+    assert small["kendall_hi"] - small["kendall_lo"] < 0.4
+
+
+def test_bootstrap_ranks_equal_rankdata_with_ties() -> None:
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(7)
+    values = np.r_[rng.normal(size=40), np.zeros(5), np.ones(3)]  # ties in the original values too
+    idx = rng.integers(0, values.size, size=(25, values.size))  # resampling adds more ties
+    np.testing.assert_allclose(S.bootstrap_ranks(values, idx), rankdata(values[idx], axis=1))
 
 
 def test_large_n_caps_the_bootstrap_and_uses_fieller_for_kendall() -> None:
