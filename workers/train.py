@@ -33,7 +33,7 @@ from workers.checkpoint import model_uri, save_torch
 from workers.data import Dataset, load
 from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
 from workers.models.optim import SeedAdam, SeedOptimizer, make_optimizer
-from workers.models.params import init_flat
+from workers.models.params import FlatParams, init_flat
 from workers.models.vae import BatchedVAE, StepTerms
 from workers.seed_streams import SeedStreams, seed_generator
 
@@ -109,15 +109,16 @@ class TrialRun:
         self.vae = BatchedVAE(cfg, self.dataset.observation_shape)
         self.S = len(trial.seeds)
         self.streams = SeedStreams(trial.seeds)
-        self.flat = init_flat(self.vae.layout, self.streams.gens["init"], self.device).requires_grad_(True)
+        self.params = FlatParams(self.vae.layout, init_flat(self.vae.layout, self.streams.gens["init"],
+                                                            self.device))
         opt = cfg["optimizer"]
-        self.opt: SeedOptimizer = make_optimizer(opt["name"], self.flat, opt["lr"])
-        self.disc_flat: torch.Tensor | None = None
+        self.opt: SeedOptimizer = make_optimizer(opt["name"], self.params, opt["lr"])
+        self.disc: FlatParams | None = None
         self.disc_opt: SeedOptimizer | None = None
         if self.vae.disc_layout is not None:
-            self.disc_flat = init_flat(self.vae.disc_layout, self.streams.gens["disc_init"],
-                                       self.device).requires_grad_(True)
-            self.disc_opt = SeedAdam(self.disc_flat, FACTORVAE_DISC["lr"], betas=FACTORVAE_DISC["betas"])
+            self.disc = FlatParams(self.vae.disc_layout, init_flat(self.vae.disc_layout,
+                                                                   self.streams.gens["disc_init"], self.device))
+            self.disc_opt = SeedAdam(self.disc, FACTORVAE_DISC["lr"], betas=FACTORVAE_DISC["betas"])
         self.alive = torch.ones(self.S, dtype=torch.bool, device=self.device)
         self.epoch = 0
         self.step = 0
@@ -133,8 +134,8 @@ class TrialRun:
         return {
             "version": STATE_VERSION, "trial_id": self.trial.trial_id, "run_keys": list(self.trial.run_keys),
             "epoch": self.epoch, "step": self.step, "attempt": self.attempt, "wall_seconds": self.wall_seconds,
-            "flat": self.flat.detach().cpu().clone(), "opt": _cpu(self.opt.state_dict()),
-            "disc_flat": None if self.disc_flat is None else self.disc_flat.detach().cpu().clone(),
+            "flat": self.params.data.cpu().clone(), "opt": _cpu(self.opt.state_dict()),
+            "disc_flat": None if self.disc is None else self.disc.data.cpu().clone(),
             "disc_opt": None if self.disc_opt is None else _cpu(self.disc_opt.state_dict()),
             "alive": self.alive.cpu().clone(), "streams": self.streams.state(),
             "delta_kl": [list(map(float, h)) for h in self.delta_kl],
@@ -145,9 +146,9 @@ class TrialRun:
             raise ValueError(f"trial state is for trial {st.get('trial_id')!r} (run keys {st.get('run_keys')}), "
                              f"not {self.trial.trial_id!r}; point resume_from to this trial's checkpoint")
         with torch.no_grad():
-            self.flat.copy_(st["flat"].to(self.device))
-            if self.disc_flat is not None:
-                self.disc_flat.copy_(st["disc_flat"].to(self.device))
+            self.params.data.copy_(st["flat"].to(self.device))
+            if self.disc is not None:
+                self.disc.data.copy_(st["disc_flat"].to(self.device))
         self.opt.load_state_dict(_to(st["opt"], self.device))
         if self.disc_opt is not None:
             self.disc_opt.load_state_dict(_to(st["disc_opt"], self.device))
@@ -167,27 +168,26 @@ class TrialRun:
         for c0 in range(0, steps, CHUNK_STEPS):
             k = min(CHUNK_STEPS, steps - c0)
             eps = self.streams.noise(k, B, d).to(self.device) if stochastic else None
-            perm = self.streams.shuffles(k, B, d).to(self.device) if self.disc_flat is not None else None
+            perm = self.streams.shuffles(k, B, d).to(self.device) if self.disc is not None else None
             for t in range(k):
                 x = self.data.batch(order[:, c0 + t])
                 self.train_step(x, None if eps is None else eps[:, t], None if perm is None else perm[:, t])
         self.epoch += 1
 
     def train_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None) -> StepTerms:
-        self.flat.grad = None
-        if self.disc_flat is not None:
-            self.disc_flat.grad = None
+        self.params.zero_grad()
+        if self.disc is not None:
+            self.disc.zero_grad()
         with autocast(self.plan):
-            terms = self.vae.terms(self.flat, x, eps, step=self.step, dataset_size=self.data.n,
-                                   disc_flat=self.disc_flat, perm=perm)
+            terms = self.vae.terms(self.params.leaves, x, eps, step=self.step, dataset_size=self.data.n,
+                                   disc_params=None if self.disc is None else self.disc.leaves, perm=perm)
         total = terms.loss.sum()
         finite = torch.isfinite(terms.loss)
         if terms.disc_loss is not None:
             total = total + terms.disc_loss.sum()
             finite &= torch.isfinite(terms.disc_loss)
         total.backward()
-        assert self.flat.grad is not None
-        finite &= torch.isfinite(self.flat.grad).all(1)
+        finite &= torch.isfinite(self.params.grad).all(1)
         self.alive &= finite
         self.opt.step(self.alive)
         if self.disc_opt is not None:
@@ -243,11 +243,11 @@ class TrialRun:
             x = self.eval_x[b0:b0 + B].unsqueeze(0).expand(S, *self.eval_x[b0:b0 + B].shape)
             eps = torch.stack([torch.randn(B, d, generator=g) for g in gens]).to(self.device)
             perm = None
-            if self.disc_flat is not None:
+            if self.disc is not None:
                 perm = torch.stack([torch.rand(B, d, generator=g).argsort(0) for g in gens]).to(self.device)
             with autocast(self.plan):
-                t = self.vae.terms(self.flat, x, eps, step=self.step, dataset_size=self.data.n,
-                                   disc_flat=self.disc_flat, perm=perm)
+                t = self.vae.terms(self.params.leaves, x, eps, step=self.step, dataset_size=self.data.n,
+                                   disc_params=None if self.disc is None else self.disc.leaves, perm=perm)
             for k in sums:
                 sums[k] += getattr(t, k).double()
         nb = n // B
@@ -272,14 +272,14 @@ class TrialRun:
 
                 row["polarized_fraction"] = float(polarized_fraction(np.asarray(self.delta_kl[s])))
             if self.study_uri is not None:
-                save_torch(self.vae.seed_state_dict(self.flat, s, self.disc_flat), model_uri(self.study_uri, rk,
-                                                                                            self.epoch))
+                state = self.vae.seed_state_dict(self.params.data, s, None if self.disc is None else self.disc.data)
+                save_torch(state, model_uri(self.study_uri, rk, self.epoch))
             rows.append(row)
         return rows
 
     def _metrics(self, s: int) -> dict[str, Any]:
         """Metric columns of seed s (workers.metrics.evaluate when available; else the polarised regime)."""
-        model = self.vae.seed_view(self.flat, s)
+        model = self.vae.seed_view(self.params.data, s)
         seed = metric_seed(self.trial.run_keys[s])
         try:
             from workers.metrics.evaluate import evaluate_checkpoint

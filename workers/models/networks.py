@@ -1,7 +1,7 @@
 """Seed-batched encoders and decoders: linear, mlp, and the disentanglement_lib 64x64 conv nets.
 
-A network is a list of layers declared into a `ParamLayout`; its forward pass reads the weights of all S
-seeds from the flat (S, P) buffer and runs them at once:
+A network is a list of layers declared into a `ParamLayout`; its forward pass takes the named (S, *shape)
+parameters of all S seeds (views of the flat buffer, see params.py) and runs them at once:
 - dense layers as one batched matmul: x (S, B, in) @ W (S, in, out) + b (S, 1, out)  (torch.baddbmm);
 - conv layers as one grouped convolution with groups = S on activations laid out (B, S*C, H, W).
 Seed s only ever touches row s of the buffer, so seeds never mix.
@@ -73,19 +73,19 @@ class Network:
                 layout.add(f"{prefix}.{layer.name}.weight", shape, fan_in=fan_in)
                 layout.add(f"{prefix}.{layer.name}.bias", (layer.c_out,), fan_in=fan_in)
 
-    def __call__(self, flat: torch.Tensor, layout: ParamLayout, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """x: (S, B, *in_shape) -> (S, B, *out_shape), seeds computed together."""
         S, B = x.shape[0], x.shape[1]
         h = x.reshape(S, B, -1) if not (self.layers and isinstance(self.layers[0], Conv)) else \
             x.transpose(0, 1).reshape(B, S * x.shape[2], *x.shape[3:])
         for layer in self.layers:
             if isinstance(layer, Dense):
-                w = layout.view(flat, f"{self.prefix}.{layer.name}.weight")
-                b = layout.view(flat, f"{self.prefix}.{layer.name}.bias")
+                w = params[f"{self.prefix}.{layer.name}.weight"]
+                b = params[f"{self.prefix}.{layer.name}.bias"]
                 h = _ACTS[layer.act](torch.baddbmm(b.unsqueeze(1), h, w))
             elif isinstance(layer, Conv):
-                w = layout.view(flat, f"{self.prefix}.{layer.name}.weight")
-                b = layout.view(flat, f"{self.prefix}.{layer.name}.bias").reshape(-1)
+                w = params[f"{self.prefix}.{layer.name}.weight"]
+                b = params[f"{self.prefix}.{layer.name}.bias"].reshape(-1)
                 w = w.reshape(-1, *w.shape[2:])  # (S*c_out, c_in, k, k) or (S*c_in, c_out, k, k): groups = S
                 conv = F.conv_transpose2d if layer.transpose else F.conv2d
                 h = _ACTS[layer.act](conv(h, w, b, stride=STRIDE, padding=PADDING, groups=S))

@@ -1,8 +1,8 @@
-"""Adam and Adagrad on a flat (S, P) seed-batched parameter buffer, with per-seed freezing.
+"""Adam and Adagrad on a flat (S, P) seed-batched parameter buffer (`FlatParams`), with per-seed freezing.
 
 Both are elementwise, so one optimiser over the batched buffer is S independent optimisers. `alive` (S,)
-bool, kept on the device (no host sync): a seed whose entry is False keeps its parameters and optimiser
-state exactly as they are (this is how a diverged seed is frozen while the others continue). The update
+bool, kept on the device: a seed whose entry is False keeps its parameters and optimiser state exactly as
+they are (this is how a diverged seed is frozen while the others continue). The update
 formulas are torch.optim's defaults (Adam: bias-corrected, eps outside the square root; Adagrad: no decay,
 zero initial accumulator, eps 1e-10), which the tests check against torch.optim on a single seed.
 """
@@ -13,29 +13,53 @@ from typing import Any
 
 import torch
 
+from workers.models.params import FlatParams
+
 
 class SeedOptimizer:
-    """Base: state tensors shaped like the buffer, a shared step counter (all live seeds step together)."""
+    """Base: state tensors shaped like the buffer, a shared step counter (all live seeds step together).
+
+    Two implementations of the same update: `fused` (torch's single-pass fused kernel; on the CPU, where
+    reading `alive` costs no device sync) applies it to the live rows only — all rows when every seed is
+    alive, else a gathered copy of the live rows written back — and `masked` (torch.where per seed; no
+    host sync, used on GPUs). Both are elementwise, so a seed's arithmetic never depends on its block.
+    """
 
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, param: torch.Tensor, lr: float):
-        self.param = param
+    def __init__(self, params: FlatParams, lr: float, *, fused: bool | None = None):
+        self.params = params
         self.lr = float(lr)
         self.t = 0
-        self.state = {n: torch.zeros_like(param) for n in self.state_names}
+        self.fused = params.data.device.type == "cpu" if fused is None else fused
+        self.state = {n: torch.zeros_like(params.data) for n in self.state_names}
 
     @torch.no_grad()
     def step(self, alive: torch.Tensor) -> None:
-        """Apply one update from `param.grad` to the seeds with alive[s] True."""
-        assert self.param.grad is not None, "step() needs param.grad: call backward() first"
-        keep = alive.view(-1, *([1] * (self.param.dim() - 1)))
+        """Apply one update from `params.grad` to the seeds with alive[s] True (others stay bitwise)."""
         self.t += 1
-        update = self._update(self.param.grad, keep)
-        self.param.copy_(torch.where(keep, self.param - update, self.param))
+        if not self.fused:
+            keep = alive.view(-1, 1)
+            self.params.data.sub_(torch.where(keep, self._masked_update(self.params.grad, keep), 0.0))
+            return
+        live = alive.cpu()
+        tensors = [self.params.data, self.params.grad, *self.state.values()]
+        if bool(live.all()):
+            self._fused(*tensors)
+        elif bool(live.any()):
+            idx = live.nonzero().squeeze(1).to(self.params.data.device)
+            rows = [t.index_select(0, idx) for t in tensors]
+            self._fused(*rows)
+            for t, r in zip(tensors, rows, strict=True):
+                t.index_copy_(0, idx, r)
 
-    def _update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """Advance the state of the kept seeds (torch.where) and return the parameter decrement."""
+    def _fused(self, data: torch.Tensor, grad: torch.Tensor, *state: torch.Tensor) -> None:
+        """One fused update of (rows of) the buffer at step self.t."""
+        raise NotImplementedError
+
+    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Advance the state of the kept seeds in place (torch.where) and return the parameter decrement
+        (whatever it is for frozen seeds: `step` masks it out)."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -50,17 +74,23 @@ class SeedOptimizer:
 class SeedAdam(SeedOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
-        super().__init__(param, lr)
+    def __init__(self, params: FlatParams, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, *, fused: bool | None = None):
+        super().__init__(params, lr, fused=fused)
         self.betas = betas
         self.eps = eps
 
-    def _update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def _fused(self, data: torch.Tensor, grad: torch.Tensor, *state: torch.Tensor) -> None:
+        m, v = state
+        torch._fused_adam_([data], [grad], [m], [v], [], [torch.tensor(float(self.t))], lr=self.lr,
+                           beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+                           amsgrad=False, maximize=False)
+
+    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         b1, b2 = self.betas
-        m = torch.where(keep, self.state["exp_avg"].lerp(g, 1 - b1), self.state["exp_avg"])
-        v = torch.where(keep, self.state["exp_avg_sq"] * b2 + (1 - b2) * g * g, self.state["exp_avg_sq"])
-        self.state["exp_avg"], self.state["exp_avg_sq"] = m, v
+        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+        torch.where(keep, m.lerp(g, 1 - b1), m, out=m)
+        torch.where(keep, (v * b2).addcmul_(g, g, value=1 - b2), v, out=v)
         bias1 = 1 - b1 ** self.t
         bias2_sqrt = (1 - b2 ** self.t) ** 0.5
         denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
@@ -70,20 +100,24 @@ class SeedAdam(SeedOptimizer):
 class SeedAdagrad(SeedOptimizer):
     state_names = ("sum",)
 
-    def __init__(self, param: torch.Tensor, lr: float, eps: float = 1e-10):
-        super().__init__(param, lr)
+    def __init__(self, params: FlatParams, lr: float, eps: float = 1e-10, *, fused: bool | None = None):
+        super().__init__(params, lr, fused=fused)
         self.eps = eps
 
-    def _update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        s = torch.where(keep, self.state["sum"] + g * g, self.state["sum"])
-        self.state["sum"] = s
+    def _fused(self, data: torch.Tensor, grad: torch.Tensor, *state: torch.Tensor) -> None:
+        torch._fused_adagrad_([data], [grad], [state[0]], [torch.tensor(float(self.t))], lr=self.lr,
+                              lr_decay=0.0, weight_decay=0.0, eps=self.eps, maximize=False)
+
+    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        s = self.state["sum"]
+        torch.where(keep, s.addcmul(g, g), s, out=s)
         return g / (s.sqrt() + self.eps) * self.lr
 
 
-def make_optimizer(name: str, param: torch.Tensor, lr: float, **kwargs: Any) -> SeedOptimizer:
-    """'adam' | 'adagrad' over the flat buffer `param` (a leaf tensor with requires_grad)."""
+def make_optimizer(name: str, params: FlatParams, lr: float, **kwargs: Any) -> SeedOptimizer:
+    """'adam' | 'adagrad' over the flat parameters of S seeds."""
     if name == "adam":
-        return SeedAdam(param, lr, **kwargs)
+        return SeedAdam(params, lr, **kwargs)
     if name == "adagrad":
-        return SeedAdagrad(param, lr, **kwargs)
+        return SeedAdagrad(params, lr, **kwargs)
     raise ValueError(f"optimizer.name: unknown optimiser {name!r}; allowed: adam, adagrad")

@@ -1,10 +1,11 @@
 """Seed-batched parameters stored in one flat (S, P) tensor.
 
-Every parameter of every seed lives in one buffer `flat` of shape (S, P): row s holds seed s's
-parameters, laid out by a `ParamLayout` (name -> offset, shape). Networks read their weights as views
-`layout.view(flat, name)` of shape (S, *shape). One buffer means: the optimiser is a handful of
-elementwise ops on one tensor, gradients are zeroed in one op, a diverged seed is frozen by masking one
-row, and a seed's state dict is one row sliced back into named tensors.
+Every parameter of every seed lives in one buffer of shape (S, P): row s holds seed s's parameters,
+laid out by a `ParamLayout` (name -> offset, shape). `FlatParams` exposes each parameter as a leaf
+tensor (S, *shape) that is a *view* of that buffer, and points the leaf's `.grad` at the matching view of
+one (S, P) gradient buffer, so autograd accumulates straight into it. One buffer means: the optimiser is
+a handful of elementwise ops on one tensor, gradients are zeroed in one op, a diverged seed is frozen by
+masking one row, and a seed's state dict is one row sliced back into named tensors.
 
 Initialisation draws each seed's parameters with that seed's own `torch.Generator`, in layout order, so a
 seed's initial weights do not depend on which other seeds share its block.
@@ -13,10 +14,15 @@ seed's initial weights do not depend on which other seeds share its block.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
+
+# Our leaves are row-strided views of one buffer, so autograd notes that their (identical) layouts are not
+# dense; it still accumulates in place into the .grad views, which is the point (see FlatParams).
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 
 @dataclass(frozen=True)
@@ -90,3 +96,44 @@ def init_flat(layout: ParamLayout, generators: list[torch.Generator], device: to
     """(S, P) buffer on `device`, row s drawn from generators[s]."""
     rows = [layout.init_seed(g) for g in generators]
     return torch.stack(rows).to(device)
+
+
+class FlatParams:
+    """The parameters of S seeds: `data` and `grad` buffers (S, P) and named leaf views into them.
+
+    `leaves[name]` (S, *shape) is what the networks compute with; it shares storage with `data` (an
+    in-place update of `data` is an update of the model) and its `.grad` is a view of `grad`.
+    """
+
+    def __init__(self, layout: ParamLayout, data: torch.Tensor):
+        if data.dim() != 2 or data.shape[1] != layout.size:
+            raise ValueError(f"parameter buffer of shape {tuple(data.shape)}, expected (S, {layout.size})")
+        self.layout = layout
+        self.data = data.detach()
+        self.grad = torch.zeros_like(self.data)
+        self.leaves: dict[str, torch.Tensor] = {}
+        for name in layout.entries:
+            leaf = layout.view(self.data, name).requires_grad_(True)
+            leaf.grad = layout.view(self.grad, name)
+            self.leaves[name] = leaf
+
+    @property
+    def num_seeds(self) -> int:
+        return self.data.shape[0]
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+    def grads_in_buffer(self) -> bool:
+        """True while every leaf's .grad still is its view of `grad` (autograd accumulates in place)."""
+        return all(leaf.grad is not None and leaf.grad.data_ptr() == self.layout.view(self.grad, n).data_ptr()
+                   for n, leaf in self.leaves.items())
+
+    def row(self, seed_index: int) -> dict[str, torch.Tensor]:
+        """Detached (1, *shape) views of one seed's parameters (no gradient bookkeeping)."""
+        return views(self.layout, self.data[seed_index:seed_index + 1])
+
+
+def views(layout: ParamLayout, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Named (S, *shape) views of an (S, P) buffer."""
+    return {name: layout.view(flat, name) for name in layout.entries}

@@ -1,8 +1,9 @@
 """The seed-batched VAE: S restarts of one configuration as one model, and the single-seed view of it.
 
 `BatchedVAE` holds no tensors: it is the architecture (a `ParamLayout` plus encoder/decoder networks) and
-the objective. All S seeds' parameters live in one flat (S, P) tensor passed to every call, so the same
-object serves a block of 64 seeds, one seed, or one seed's saved state dict (`SeedView`).
+the objective. Every call takes the named (S, *shape) parameters of S seeds (`FlatParams.leaves`, or
+`params.views` of any (S, P) buffer), so the same object serves a block of 64 seeds, one seed, or one
+seed's saved state dict (`SeedView`).
 
 Posteriors: "none" (ae: z = mu), "diag" (mu, logvar; z = mu + σ ε), "full" (beta_vae_sigma: mu and a
 Cholesky factor L with L_ii = exp(½ raw_i) and free strictly-lower entries; z = mu + L ε).
@@ -17,7 +18,7 @@ import torch
 
 from workers.models import objectives as O
 from workers.models.networks import Network, build_decoder, build_discriminator, build_encoder
-from workers.models.params import ParamLayout
+from workers.models.params import ParamLayout, views
 
 FULL_COVARIANCE = {"beta_vae_sigma"}
 
@@ -65,9 +66,9 @@ class BatchedVAE:
         self._tril_lin = rows * d + cols  # positions of the strictly-lower entries in a flattened d x d
 
     # ---- the pieces ------------------------------------------------------------------------------
-    def encode(self, flat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def encode(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x (S, B, *obs) -> mu (S, B, d), posterior parameters (see module docstring)."""
-        h = self.encoder(flat, self.layout, x)
+        h = self.encoder(params, x)
         d = self.latent_dim
         mu = h[..., :d]
         if self.posterior == "none":
@@ -87,7 +88,9 @@ class BatchedVAE:
         assert eps is not None
         if self.posterior == "diag":
             return mu + torch.exp(0.5 * post["logvar"]) * eps
-        return mu + (post["scale_tril"] @ eps.unsqueeze(-1)).squeeze(-1)
+        # an explicit sum over the last axis (not a batched matmul) keeps each seed's arithmetic the same
+        # whatever the number of seeds (block independence)
+        return mu + (post["scale_tril"] * eps.unsqueeze(-2)).sum(-1)
 
     def kl(self, mu: torch.Tensor, post: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-example KL to N(0, I) summed over latents, (S, B); zero for the AE."""
@@ -97,32 +100,33 @@ class BatchedVAE:
             return O.kl_diag(mu, post["logvar"]).sum(-1)
         return O.kl_full(mu, post["scale_tril"])
 
-    def decode(self, flat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, params: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
         """z (S, B, d) -> decoder output (S, B, *obs): logits (Bernoulli) or means (Gaussian)."""
-        return self.decoder(flat, self.layout, z)
+        return self.decoder(params, z)
 
     def output_mean(self, out: torch.Tensor) -> torch.Tensor:
         """Decoder output -> likelihood mean in data space."""
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     # ---- one training/evaluation pass ------------------------------------------------------------
-    def terms(self, flat: torch.Tensor, x: torch.Tensor, eps: torch.Tensor | None, *, step: int, dataset_size: int,
-              disc_flat: torch.Tensor | None = None, perm: torch.Tensor | None = None) -> StepTerms:
+    def terms(self, params: dict[str, torch.Tensor], x: torch.Tensor, eps: torch.Tensor | None, *, step: int,
+              dataset_size: int, disc_params: dict[str, torch.Tensor] | None = None,
+              perm: torch.Tensor | None = None) -> StepTerms:
         """Losses of every seed on its batch. x (S, B, *obs); eps (S, B, d) noise; perm (S, B, d) FactorVAE
         shuffle indices. The FactorVAE discriminator enters the VAE loss with its weights detached (only
         the discriminator loss trains them, on detached codes), as in disentanglement_lib."""
-        mu, post = self.encode(flat, x)
+        mu, post = self.encode(params, x)
         z = self.sample(mu, post, eps)
-        out = self.decode(flat, z)
+        out = self.decode(params, z)
         recon = O.recon_loss(x, out, self.likelihood)
         kl = self.kl(mu, post)
         tc_logits = disc_loss = None
         if self.discriminator is not None:
-            assert disc_flat is not None and perm is not None and self.disc_layout is not None
-            tc_logits = self.discriminator(disc_flat.detach(), self.disc_layout, z)
+            assert disc_params is not None and perm is not None
+            tc_logits = self.discriminator({k: v.detach() for k, v in disc_params.items()}, z)
             zd = z.detach()
-            logits_z = self.discriminator(disc_flat, self.disc_layout, zd)
-            logits_perm = self.discriminator(disc_flat, self.disc_layout, O.permute_dims(zd, perm))
+            logits_z = self.discriminator(disc_params, zd)
+            logits_perm = self.discriminator(disc_params, O.permute_dims(zd, perm))
             disc_loss = O.factorvae_discriminator_loss(logits_z, logits_perm)
         loss = O.objective_loss(self.model, self.hparams, recon=recon, kl=kl, mu=mu, logvar=post.get("logvar"),
                                 z=z, step=step, dataset_size=dataset_size, tc_logits=tc_logits)
@@ -131,7 +135,7 @@ class BatchedVAE:
 
     # ---- per-seed views and state dicts ----------------------------------------------------------
     def seed_view(self, flat: torch.Tensor, seed_index: int) -> SeedView:
-        """The `SeedModel` (workers.models.protocol) of one seed, sharing the buffer's storage."""
+        """The `SeedModel` (workers.models.protocol) of row `seed_index` of an (S, P) buffer (shares storage)."""
         return SeedView(self, flat[seed_index:seed_index + 1].detach())
 
     def seed_state_dict(self, flat: torch.Tensor, seed_index: int,
@@ -152,15 +156,15 @@ class SeedView:
 
     def __init__(self, vae: BatchedVAE, row: torch.Tensor):
         self.vae = vae
-        self.row = row  # (1, P)
+        self.params = views(vae.layout, row)  # (1, *shape) each
         self.latent_dim = vae.latent_dim
         self.posterior = vae.posterior
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x (N, *obs) -> mu (N, d), {} | {"logvar": (N, d)} | {"scale_tril": (N, d, d)}."""
-        mu, post = self.vae.encode(self.row, x.unsqueeze(0))
+        mu, post = self.vae.encode(self.params, x.unsqueeze(0))
         return mu[0], {k: v[0] for k, v in post.items()}
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (N, d) -> likelihood mean (N, *obs); differentiable in z."""
-        return self.vae.output_mean(self.vae.decode(self.row, z.unsqueeze(0))[0])
+        return self.vae.output_mean(self.vae.decode(self.params, z.unsqueeze(0))[0])

@@ -1,0 +1,150 @@
+"""Seed-batched networks against per-seed torch.nn references; conv shapes; posteriors; state dicts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from workers.models.params import init_flat, views
+from workers.models.vae import BatchedVAE
+from workers.seed_streams import seed_generator
+
+
+def config(model="beta_vae", kind="mlp", enc=(7, 5), dec=(6,), enc_act="relu", dec_act="tanh", d=3,
+           likelihood="gaussian"):
+    return {"model": model, "hparams": {"beta": 1.0}, "likelihood": likelihood, "latent_dim": d,
+            "arch": {"kind": kind, "encoder": list(enc), "decoder": list(dec), "encoder_act": enc_act,
+                     "decoder_act": dec_act}}
+
+
+def build(cfg, obs_shape, S=3):
+    vae = BatchedVAE(cfg, obs_shape)
+    flat = init_flat(vae.layout, [seed_generator(s, "init") for s in range(S)], torch.device("cpu"))
+    return vae, flat, views(vae.layout, flat)
+
+
+def reference_mlp(state, prefix, n_layers, act):
+    """nn.Sequential with the seed's weights; `state[...weight]` is (in, out) -> nn.Linear wants (out, in)."""
+    mods = []
+    for i in range(n_layers):
+        w, b = state[f"{prefix}.fc{i}.weight"], state[f"{prefix}.fc{i}.bias"]
+        lin = nn.Linear(*w.shape)
+        lin.weight.data, lin.bias.data = w.T.clone(), b.clone()
+        mods.append(lin)
+        if i < n_layers - 1:
+            mods.append({"relu": nn.ReLU(), "tanh": nn.Tanh(), "none": nn.Identity()}[act])
+    return nn.Sequential(*mods)
+
+
+def test_mlp_matches_per_seed_reference_with_hidden_nonlinearities_only() -> None:
+    vae, flat, p = build(config(), (4,))
+    x = torch.randn(3, 10, 4)
+    mu, post = vae.encode(p, x)
+    z = torch.randn(3, 10, 3)
+    out = vae.decode(p, z)
+    for s in range(3):
+        st = vae.seed_state_dict(flat, s)
+        enc = reference_mlp(st, "enc", 3, "relu")
+        dec = reference_mlp(st, "dec", 2, "tanh")
+        h = enc(x[s])
+        torch.testing.assert_close(mu[s], h[:, :3])
+        torch.testing.assert_close(post["logvar"][s], h[:, 3:])
+        torch.testing.assert_close(out[s], dec(z[s]))
+
+
+def test_linear_architecture_is_affine_with_biases() -> None:
+    vae, flat, p = build(config(kind="linear", d=2), (3,), S=2)
+    names = {n: e.shape for n, e in vae.layout.entries.items()}
+    assert names == {"enc.fc0.weight": (3, 4), "enc.fc0.bias": (4,), "dec.fc0.weight": (2, 3), "dec.fc0.bias": (3,)}
+    z = torch.randn(2, 5, 2)
+    st = vae.seed_state_dict(flat, 1)
+    torch.testing.assert_close(vae.decode(p, z)[1], z[1] @ st["dec.fc0.weight"] + st["dec.fc0.bias"])
+
+
+def test_default_init_is_pytorchs_uniform_bound() -> None:
+    vae, flat, p = build(config(enc=(200,), dec=(), d=2), (50,), S=1)
+    w = vae.seed_state_dict(flat, 0)["enc.fc0.weight"]
+    assert w.abs().max() <= 1 / math.sqrt(50) and w.abs().max() > 0.9 / math.sqrt(50)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_conv_shapes_and_per_seed_reference(channels: int) -> None:
+    cfg = config(kind="conv", enc=(), dec=(), d=10, likelihood="bernoulli")
+    vae, flat, p = build(cfg, (channels, 64, 64), S=2)
+    x = torch.rand(2, 3, channels, 64, 64)
+    mu, post = vae.encode(p, x)
+    assert mu.shape == (2, 3, 10) and post["logvar"].shape == (2, 3, 10)
+    z = torch.randn(2, 3, 10)
+    out = vae.decode(p, z)
+    assert out.shape == (2, 3, channels, 64, 64)
+    # seed 1 against torch.nn layers built from its state dict (disentanglement_lib conv_encoder / deconv_decoder)
+    st = vae.seed_state_dict(flat, 1)
+
+    def conv(name, c_in, c_out, transpose=False):
+        m = (nn.ConvTranspose2d if transpose else nn.Conv2d)(c_in, c_out, 4, 2, 1)
+        m.weight.data, m.bias.data = st[f"{name}.weight"].clone(), st[f"{name}.bias"].clone()
+        return m
+
+    def dense(name):
+        w = st[f"{name}.weight"]
+        m = nn.Linear(*w.shape)
+        m.weight.data, m.bias.data = w.T.clone(), st[f"{name}.bias"].clone()
+        return m
+
+    enc = nn.Sequential(conv("enc.conv1", channels, 32), nn.ReLU(), conv("enc.conv2", 32, 32), nn.ReLU(),
+                        conv("enc.conv3", 32, 64), nn.ReLU(), conv("enc.conv4", 64, 64), nn.ReLU(), nn.Flatten(),
+                        dense("enc.fc1"), nn.ReLU(), dense("enc.fc2"))
+    dec = nn.Sequential(dense("dec.fc1"), nn.ReLU(), dense("dec.fc2"), nn.ReLU(), nn.Unflatten(1, (64, 4, 4)),
+                        conv("dec.deconv1", 64, 64, True), nn.ReLU(), conv("dec.deconv2", 64, 32, True), nn.ReLU(),
+                        conv("dec.deconv3", 32, 32, True), nn.ReLU(), conv("dec.deconv4", 32, channels, True))
+    with torch.no_grad():
+        torch.testing.assert_close(mu[1], enc(x[1])[:, :10], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out[1], dec(z[1]), rtol=1e-4, atol=1e-5)
+    view = vae.seed_view(flat, 1)
+    assert view.decode(z[1]).shape == (3, channels, 64, 64)
+    assert 0 <= float(view.decode(z[1]).min()) and float(view.decode(z[1]).max()) <= 1  # Bernoulli mean
+
+
+def test_conv_refuses_other_image_sizes() -> None:
+    with pytest.raises(ValueError, match="64x64"):
+        BatchedVAE(config(kind="conv", d=4), (1, 28, 28))
+
+
+def test_full_covariance_posterior_is_a_cholesky_factor() -> None:
+    vae, flat, p = build(config(model="beta_vae_sigma", d=3), (4,))
+    assert vae.posterior == "full"
+    mu, post = vae.encode(p, torch.randn(3, 6, 4))
+    L = post["scale_tril"]
+    assert L.shape == (3, 6, 3, 3)
+    assert torch.equal(L, torch.tril(L)) and bool((torch.diagonal(L, dim1=-2, dim2=-1) > 0).all())
+    # all 3 strictly-lower entries are free parameters (non-zero for a random encoder)
+    assert bool((L[..., 1, 0] != 0).all() and (L[..., 2, 0] != 0).all() and (L[..., 2, 1] != 0).all())
+    eps = torch.randn(3, 6, 3)
+    torch.testing.assert_close(vae.sample(mu, post, eps), mu + torch.einsum("sbij,sbj->sbi", L, eps))
+
+
+def test_ae_has_a_deterministic_code_and_no_kl() -> None:
+    vae, flat, p = build(config(model="ae"), (4,))
+    mu, post = vae.encode(p, torch.randn(3, 5, 4))
+    assert post == {} and vae.posterior == "none"
+    assert torch.equal(vae.sample(mu, post, None), mu)
+    assert torch.equal(vae.kl(mu, post), torch.zeros(3, 5))
+
+
+def test_seed_state_dict_round_trip_and_protocol_shapes() -> None:
+    vae, flat, p = build(config(model="beta_vae_sigma", d=2), (4,))
+    st = vae.seed_state_dict(flat, 2)
+    view = vae.load_seed(st)
+    x = torch.randn(9, 4)
+    mu, post = view.encode(x)
+    assert mu.shape == (9, 2) and post["scale_tril"].shape == (9, 2, 2)
+    ref_mu, _ = vae.seed_view(flat, 2).encode(x)
+    torch.testing.assert_close(mu, ref_mu, rtol=0, atol=0)
+    assert view.decode(mu).shape == (9, 4)
+    bad = dict(st)
+    bad["dec.fc0.weight"] = torch.zeros(1, 1)
+    with pytest.raises(ValueError, match="dec.fc0.weight"):
+        vae.load_seed(bad)
