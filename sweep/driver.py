@@ -202,7 +202,7 @@ class SweepOutcome:
     total: int
     done: int
     failed: int
-    trained: int  # restarts scheduled by this call (0 if everything was already in the store)
+    trained: int  # restarts whose trials this call started (0 if everything was already in the store)
     seconds: float
 
 
@@ -239,15 +239,14 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
                 progress = _fit(study, fn, None, latest, max_concurrent, out, progress_every, restore=True)
                 if progress is not None:
                     failed |= progress.failed_keys - progress.done_keys
-                    trained += progress.total - progress.done_at_start
+                    trained += progress.trained
         plan = plan_sweep(study)
         plan = Plan([t for t in plan.trials if not set(t.run_keys) <= failed], plan.done_keys, plan.total)
         print(describe_plan(study, plan, max_concurrent), file=out, flush=True)
         if plan.trials:
             name = EXPERIMENT_PREFIX + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
             progress = _fit(study, fn, plan, name, max_concurrent, out, progress_every, restore=False)
-            assert progress is not None
-            trained += plan.pending_restarts
+            trained += progress.trained
         states = store.final_states(study.study_uri, [r.run_key for r in study.restarts])
     done = sum(1 for s in states.values() if s.status in store.DONE_STATUSES)
     n_failed = sum(1 for s in states.values() if s.status == "failed")
@@ -304,7 +303,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
                          "study": study.name, "study_uri": study.study_uri},
             tune_config=tune.TuneConfig(
                 reuse_actors=True, trial_dirname_creator=_trial_dirname,
-                max_concurrent_trials=max_concurrent or r.max_concurrent_trials or 0),
+                max_concurrent_trials=max_concurrent or r.max_concurrent_trials or None),
             run_config=tune.RunConfig(
                 name=name, storage_path=tune_dir, storage_filesystem=fs, verbose=0, callbacks=[progress],
                 failure_config=tune.FailureConfig(max_failures=r.max_failures)),

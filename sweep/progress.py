@@ -39,8 +39,10 @@ class SweepProgress(tune.Callback):
         self.total = total
         self.done_keys = set(done_keys)
         self.done_at_start = len(self.done_keys)
+        self._done_at_start_keys = frozenset(self.done_keys)
         self.failed_keys: set[str] = set()
         self.running: dict[str, list[str]] = {}
+        self.started_keys: set[str] = set()
         self.on_failure = on_failure
         self.out = out or sys.stdout
         self.every = every
@@ -60,7 +62,9 @@ class SweepProgress(tune.Callback):
 
     # -- Tune hooks -------------------------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running[trial.trial_id] = list(trial.config["trial"]["run_keys"])
+        keys = list(trial.config["trial"]["run_keys"])
+        self.running[trial.trial_id] = keys
+        self.started_keys.update(keys)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get("epoch") == trial.config["trial"]["config"]["epochs"]:
@@ -88,6 +92,11 @@ class SweepProgress(tune.Callback):
     @property
     def done(self) -> int:
         return len(self.done_keys)
+
+    @property
+    def trained(self) -> int:
+        """Restarts whose trials this run started and that were not complete when it began."""
+        return len(self.started_keys) - len(self.started_keys & self._done_at_start_keys)
 
     @property
     def failed(self) -> int:
