@@ -125,9 +125,8 @@ class BatchedVAE:
             assert disc_params is not None and perm is not None
             tc_logits = self.discriminator({k: v.detach() for k, v in disc_params.items()}, z)
             zd = z.detach()
-            logits_z = self.discriminator(disc_params, zd)
-            logits_perm = self.discriminator(disc_params, O.permute_dims(zd, perm))
-            disc_loss = O.factorvae_discriminator_loss(logits_z, logits_perm)
+            both = self.discriminator(disc_params, torch.cat([zd, O.permute_dims(zd, perm)], dim=1))
+            disc_loss = O.factorvae_discriminator_loss(both[:, :zd.shape[1]], both[:, zd.shape[1]:])
         loss = O.objective_loss(self.model, self.hparams, recon=recon, kl=kl, mu=mu, logvar=post.get("logvar"),
                                 z=z, step=step, dataset_size=dataset_size, tc_logits=tc_logits)
         return StepTerms(loss=loss, recon=recon.mean(1), kl=kl.mean(1), mu=mu.detach(),
