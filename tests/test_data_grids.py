@@ -203,3 +203,34 @@ def test_shapes3d_orientation_moves_the_background_and_render_matches_observatio
 def test_bad_factors_are_refused_naming_the_factor(dsprites, factors, message) -> None:
     with pytest.raises(DataError, match=message):
         dsprites.observations(factors)
+
+
+def test_shapes3d_cache_rows_decode_to_exactly_the_rendered_observations(shapes3d) -> None:
+    f = shapes3d.sample_factors(64, np.random.default_rng(5))
+    rows = shapes3d.encode_rows(f)
+    assert rows.dtype == np.uint8 and rows.shape == (64, 64, 64, 3)  # the official (N, 64, 64, 3) layout
+    np.testing.assert_array_equal(shapes3d.decode_rows(rows), shapes3d.render_observations(f))
+
+
+@pytest.mark.slow
+def test_dsprites_switches_to_the_node_cache_after_one_grid_and_reads_identical_images(
+        tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ORTHOSWEEP_CACHE", str(tmp_path))
+    ds = load("dsprites")
+    idx = np.random.default_rng(2).integers(0, len(ds), 3000)
+    on_demand = ds.observations_at(idx)
+    assert not ds.uses_cache and not list(tmp_path.glob("*.npy"))  # short jobs build nothing
+    ds.rendered = len(ds)  # as if one epoch had been rendered on demand: now the cache pays off
+    cached = ds.observations_at(idx)
+    assert ds.uses_cache and (tmp_path / f"{ds.cache_key}.npy").stat().st_size < 380e6  # bit-packed
+    np.testing.assert_array_equal(cached, on_demand)
+    other = load("dsprites")  # another trial on the node: uses the existing entry at once
+    np.testing.assert_array_equal(other.observations_at(idx[:10]), on_demand[:10])
+    assert other.uses_cache and other.rendered == 0
+    monkeypatch.setenv("ORTHOSWEEP_DATA_CACHE", "never")
+    third = load("dsprites")
+    third.observations_at(idx[:10])
+    assert not third.uses_cache
+    monkeypatch.setenv("ORTHOSWEEP_DATA_CACHE", "sometimes")
+    with pytest.raises(DataError, match="ORTHOSWEEP_DATA_CACHE='sometimes'"):
+        load("dsprites").observations_at(idx[:1])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,13 +115,8 @@ def file_identity(path: Path) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def fill_in_chunks(out: np.ndarray, rows: int, chunk: int, produce: Callable[[int, int], np.ndarray],
-                   progress: str | None = None) -> None:
+def fill_in_chunks(out: np.ndarray, rows: int, chunk: int, produce: Callable[[int, int], np.ndarray]) -> None:
     """out[a:b] = produce(a, b) over [0, rows) in chunks, keeping peak memory at one chunk."""
-    t0 = time.monotonic()
     for a in range(0, rows, chunk):
         b = min(rows, a + chunk)
         out[a:b] = produce(a, b)
-        if progress and time.monotonic() - t0 > 5:
-            print(f"{progress}: {b}/{rows}", flush=True)
-            t0 = time.monotonic()

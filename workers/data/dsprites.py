@@ -11,8 +11,8 @@ window by (posY, posX) pixels (posX to the right, posY downwards), so the sprite
 [16, 47] in both axes and the shape always stays within [1.5, 61.5]: the outermost row and column of
 every image are empty, for every combination, and nothing is ever clipped.
 
-Images are assembled on demand from the 720-sprite table (740 kB) — faster end to end than building
-and mapping a 377 MB bit-packed cache (see bench/datasets.py); `build_cache()` makes that cache too.
+Images are assembled on demand from the 720-sprite table (740 kB) until the process has rendered one
+grid's worth, then read from a 377 MB bit-packed node cache (rendered.py; bench/datasets.py).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DataError, GridDataset, as_indices
+from .base import DataError, GridDataset
 from .cache import cached_array, file_identity, fill_in_chunks
 from .files import check_file
+from .rendered import RenderedGridDataset
 from .stored import StoredGridDataset, check_classes
 
 GENERATOR_VERSION = 1
@@ -85,8 +86,8 @@ def place_sprites(sprites: np.ndarray, factors: np.ndarray, dtype: np.dtype | ty
     return out
 
 
-class ProceduralDSprites(GridDataset):
-    """dSprites rendered on demand from the 720-sprite table."""
+class ProceduralDSprites(RenderedGridDataset):
+    """dSprites assembled from the 720-sprite table on demand, or read from the node cache (see rendered.py)."""
 
     name = "dsprites"
     factor_names = FACTOR_NAMES
@@ -94,8 +95,12 @@ class ProceduralDSprites(GridDataset):
     factor_values = FACTOR_VALUES
     observation_shape = (1, IMAGE, IMAGE)
     source = "procedural"
+    cache_key = f"dsprites-procedural-v{GENERATOR_VERSION}"
+    row_shape = (IMAGE * IMAGE // 8,)  # bit-packed: 512 bytes per image, 377 MB for the grid
+    build_chunk = 16384
 
     def __init__(self, data_seed: int = 0) -> None:
+        super().__init__()
         self.data_seed = int(data_seed)
         self.sprites = render_sprites()
 
@@ -103,20 +108,14 @@ class ProceduralDSprites(GridDataset):
         """uint8 (n, 64, 64) 0/1 images of class indices (n, 5)."""
         return place_sprites(self.sprites, self.index_to_factors(self.factors_to_index(factors)))
 
-    def observations_at(self, indices: np.ndarray) -> np.ndarray:
-        f = self.index_to_factors(as_indices(indices, len(self)))
-        return place_sprites(self.sprites, f, np.float32)[:, None]
+    def render_observations(self, factors: np.ndarray) -> np.ndarray:
+        return place_sprites(self.sprites, factors, np.float32)[:, None]
 
-    def build_cache(self) -> np.ndarray:
-        """The full grid as a bit-packed (737280, 512) uint8 memmap in the node cache (built once)."""
-        n = len(self)
+    def encode_rows(self, factors: np.ndarray) -> np.ndarray:
+        return np.packbits(place_sprites(self.sprites, factors).reshape(len(factors), -1), axis=1)
 
-        def produce(a: int, b: int) -> np.ndarray:
-            imgs = place_sprites(self.sprites, self.index_to_factors(np.arange(a, b)))
-            return np.packbits(imgs.reshape(b - a, -1), axis=1)
-
-        return cached_array(f"dsprites-procedural-v{GENERATOR_VERSION}", (n, IMAGE * IMAGE // 8), np.uint8,
-                            lambda out: fill_in_chunks(out, n, 16384, produce))
+    def decode_rows(self, rows: np.ndarray) -> np.ndarray:
+        return unpack_bits(rows)
 
 
 def unpack_bits(rows: np.ndarray) -> np.ndarray:

@@ -14,7 +14,8 @@ image is then exact arithmetic on those layers with the three hue colours (HSV, 
 
     image = (floor · rgb(floor_hue) + wall · rgb(wall_hue)) · (1 − α) + object · rgb(object_hue)
 
-quantised to 8 bits like the official images (values k/255 in [0, 1]).
+quantised to 8 bits like the official images (values k/255 in [0, 1]). Images are composed on demand
+until the process has rendered one grid's worth, then read from a 5.9 GB uint8 node cache (rendered.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DataError, GridDataset, as_indices
+from .base import DataError, GridDataset
 from .cache import cached_array, file_identity, fill_in_chunks
 from .files import check_file
+from .rendered import RenderedGridDataset
 from .stored import StoredGridDataset
 
 GENERATOR_VERSION = 1
@@ -213,8 +215,8 @@ def compose_255(layers: dict[str, np.ndarray], colours: np.ndarray, factors: np.
     return np.floor(out, out=out)
 
 
-class ProceduralShapes3D(GridDataset):
-    """Shapes3D rendered on demand from the precomputed layers (16 MB)."""
+class ProceduralShapes3D(RenderedGridDataset):
+    """Shapes3D composed from the scene layers on demand, or read from the node cache (see rendered.py)."""
 
     name = "shapes3d"
     factor_names = FACTOR_NAMES
@@ -222,8 +224,12 @@ class ProceduralShapes3D(GridDataset):
     factor_values = FACTOR_VALUES
     observation_shape = (3, IMAGE, IMAGE)
     source = "procedural"
+    cache_key = f"shapes3d-procedural-v{GENERATOR_VERSION}"
+    row_shape = (IMAGE, IMAGE, 3)  # uint8, the official layout: 5.9 GB for the grid
+    build_chunk = 4096
 
     def __init__(self, data_seed: int = 0) -> None:
+        super().__init__()
         self.data_seed = int(data_seed)
         self.layers = render_layers()
         self.colours = hue_colours()
@@ -233,22 +239,16 @@ class ProceduralShapes3D(GridDataset):
         f = self.index_to_factors(self.factors_to_index(factors))
         return compose_255(self.layers, self.colours, f).astype(np.uint8)
 
-    def observations_at(self, indices: np.ndarray) -> np.ndarray:
-        f = self.index_to_factors(as_indices(indices, len(self)))
-        out = compose_255(self.layers, self.colours, f)
+    def render_observations(self, factors: np.ndarray) -> np.ndarray:
+        out = compose_255(self.layers, self.colours, factors)
         out /= np.float32(255)
         return out
 
-    def build_cache(self) -> np.ndarray:
-        """The full grid as a (480000, 64, 64, 3) uint8 memmap (official layout) in the node cache."""
-        n = len(self)
+    def encode_rows(self, factors: np.ndarray) -> np.ndarray:
+        return compose_255(self.layers, self.colours, factors).astype(np.uint8).transpose(0, 2, 3, 1)
 
-        def produce(a: int, b: int) -> np.ndarray:
-            f = self.index_to_factors(np.arange(a, b))
-            return compose_255(self.layers, self.colours, f).astype(np.uint8).transpose(0, 2, 3, 1)
-
-        return cached_array(f"shapes3d-procedural-v{GENERATOR_VERSION}", (n, IMAGE, IMAGE, 3), np.uint8,
-                            lambda out: fill_in_chunks(out, n, 4096, produce))
+    def decode_rows(self, rows: np.ndarray) -> np.ndarray:
+        return decode_hwc(rows)
 
 
 def decode_hwc(rows: np.ndarray) -> np.ndarray:
