@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import json
 import logging
 import os
 import secrets
@@ -149,22 +150,26 @@ def load_trainable(ref: TrainableRef) -> Callable[[dict[str, Any]], Any]:
 
 
 def _wrap_trainable(fn: Callable[[dict[str, Any]], Any], gpu: float,
-                    check_store: bool = False) -> Callable[[dict[str, Any]], Any]:
-    """The trainable as scheduled: a fractional-GPU trial caps its CUDA memory at its share; with
-    `check_store` (restored experiments, whose trials were planned before the driver died) each trial
-    start first asks the store which of its restarts are complete and does not train them again."""
+                    check_store: bool = False) -> Callable[..., Any]:
+    """The trainable as scheduled. Tune's config names the trial by id (a grid over ids stays linear in the
+    number of trials; Tune deep-copies the whole grid per variant); `trials` (shared once through the object
+    store by `tune.with_parameters`) maps ids to `TrialSpec.to_dict()`, and the wrapped trainable gets the
+    contract's config {"trial": dict, "study", "study_uri"}. A fractional-GPU trial caps its CUDA memory at
+    its share. With `check_store` (restored experiments, planned before the driver died) each trial start
+    first asks the store which of its restarts are complete and does not train them again."""
 
-    def orthosweep_trial(config: dict[str, Any]) -> Any:
+    def orthosweep_trial(config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> Any:
         if 0 < gpu < 1:
             import torch
 
             if torch.cuda.is_available():
                 torch.cuda.set_per_process_memory_fraction(gpu)
+        resolved: dict[str, Any] | None = {**config, "trial": trials[config["trial"]]}
         if check_store:
-            config = _skip_completed(config)
-            if config is None:
+            resolved = _skip_completed(resolved)
+            if resolved is None:
                 return None
-        return fn(config)
+        return fn(resolved)
 
     return orthosweep_trial
 
@@ -190,7 +195,12 @@ def _skip_completed(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _trial_dirname(trial: Any) -> str:
-    return str(trial.config["trial"]["trial_id"])
+    return str(trial.config["trial"])  # the trial id: <config_key[:10]>-<block>
+
+
+def _plan_uri(study_uri: str, experiment: str) -> str:
+    """Where an experiment's plan (trial id -> TrialSpec dict) is kept, next to Tune's state."""
+    return join_uri(study_uri, "tune", f"{experiment}.plan.json")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,20 +283,28 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
 
     r = study.spec.resources
     resources = {"cpu": r.cpu, "gpu": r.gpu} if r.gpu else {"cpu": r.cpu}
-    trainable = tune.with_resources(_wrap_trainable(fn, r.gpu, check_store=restore), resources)
     fs, tune_dir = filesystem(join_uri(study.study_uri, "tune"))
+    if restore:
+        text = store.read_text(_plan_uri(study.study_uri, name))
+        path = f"{tune_dir}/{name}"
+        if text is None or not tune.Tuner.can_restore(path, storage_filesystem=fs):
+            print(f"[orthosweep] experiment {name} cannot be restored; the store decides what is left",
+                  file=out, flush=True)
+            return None
+        trials = json.loads(text)
+    else:
+        assert plan is not None
+        trials = {t.trial_id: t.to_dict() for t in plan.trials}
+        store.write_text(_plan_uri(study.study_uri, name), json.dumps(trials))
+    trainable = tune.with_resources(
+        tune.with_parameters(_wrap_trainable(fn, r.gpu, check_store=restore), trials=trials), resources)
     done = plan.done_keys if plan is not None else store.completed_run_keys(
         study.study_uri, [x.run_key for x in study.restarts])
-    progress = SweepProgress(study.study_uri, len(study.restarts), done,
+    progress = SweepProgress(study.study_uri, trials, len(study.restarts), done,
                              functools.partial(record_failed_trial, study.study_uri, study.name),
                              out=out, every=progress_every, experiment=name)
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if restore:
-        path = f"{tune_dir}/{name}"
-        if not tune.Tuner.can_restore(path, storage_filesystem=fs):
-            print(f"[orthosweep] experiment {name} cannot be restored; the store decides what is left",
-                  file=out, flush=True)
-            return None
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True,
                                    storage_filesystem=fs)
         # Tune restores the RunConfig pickled at the first fit; give it this run's callback (fresh counts).
@@ -296,11 +314,10 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
         internal._run_config.callbacks = [progress]
         internal._run_config.verbose = 0
     else:
-        assert plan is not None
         tuner = tune.Tuner(
             trainable,
-            param_space={"trial": tune.grid_search([t.to_dict() for t in plan.trials]),
-                         "study": study.name, "study_uri": study.study_uri},
+            param_space={"trial": tune.grid_search(list(trials)), "study": study.name,
+                         "study_uri": study.study_uri},
             tune_config=tune.TuneConfig(
                 reuse_actors=True, trial_dirname_creator=_trial_dirname,
                 max_concurrent_trials=max_concurrent or r.max_concurrent_trials or None),

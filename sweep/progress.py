@@ -27,15 +27,17 @@ def format_seconds(s: float) -> str:
 class SweepProgress(tune.Callback):
     """Counts restarts as their trials reach the final epoch; calls `on_failure` for trials that fail for good.
 
+    `trials`: the experiment's plan, trial id -> TrialSpec.to_dict() (Tune's config holds only the id).
     `done_keys`: run keys already complete in the store when the sweep started (counted as done).
     `on_failure(trial_dict, error_text) -> int`: records a permanently failed trial, returns the number of
     restarts recorded as failed.
     """
 
-    def __init__(self, study_uri: str, total: int, done_keys: set[str],
+    def __init__(self, study_uri: str, trials: dict[str, dict[str, Any]], total: int, done_keys: set[str],
                  on_failure: Callable[[dict[str, Any], str], int], *, out: TextIO | None = None,
                  every: float = 5.0, experiment: str = ""):
         self.study_uri = study_uri
+        self.trials = trials  # Tune config "trial" (a trial id) -> TrialSpec.to_dict()
         self.total = total
         self.done_keys = set(done_keys)
         self.done_at_start = len(self.done_keys)
@@ -54,6 +56,7 @@ class SweepProgress(tune.Callback):
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its RunConfig (callbacks included)
         state = dict(self.__dict__)
         state["out"] = None
+        state["trials"] = {}  # the plan is stored next to the experiment; keep tuner.pkl small
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -61,23 +64,27 @@ class SweepProgress(tune.Callback):
         self.out = self.out or sys.stdout
 
     # -- Tune hooks -------------------------------------------------------------------------------
+    def _spec(self, trial: Any) -> dict[str, Any]:
+        return self.trials[trial.config["trial"]]
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        keys = list(trial.config["trial"]["run_keys"])
+        keys = list(self._spec(trial)["run_keys"])
         self.running[trial.trial_id] = keys
         self.started_keys.update(keys)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        if result.get("epoch") == trial.config["trial"]["config"]["epochs"]:
-            self.done_keys.update(trial.config["trial"]["run_keys"])
+        spec = self._spec(trial)
+        if result.get("epoch") == spec["config"]["epochs"]:
+            self.done_keys.update(spec["run_keys"])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.pop(trial.trial_id, None)
-        self.done_keys.update(trial.config["trial"]["run_keys"])
+        self.done_keys.update(self._spec(trial)["run_keys"])
         self._report(force=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.pop(trial.trial_id, None)
-        spec = trial.config["trial"]
+        spec = self._spec(trial)
         self.on_failure(spec, trial_error_text(trial))
         self.failed_keys.update(k for k in spec["run_keys"] if k not in self.done_keys)
         self._report(force=True)
