@@ -104,9 +104,14 @@ def bench_one(name: str, cache: Path, steps: int, batch: int, build: bool) -> No
 
     print(f"\n== {name} ==")
     os.environ["ORTHOSWEEP_DATA_CACHE"] = "never"
-    t_open, ds = timed(lambda: load(name), repeat=2)
+    def open_on_demand():
+        fresh = load(name)
+        fresh.observations_at(np.zeros(1, dtype=np.int64))  # renders the sprite table / scene layers
+        return fresh
+
+    t_open, ds = timed(open_on_demand, repeat=2)
     t_demand = batch_times(ds.observations_at, len(ds), batch)
-    print(f"on demand: open {t_open:.2f} s; batch of {batch}: {t_demand * 1e3:.1f} ms")
+    print(f"on demand: open (load + first image) {t_open:.2f} s; batch of {batch}: {t_demand * 1e3:.1f} ms")
     ram = ram_probe(name, "never", cache, steps, batch)
     own = ram["after"]["anon"] - ram["base"]["anon"]
     print(f"on demand: RAM per trial (RssAnon added after {steps} batches) {mb(own)}; "
@@ -116,13 +121,22 @@ def bench_one(name: str, cache: Path, steps: int, batch: int, build: bool) -> No
         return
     t_build, rows = timed(ds.build_cache)
     size = rows.nbytes
-    t_cached_open, rows = timed(ds.build_cache, repeat=3)
+    os.environ["ORTHOSWEEP_DATA_CACHE"] = "auto"
+    probe = np.arange(batch)
+
+    def open_cached():
+        fresh = load(name)
+        fresh.observations_at(probe)
+        assert fresh.uses_cache
+        return fresh
+
+    t_cached_open, _ = timed(open_cached, repeat=3)
     assert ds.uses_cache
     t_touch, _ = timed(lambda: [int(rows[a:a + 65536].max()) for a in range(0, len(rows), 65536)])
     print(f"cache: first touch of every page of the mapping (once per process) {t_touch:.2f} s")
     t_cached = batch_times(ds.observations_at, len(ds), batch)
-    print(f"cache: build {t_build:.1f} s ({mb(size)} on disk); cached open {t_cached_open * 1e3:.2f} ms "
-          f"(+ {t_open:.2f} s dataset object); batch of {batch}: {t_cached * 1e3:.1f} ms")
+    print(f"cache: build {t_build:.1f} s ({mb(size)} on disk); cached open (load + first batch from the "
+          f"existing entry) {t_cached_open * 1e3:.1f} ms; batch of {batch}: {t_cached * 1e3:.1f} ms")
     ram = ram_probe(name, "always", cache, steps, batch)
     own = ram["after"]["anon"] - ram["base"]["anon"]
     print(f"cache: RAM per trial (RssAnon added) {mb(own)}; shared cache pages mapped (RssFile) "
@@ -131,7 +145,7 @@ def bench_one(name: str, cache: Path, steps: int, batch: int, build: bool) -> No
     print(f"ratio on-demand / cached batch time: {ratio:.2f}x")
     for n_steps in (1_000, 10_000, 100_000):
         e_demand = t_open + n_steps * t_demand
-        e_cache = t_build + t_open + n_steps * t_cached
+        e_cache = t_build + t_cached_open + n_steps * t_cached
         print(f"end to end, {n_steps:>6} steps on a fresh node: on demand {e_demand:8.1f} s, "
               f"cache (build once) {e_cache:8.1f} s")
     if t_demand > t_cached:
@@ -149,7 +163,7 @@ def main() -> None:
     ap.add_argument("--skip-shapes3d-cache", action="store_true", help="skip the 5.9 GB shapes3d cache build")
     args = ap.parse_args()
     print(machine())
-    tmp = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="orthosweep-bench-cache-"))
+    tmp = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="datasets-bench-cache-", dir="/var/tmp"))
     os.environ["ORTHOSWEEP_CACHE"] = str(tmp)
     try:
         bench_one("dsprites", tmp, args.steps, args.batch, build=True)

@@ -95,7 +95,10 @@ class Dataset(ABC):
         if part not in SPLIT_FRACTIONS:
             raise DataError(f"split part {part!r}: expected one of {', '.join(SPLIT_FRACTIONS)}")
         n = len(self)
-        perm = np.random.default_rng([self.data_seed, _SPLIT_STREAM]).permutation(n)
+        cached = getattr(self, "_split_perm", None)
+        if cached is None or cached.size != n:
+            cached = self._split_perm = np.random.default_rng([self.data_seed, _SPLIT_STREAM]).permutation(n)
+        perm = cached
         n_train = int(round(SPLIT_FRACTIONS["train"] * n))
         n_eval = int(round(SPLIT_FRACTIONS["eval"] * n))
         bounds = {"train": (0, n_train), "eval": (n_train, n_train + n_eval), "test": (n_train + n_eval, n)}

@@ -85,9 +85,13 @@ def cached_array(key: str, shape: tuple[int, ...], dtype: np.dtype | str,
             build(out)
             out.flush()
             del out
-            with open(partial, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(partial, final)
+            try:
+                with open(partial, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(partial, final)
+            except FileNotFoundError as e:
+                raise DataError(f"dataset cache: {str(partial)!r} was deleted while it was being built (is "
+                                f"something cleaning {str(root)!r}?); nothing was published, try again") from e
             _fsync_dir(root)
         except BaseException:
             partial.unlink(missing_ok=True)

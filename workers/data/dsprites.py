@@ -17,6 +17,7 @@ grid's worth, then read from a 377 MB bit-packed node cache (rendered.py; bench/
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from pathlib import Path
@@ -102,7 +103,11 @@ class ProceduralDSprites(RenderedGridDataset):
     def __init__(self, data_seed: int = 0) -> None:
         super().__init__()
         self.data_seed = int(data_seed)
-        self.sprites = render_sprites()
+
+    @functools.cached_property
+    def sprites(self) -> np.ndarray:
+        """The 720-sprite table, rendered on first use (not needed when reading the node cache)."""
+        return render_sprites()
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         """uint8 (n, 64, 64) 0/1 images of class indices (n, 5)."""

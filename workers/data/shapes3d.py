@@ -21,6 +21,7 @@ until the process has rendered one grid's worth, then read from a 5.9 GB uint8 n
 from __future__ import annotations
 
 import colorsys
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -231,8 +232,12 @@ class ProceduralShapes3D(RenderedGridDataset):
     def __init__(self, data_seed: int = 0) -> None:
         super().__init__()
         self.data_seed = int(data_seed)
-        self.layers = render_layers()
         self.colours = hue_colours()
+
+    @functools.cached_property
+    def layers(self) -> dict[str, np.ndarray]:
+        """The ray-cast scene layers, computed on first use (not needed when reading the node cache)."""
+        return render_layers()
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         """uint8 (n, 3, 64, 64) images of class indices (n, 6)."""
