@@ -236,3 +236,27 @@ def test_bad_mnist_inputs_are_refused_clearly(tmp_path: Path) -> None:
         load("fashion_mnist", path=str(tmp_path / "wrong.npz"))
     with pytest.raises(DataError, match="option 'path' is required"):
         load("mnist")
+
+
+def test_a_file_holding_the_full_grid_in_order_is_indexed_without_labels_and_shuffled_rows_are_looked_up() -> None:
+    from workers.data.stored import StoredGridDataset
+
+    sizes = [2, 3, 4]
+    classes = _grid(sizes, 24)
+    images = np.arange(24, dtype=np.uint8)[:, None]  # row i holds the value i
+
+    def make(labels: np.ndarray, rows: np.ndarray) -> StoredGridDataset:
+        return StoredGridDataset("toy", ["a", "b", "c"], sizes, [np.arange(s) for s in sizes], (1,), rows,
+                                 lambda r: r.astype(np.float32), labels, 0, source="toy.file")
+
+    full = make(classes, images)
+    assert full.is_full_grid
+    np.testing.assert_array_equal(full.factors_at(np.arange(24)), classes)
+    np.testing.assert_array_equal(full.observations(classes[[5, 17]])[:, 0], [5, 17])
+    perm = np.random.default_rng(0).permutation(24)
+    shuffled = make(classes[perm], images[perm])  # row j holds combination perm[j]
+    assert not shuffled.is_full_grid
+    np.testing.assert_array_equal(shuffled.observations(classes[[5, 17]])[:, 0], [5, 17])
+    np.testing.assert_array_equal(shuffled.factors_at(np.arange(24)), classes[perm])
+    with pytest.raises(DataError, match="toy.file: the labels list some factor combination twice"):
+        make(np.concatenate([classes[:3], classes[:3]]), images[:6])
