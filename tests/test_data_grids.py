@@ -234,3 +234,18 @@ def test_dsprites_switches_to_the_node_cache_after_one_grid_and_reads_identical_
     monkeypatch.setenv("ORTHOSWEEP_DATA_CACHE", "sometimes")
     with pytest.raises(DataError, match="ORTHOSWEEP_DATA_CACHE='sometimes'"):
         load("dsprites").observations_at(idx[:1])
+
+
+def test_while_another_process_builds_the_cache_a_trial_keeps_rendering_on_demand(tmp_path, monkeypatch) -> None:
+    import fcntl
+
+    monkeypatch.setenv("ORTHOSWEEP_CACHE", str(tmp_path))
+    ds = load("dsprites")
+    with open(tmp_path / f"{ds.cache_key}.lock", "a+b") as held:  # "another builder" holds the lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        ds.rendered = len(ds)  # the threshold is reached
+        idx = np.arange(0, len(ds), 7919)
+        x = ds.observations_at(idx)
+        assert not ds.uses_cache and ds.build_cache(wait=False) is None
+        assert not list(tmp_path.glob("*.npy")) and not list(tmp_path.glob("*.partial"))
+    np.testing.assert_array_equal(x[:, 0], ds.render(ds.index_to_factors(idx)))

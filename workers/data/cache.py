@@ -51,21 +51,27 @@ def _open_valid(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarr
 
 
 @contextmanager
-def _exclusive(lock_path: Path):
+def _exclusive(lock_path: Path, wait: bool):
+    """Hold the builder lock; yields False at once instead of waiting if `wait` is off and it is taken."""
     with open(lock_path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def cached_array(key: str, shape: tuple[int, ...], dtype: np.dtype | str,
-                 build: Callable[[np.ndarray], None]) -> np.ndarray:
+                 build: Callable[[np.ndarray], None], wait: bool = True) -> np.ndarray | None:
     """The cache entry `key` as a read-only memmap of `shape`/`dtype`, built by `build(out)` if needed.
 
     `build` receives a writable memmap of the final shape and must fill all of it (it may raise: then
-    nothing is published and the partial file is removed). Returns the published, read-only array.
+    nothing is published and the partial file is removed). Returns the published, read-only array —
+    or None when `wait` is False and another process is building the entry right now.
     """
     dtype = np.dtype(dtype)
     root = cache_dir()
@@ -73,7 +79,9 @@ def cached_array(key: str, shape: tuple[int, ...], dtype: np.dtype | str,
     arr = _open_valid(final, shape, dtype)
     if arr is not None:
         return arr
-    with _exclusive(root / f"{key}.lock"):
+    with _exclusive(root / f"{key}.lock", wait) as locked:
+        if not locked:
+            return None
         arr = _open_valid(final, shape, dtype)  # another process may have built it while we waited
         if arr is not None:
             return arr

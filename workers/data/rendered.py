@@ -6,7 +6,8 @@ process follows the ski-rental rule, which is never worse than twice the better 
 
 - if the node's cache entry already exists (another trial built it), use it at once;
 - otherwise render on demand until this process has rendered as many images as the grid holds (one
-  epoch's worth), then build the cache (or wait for the process already building it) and use it.
+  epoch's worth), then build the cache and use it; while another process is building it, keep
+  rendering on demand and pick the entry up as soon as it is published.
 
 Short jobs (tests, metrics on a few thousand points, contact sheets) never build anything; training
 runs build once per node during their first epoch. `ORTHOSWEEP_DATA_CACHE=always|never|auto` overrides
@@ -61,15 +62,16 @@ class RenderedGridDataset(GridDataset):
     def uses_cache(self) -> bool:
         return self._rows is not None
 
-    def build_cache(self) -> np.ndarray:
-        """The full grid in the node cache (built once per node, shared), as a read-only memmap."""
+    def build_cache(self, wait: bool = True) -> np.ndarray | None:
+        """The full grid in the node cache (built once per node, shared), as a read-only memmap; None if
+        `wait` is False and another process is building it."""
         n = len(self)
 
         def produce(a: int, b: int) -> np.ndarray:
             return self.encode_rows(self.index_to_factors(np.arange(a, b)))
 
         self._rows = cached_array(self.cache_key, (n, *self.row_shape), self.row_dtype,
-                                  lambda out: fill_in_chunks(out, n, self.build_chunk, produce))
+                                  lambda out: fill_in_chunks(out, n, self.build_chunk, produce), wait=wait)
         return self._rows
 
     def _maybe_switch(self) -> None:
@@ -77,7 +79,7 @@ class RenderedGridDataset(GridDataset):
         if mode == "never":
             return
         if mode == "always" or self.rendered >= len(self) or (cache_dir() / f"{self.cache_key}.npy").exists():
-            self.build_cache()
+            self.build_cache(wait=mode == "always")
 
     def observations_at(self, indices: np.ndarray) -> np.ndarray:
         idx = as_indices(indices, len(self))
