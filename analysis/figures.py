@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import duckdb
@@ -9,11 +10,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import plots as P
-from analysis.frames import checkpoint_points, restarts
+from analysis.frames import checkpoint_points, restart_config, restarts
 
 
-def figure_builders(runs: pd.DataFrame, points: pd.DataFrame,
-                    study_uri: str | None) -> dict[str, Callable[[], Figure]]:
+def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | None,
+                    config_of: Callable[[str], dict] | None = None) -> dict[str, Callable[[], Figure]]:
     """Name -> zero-argument function drawing that figure (lazy, so one failure names its figure)."""
     sampled = points.attrs.get("sampled_from", len(points))
     note = f" ({len(points):,} of {sampled:,} checkpoints sampled)" if sampled > len(points) else ""
@@ -28,18 +29,23 @@ def figure_builders(runs: pd.DataFrame, points: pd.DataFrame,
         "violins_dto_over_beta": lambda: P.violins_over(runs, "dto", "beta"),
         "per_factor_mig": lambda: P.per_factor_mig(runs),
     }
-    if study_uri is not None:
+    if study_uri is not None and config_of is not None:
         from analysis.traversals import traversal_figure
 
-        builders["traversals_best_worst"] = lambda: traversal_figure(runs, study_uri)
+        builders["traversals_best_worst"] = lambda: traversal_figure(runs, study_uri, config_of)
     return builders
 
 
-def all_figures(con: duckdb.DuckDBPyConnection, study_uri: str | None) -> dict[str, bytes]:
-    """PNG bytes of every figure; a figure that cannot be drawn becomes a figure stating why."""
-    runs, points = restarts(con), checkpoint_points(con)
+def all_figures(con: duckdb.DuckDBPyConnection, study_uri: str | None,
+                runs: pd.DataFrame | None = None) -> dict[str, bytes]:
+    """PNG bytes of every figure; a figure that cannot be drawn becomes a figure stating why.
+
+    runs: the `restarts(con)` frame when the caller already has it.
+    """
+    runs = restarts(con) if runs is None else runs
+    points = checkpoint_points(con)
     out = {}
-    for name, build in figure_builders(runs, points, study_uri).items():
+    for name, build in figure_builders(runs, points, study_uri, functools.partial(restart_config, con)).items():
         try:
             fig = build()
         except Exception as e:  # noqa: BLE001 - one broken figure must not hide the others

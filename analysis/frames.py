@@ -6,6 +6,8 @@ the analysis uses are read, so a million-row store stays cheap.
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -13,8 +15,8 @@ import pandas as pd
 from workers.data.catalog import DATASETS
 from workers.sink import METRIC_COLUMNS
 
-ID_COLUMNS = ("study", "dataset", "model", "config_key", "run_key", "seed", "beta", "hparams", "config",
-              "latent_dim", "epoch", "epochs", "status")
+ID_COLUMNS = ("study", "dataset", "model", "config_key", "run_key", "seed", "beta", "hparams", "latent_dim", "epoch",
+              "epochs", "status")  # not `config`: long JSON, needed for two restarts at most (`restart_config`)
 LOSS_COLUMNS = ("loss", "recon", "kl")
 SCALAR_METRICS = tuple(c for c, t in METRIC_COLUMNS.items() if not str(t).startswith("list"))
 
@@ -40,6 +42,15 @@ def checkpoint_points(con: duckdb.DuckDBPyConnection, max_points: int = 40_000, 
                      + sample).df()
     df.attrs["sampled_from"] = int(n)
     return df
+
+
+def restart_config(con: duckdb.DuckDBPyConnection, run_key: str) -> dict:
+    """The `config` JSON of one restart (the whole restart definition), parsed."""
+    rows = con.execute("SELECT config FROM checkpoints_raw WHERE run_key = ? AND config IS NOT NULL LIMIT 1",
+                       [run_key]).fetchall()
+    if not rows:
+        raise KeyError(f"no config recorded for restart {run_key!r}")
+    return json.loads(rows[0][0])
 
 
 def n_factors(df: pd.DataFrame) -> np.ndarray:

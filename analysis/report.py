@@ -44,9 +44,13 @@ def _attach_names(runs: pd.DataFrame) -> pd.DataFrame:
 
 def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", split: SplitMethod = "topk",
                      k: int = 4, threshold: float | None = None, epoch: int | None = None,
-                     exclude_overpruned: bool = True, n_boot: int = 1000) -> dict[str, Any]:
-    """Per-group table, entangled-vs-disentangled statistics and correlations over the study's restarts."""
-    runs = restarts(con, epoch)
+                     exclude_overpruned: bool = True, n_boot: int = 1000,
+                     runs: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Per-group table, entangled-vs-disentangled statistics and correlations over the study's restarts.
+
+    runs: the `restarts(con, epoch)` frame when the caller already has it.
+    """
+    runs = restarts(con, epoch) if runs is None else runs
     if runs.empty:
         return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame()}
     runs = _attach_names(runs)
@@ -200,8 +204,9 @@ def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int 
     from analysis.figures import all_figures
 
     spec = read_study_yaml(study_uri)
-    st = study_statistics(con, n_boot=n_boot)
-    figs = all_figures(con, study_uri) if figures is None else figures
+    runs = restarts(con)
+    st = study_statistics(con, n_boot=n_boot, runs=runs)
+    figs = all_figures(con, study_uri, runs) if figures is None else figures
     total = expected_restarts(spec)
     seen = st["n_restarts"]
     of_total = f" of {total} defined by the study file" if total else ""

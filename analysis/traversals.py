@@ -7,8 +7,8 @@ no checkpoint was saved, the figure says so rather than drawing anything made up
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -57,8 +57,12 @@ def pick_best_worst(runs: pd.DataFrame, metric: str = "mig") -> tuple[pd.Series,
     return g.iloc[-1], g.iloc[0]
 
 
-def traversal_figure(runs: pd.DataFrame, study_uri: str, metric: str = "mig") -> Figure:
-    """Traversals of the best and worst restart (by `metric`) of the most spread group, side by side."""
+def traversal_figure(runs: pd.DataFrame, study_uri: str, config_of: Callable[[str], dict],
+                     metric: str = "mig") -> Figure:
+    """Traversals of the best and worst restart (by `metric`) of the most spread group, side by side.
+
+    config_of: run_key -> the restart's config (e.g. `functools.partial(frames.restart_config, con)`).
+    """
     from workers.checkpoint import model_uri
     from workers.sink import filesystem
 
@@ -75,7 +79,7 @@ def traversal_figure(runs: pd.DataFrame, study_uri: str, metric: str = "mig") ->
         if fs.get_file_info(path).type.name == "NotFound":
             return message_figure(f"no saved checkpoint for restart {row['run_key']} at epoch {int(row['epoch'])}\n"
                                   f"(expected {uri}); traversals are drawn only from saved models", title)
-        decoded.append(decode_traversal(json.loads(row["config"]), uri))
+        decoded.append(decode_traversal(config_of(row["run_key"]), uri))
     return _draw(picked, decoded, metric, title)
 
 

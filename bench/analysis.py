@@ -14,6 +14,7 @@ import argparse
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,25 +63,31 @@ def main() -> int:
     ap.add_argument("--checkpoints", type=int, default=10)
     ap.add_argument("--configs", type=int, default=10, help="restart groups (beta values)")
     ap.add_argument("--keep", help="write the store here and keep it (default: a temporary folder)")
+    ap.add_argument("--generate", metavar="STUDY_DIR", help=argparse.SUPPRESS)  # the child's job
     args = ap.parse_args()
+    if args.generate:
+        from analysis.synthetic import bench_table, write_bench_store
+
+        write_bench_store(args.generate, bench_table(args.restarts, args.checkpoints, args.configs,
+                                                     np.random.default_rng(0)))
+        return 0
 
     import duckdb
 
     from analysis.db import connect, parquet_files, resolve_studies
     from analysis.figures import all_figures
     from analysis.report import build_report, study_statistics
-    from analysis.synthetic import bench_table, write_bench_store
-
     print(machine())
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="orthosweep-bench-"))
     study = str(root / "bench")
     n = args.restarts * args.checkpoints
     print(f"store: {args.restarts:,} restarts x {args.checkpoints} checkpoints = {n:,} rows, {args.configs} groups")
     try:
-        _, table = timed("generate the table in memory (not a target)", lambda: bench_table(
-            args.restarts, args.checkpoints, args.configs, np.random.default_rng(0)))
-        _, files = timed("write Parquet files", lambda: write_bench_store(study, table))
-        table = None  # free the in-memory copy before measuring
+        # generated in a child process, so that the peak memory below is the analysis's alone
+        timed("generate + write the store in a child process (not a target)", lambda: subprocess.run(
+            [sys.executable, __file__, "--generate", study, "--restarts", str(args.restarts), "--checkpoints",
+             str(args.checkpoints), "--configs", str(args.configs)], check=True))
+        files = parquet_files(resolve_studies(study)[0], "checkpoints")
         size = sum(Path(f).stat().st_size for f in files) / 1e6
         print(f"  {len(files)} files, {size:.0f} MB")
         t_conn, con = timed("connect (list + validate footers, create views)", lambda: connect(study))

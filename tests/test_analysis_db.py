@@ -56,6 +56,17 @@ def test_dedup_keeps_latest_write_then_highest_attempt(store: Path) -> None:
     assert con.execute("SELECT count(*) FROM trace").fetchone()[0] == 5
 
 
+def test_identical_copies_of_a_file_count_once(store: Path) -> None:
+    """A byte-identical copy (e.g. a compaction that has not yet removed its sources) adds no row."""
+    part = store / "checkpoints" / "dataset=synth_lin" / "model=beta_vae"
+    first = sorted(part.glob("*.parquet"))[0]
+    (part / "copy.parquet").write_bytes(first.read_bytes())
+    con = connect(str(store))
+    assert con.execute("SELECT count(*) FROM checkpoints_raw").fetchone()[0] == 18
+    assert con.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 8
+    assert con.execute("SELECT count(*), sum(n_checkpoints) FROM runs").fetchone() == (4, 8)
+
+
 def test_corrupt_and_truncated_files_are_skipped_with_a_warning_naming_them(store: Path, capsys) -> None:
     part = store / "checkpoints" / "dataset=synth_lin" / "model=beta_vae"
     good = sorted(part.glob("*.parquet"))[0]

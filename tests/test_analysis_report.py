@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -13,6 +14,7 @@ import torch
 
 from analysis.db import connect
 from analysis.figures import all_figures
+from analysis.frames import restart_config
 from analysis.plots import figure_png, message_figure
 from analysis.report import build_report
 from analysis.synthetic import checkpoint_row
@@ -82,7 +84,7 @@ def test_traversal_of_a_known_linear_decoder(tmp_path: Path) -> None:
 def test_traversal_without_saved_checkpoint_says_so(study: Path) -> None:
     con = connect(str(study))
     runs = con.execute("SELECT * FROM runs WHERE config_key = 'cfg1'").df()
-    fig = traversal_figure(runs, str(study))
+    fig = traversal_figure(runs, str(study), partial(restart_config, con))
     text = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
     assert "no saved checkpoint" in text and "traversals are drawn only from saved models" in text
 
@@ -101,8 +103,9 @@ def test_stats_command_finds_the_planted_split(study: Path, capsys) -> None:
 
 
 def test_traversals_of_best_and_worst_restart_are_drawn_from_their_checkpoints(study: Path) -> None:
-    runs = connect(str(study)).execute("SELECT * FROM runs").df()
-    fig = traversal_figure(runs, str(study))  # group cfg0 has the widest MIG spread
+    con = connect(str(study))
+    fig = traversal_figure(con.execute("SELECT * FROM runs").df(), str(study), partial(restart_config, con))
+    # group cfg0 has the widest MIG spread
     lines = [ax for ax in fig.axes if ax.lines]
     assert len(lines) == 4  # best and worst restart x 2 latents
     best_z0 = lines[0].lines  # decoder eye(2, 3): z0 moves x0 only, with slope 1
