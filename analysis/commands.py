@@ -56,10 +56,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
 
-def _connect(args: argparse.Namespace):
-    from analysis.db import connect
+class _Opened:
+    """A read-only connection plus the single study folder it reads (None when several)."""
 
-    return connect(args.study_dir, args.study)
+    def __init__(self, args: argparse.Namespace):
+        from analysis.db import resolve_studies, views_connection
+
+        locs = resolve_studies(args.study_dir, args.study)
+        self.con = views_connection(locs)
+        self.study_uri = locs[0].uri if len(locs) == 1 else None
+
+
+def _open(args: argparse.Namespace) -> _Opened | int:
+    """The opened store, or an exit code after printing why it cannot be opened."""
+    try:
+        return _Opened(args)
+    except FileNotFoundError as e:
+        return _fail(str(e))
 
 
 def _fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:
@@ -75,14 +88,13 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
     if args.format == "parquet" and not args.out:
         return _fail("--format parquet writes a binary file: give --out FILE")
-    try:
-        con = _connect(args)
-    except FileNotFoundError as e:
-        return _fail(str(e))
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
     if args.query is None:
-        return interactive(con)
+        return interactive(opened.con)
     try:
-        run_query(con, args.query, args.format, args.out, args.max_rows)
+        run_query(opened.con, args.query, args.format, args.out, args.max_rows)
     except ReadOnlyError as e:
         return _fail(str(e))
     except duckdb.Error as e:
@@ -91,9 +103,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
-    from analysis.db import VIEWS, connect, view_columns, views_connection
+    from analysis.db import VIEWS, view_columns, views_connection
 
-    con = connect(args.study_dir, args.study) if args.study_dir else views_connection([])
+    if args.study_dir:
+        opened = _open(args)
+        if isinstance(opened, int):
+            return opened
+        con = opened.con
+    else:
+        con = views_connection([])
     base = view_columns(con, "checkpoints")
     for name, (_, doc) in VIEWS.items():
         print(f"{name}\n    {doc}")
@@ -105,19 +123,20 @@ def cmd_views(args: argparse.Namespace) -> int:
         else:
             print("    columns: " + ", ".join(f"{c} {t}" for c, t in cols))
     return 0
-    return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from analysis.frames import SCALAR_METRICS
     from analysis.report import stats_text
 
     if args.split == "threshold" and args.threshold is None:
         return _fail("--split threshold needs --threshold VALUE")
-    try:
-        con = _connect(args)
-    except FileNotFoundError as e:
-        return _fail(str(e))
-    print(stats_text(con, metric=args.metric, split=args.split, k=args.k, threshold=args.threshold,
+    if args.metric not in SCALAR_METRICS:
+        return _fail(f"--metric {args.metric!r} is not a metric column; allowed: {', '.join(SCALAR_METRICS)}")
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
+    print(stats_text(opened.con, metric=args.metric, split=args.split, k=args.k, threshold=args.threshold,
                      epoch=args.epoch, exclude_overpruned=not args.include_overpruned,
                      n_boot=args.bootstrap, as_json=args.format == "json"))
     return 0
@@ -127,12 +146,11 @@ def cmd_plots(args: argparse.Namespace) -> int:
     from analysis.db import join_uri, write_bytes
     from analysis.figures import all_figures
 
-    try:
-        con = _connect(args)
-    except FileNotFoundError as e:
-        return _fail(str(e))
-    out = args.out or join_uri(args.study_dir, "plots")
-    for name, png in all_figures(con, args.study_dir).items():
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
+    out = args.out or join_uri(opened.study_uri or args.study_dir, "plots")
+    for name, png in all_figures(opened.con, opened.study_uri).items():
         print(write_bytes(join_uri(out, f"{name}.png"), png))
     return 0
 
@@ -141,11 +159,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from analysis.db import join_uri, write_bytes
     from analysis.report import build_report
 
-    try:
-        con = _connect(args)
-    except FileNotFoundError as e:
-        return _fail(str(e))
-    out = args.out or join_uri(args.study_dir, "report.html")
-    html = build_report(con, args.study_dir, n_boot=args.bootstrap)
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
+    out = args.out or join_uri(opened.study_uri or args.study_dir, "report.html")
+    html = build_report(opened.con, opened.study_uri or args.study_dir, n_boot=args.bootstrap)
     print(write_bytes(out, html.encode("utf-8")))
     return 0

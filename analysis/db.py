@@ -248,8 +248,11 @@ def view_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[tuple[str, s
 
 
 def read_study_yaml(path: str) -> str | None:
-    """The normalised `study.yaml` text of a study folder, or None when absent."""
-    loc = resolve_studies(path)[0]
+    """The normalised `study.yaml` text of a study folder, or None when absent (or `path` holds several)."""
+    locs = resolve_studies(path)
+    if len(locs) != 1:
+        return None
+    loc = locs[0]
     try:
         with loc.fs.open_input_stream(f"{loc.path}/study.yaml") as fh:
             return fh.read().decode("utf-8")

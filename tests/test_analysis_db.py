@@ -111,6 +111,12 @@ def test_sql_command_formats_and_refusal(store: Path, tmp_path: Path, capsys) ->
     assert "read-only" in capsys.readouterr().err
     assert cli(["views", str(store)]) == 0
     assert "n_checkpoints" in capsys.readouterr().out
+    assert cli(["sql", str(store.parent), "SELECT count(*) AS n FROM runs", "--study", "planted"]) == 0
+    assert "\n4\n" in capsys.readouterr().out
+    assert cli(["sql", str(store.parent / "nosuch"), "SELECT 1"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli(["stats", str(store), "--metric", "mgi"]) == 2
+    assert "not a metric column" in capsys.readouterr().err
 
 
 def test_interactive_mode_reads_statements_until_quit(store: Path) -> None:
