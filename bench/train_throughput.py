@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import time
 
 import torch
+from machine import describe
 
 from sweep.spec import TrialSpec, validate_study
 from workers.device import plan_device
@@ -31,20 +30,6 @@ from workers.train import TrialRun
 SCHEDULE = {"synth_nonlin": (600, 625), "dsprites": (50, 737_280 * 8 // 10 // 64)}  # (epochs, steps/epoch)
 SUBSET = {"synth_nonlin": None, "dsprites": 4096}
 CLOCK = time.process_time  # CPU seconds of this process (all its threads); see time_steps
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    busy = load[0] > (os.cpu_count() or 1)
-    return (f"machine: nproc={os.cpu_count()}, CPU {model}, torch {torch.__version__}, "
-            f"python {platform.python_version()}, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
-            + (" (SHARED MACHINE UNDER LOAD: absolute numbers are pessimistic)" if busy else ""))
 
 
 def trial_for(dataset: str, seeds: int) -> TrialSpec:
@@ -115,7 +100,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="synth_nonlin,dsprites")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(machine())
+    print(describe())
     print(f"threads={args.threads}; times are CPU seconds of this process, best of the timed steps; block and "
           f"single seed measured side by side (t_1 re-timed next to every S)\n")
     peak = matmul_rate(args.threads)

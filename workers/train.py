@@ -122,6 +122,7 @@ class TrialRun:
         self.alive = torch.ones(self.S, dtype=torch.bool, device=self.device)
         self.epoch = 0
         self.step = 0
+        self.reported_epoch = -1  # last checkpoint epoch whose rows were written and reported
         self.delta_kl: list[list[float]] = [[] for _ in range(self.S)]
         self.wall_seconds = 0.0
         self.attempt = 0
@@ -133,7 +134,8 @@ class TrialRun:
         """Everything needed to continue exactly: loadable with torch.load(weights_only=True)."""
         return {
             "version": STATE_VERSION, "trial_id": self.trial.trial_id, "run_keys": list(self.trial.run_keys),
-            "epoch": self.epoch, "step": self.step, "attempt": self.attempt, "wall_seconds": self.wall_seconds,
+            "epoch": self.epoch, "step": self.step, "reported_epoch": self.reported_epoch,
+            "attempt": self.attempt, "wall_seconds": self.wall_seconds,
             "flat": self.params.data.cpu().clone(), "opt": _cpu(self.opt.state_dict()),
             "disc_flat": None if self.disc is None else self.disc.data.cpu().clone(),
             "disc_opt": None if self.disc_opt is None else _cpu(self.disc_opt.state_dict()),
@@ -154,7 +156,7 @@ class TrialRun:
             self.disc_opt.load_state_dict(_to(st["disc_opt"], self.device))
         self.alive = st["alive"].to(self.device)
         self.streams.load_state(st["streams"])
-        self.epoch, self.step = int(st["epoch"]), int(st["step"])
+        self.epoch, self.step, self.reported_epoch = int(st["epoch"]), int(st["step"]), int(st["reported_epoch"])
         self.delta_kl = [list(h) for h in st["delta_kl"]]
         self.wall_seconds = float(st["wall_seconds"])
         self.attempt = int(st["attempt"]) + 1
@@ -266,7 +268,10 @@ class TrialRun:
                 v = float(losses[k][s])
                 row[k] = v if math.isfinite(v) else None
             if status == "ok":
-                row.update(self._metrics(s))
+                try:
+                    row.update(self._metrics(s))
+                except (ValueError, RuntimeError, np.linalg.LinAlgError) as e:  # undefined metric, not a bug
+                    row.update(status="failed", error=f"metrics: {type(e).__name__}: {e}")
             if self.delta_kl[s]:
                 from workers.metrics.polarized import polarized_fraction
 
@@ -318,9 +323,7 @@ class TrialRun:
         writing and reporting at every checkpoint epoch not yet done."""
         result = TrialResult(state={}, epoch=self.epoch, step=self.step, alive=[])
         epochs = int(self.cfg["epochs"])
-        pending = sorted(c for c in self.trial.checkpoints if c >= self.epoch)
-        if self.epoch > 0 and pending and pending[0] == self.epoch:
-            pending = pending[1:]  # a resumed state was saved right after this checkpoint was written
+        pending = sorted(c for c in self.trial.checkpoints if c > self.reported_epoch and c >= self.epoch)
         for target in pending:
             t0 = time.perf_counter()
             while self.epoch < target:
@@ -337,6 +340,7 @@ class TrialRun:
             if self.study_uri is not None:
                 sink.write_rows(self.study_uri, "trace", trace)
                 sink.write_rows(self.study_uri, "checkpoints", rows)
+            self.reported_epoch = self.epoch
             result.checkpoint_rows.extend(rows)
             result.trace_rows.extend(trace)
             n_diverged = sum(r["status"] == "diverged" for r in rows)

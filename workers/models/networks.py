@@ -111,41 +111,43 @@ def _mlp(prefix: str, n_in: int, widths: list[int], act: str, n_out: int) -> lis
 def build_encoder(arch: dict[str, Any], obs_shape: tuple[int, ...], n_out: int,
                   layout: ParamLayout) -> Network:
     """Encoder x (S, B, *obs_shape) -> (S, B, n_out) head outputs (posterior parameters)."""
-    kind = arch["kind"]
-    n_in = math.prod(obs_shape)
-    if kind == "linear":
-        layers = _mlp("enc", n_in, [], "none", n_out)
-    elif kind == "mlp":
-        layers = _mlp("enc", n_in, list(arch["encoder"]), arch["encoder_act"], n_out)
-    elif kind == "conv":
-        _check_conv_shape(obs_shape)
-        c = obs_shape[0]
-        layers = [Conv("conv1", c, 32, "relu", False), Conv("conv2", 32, 32, "relu", False),
-                  Conv("conv3", 32, 64, "relu", False), Conv("conv4", 64, 64, "relu", False),
-                  Reshape((64 * 4 * 4,)), Dense("fc1", 1024, 256, "relu"), Dense("fc2", 256, n_out, "none")]
-    else:
-        raise ValueError(f"arch.kind: unknown architecture {kind!r}; allowed: linear, mlp, conv")
-    return Network("enc", layers, layout, obs_shape, (n_out,))
+    return _build("encoder", arch, obs_shape, (n_out,), layout)
 
 
 def build_decoder(arch: dict[str, Any], latent_dim: int, obs_shape: tuple[int, ...],
                   layout: ParamLayout) -> Network:
     """Decoder z (S, B, d) -> (S, B, *obs_shape): logits (Bernoulli) or means (Gaussian)."""
-    kind = arch["kind"]
-    n_out = math.prod(obs_shape)
-    if kind == "linear":
-        layers = _mlp("dec", latent_dim, [], "none", n_out)
-    elif kind == "mlp":
-        layers = _mlp("dec", latent_dim, list(arch["decoder"]), arch["decoder_act"], n_out)
+    return _build("decoder", arch, (latent_dim,), obs_shape, layout)
+
+
+def _build(side: str, arch: dict[str, Any], in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+           layout: ParamLayout) -> Network:
+    """`side` is "encoder" or "decoder"; arch is a TrialSpec config's `arch` (kind, widths, activations)."""
+    kind, prefix = arch["kind"], side[:3]
+    if kind in ("linear", "mlp"):
+        widths, act = (list(arch[side]), arch[f"{side}_act"]) if kind == "mlp" else ([], "none")
+        layers = _mlp(prefix, math.prod(in_shape), widths, act, math.prod(out_shape))
     elif kind == "conv":
-        _check_conv_shape(obs_shape)
-        c = obs_shape[0]
-        layers = [Dense("fc1", latent_dim, 256, "relu"), Dense("fc2", 256, 1024, "relu"), Reshape((64, 4, 4)),
-                  Conv("deconv1", 64, 64, "relu", True), Conv("deconv2", 64, 32, "relu", True),
-                  Conv("deconv3", 32, 32, "relu", True), Conv("deconv4", 32, c, "none", True)]
+        image = in_shape if side == "encoder" else out_shape
+        _check_conv_shape(image)
+        layers = _conv_encoder(image[0], out_shape[0]) if side == "encoder" else _conv_decoder(in_shape[0], image[0])
     else:
         raise ValueError(f"arch.kind: unknown architecture {kind!r}; allowed: linear, mlp, conv")
-    return Network("dec", layers, layout, (latent_dim,), obs_shape)
+    return Network(prefix, layers, layout, in_shape, out_shape)
+
+
+def _conv_encoder(channels: int, n_out: int) -> list[Dense | Conv | Reshape]:
+    """disentanglement_lib conv_encoder: 32-32-64-64 4x4/2 ReLU convs, dense 256 ReLU, linear head."""
+    return [Conv("conv1", channels, 32, "relu", False), Conv("conv2", 32, 32, "relu", False),
+            Conv("conv3", 32, 64, "relu", False), Conv("conv4", 64, 64, "relu", False),
+            Reshape((64 * 4 * 4,)), Dense("fc1", 1024, 256, "relu"), Dense("fc2", 256, n_out, "none")]
+
+
+def _conv_decoder(latent_dim: int, channels: int) -> list[Dense | Conv | Reshape]:
+    """disentanglement_lib deconv_decoder: dense 256, 1024 ReLU, 64-32-32-C 4x4/2 transposed convs."""
+    return [Dense("fc1", latent_dim, 256, "relu"), Dense("fc2", 256, 1024, "relu"), Reshape((64, 4, 4)),
+            Conv("deconv1", 64, 64, "relu", True), Conv("deconv2", 64, 32, "relu", True),
+            Conv("deconv3", 32, 32, "relu", True), Conv("deconv4", 32, channels, "none", True)]
 
 
 def build_discriminator(latent_dim: int, layout: ParamLayout) -> Network:
