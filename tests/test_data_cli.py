@@ -56,3 +56,18 @@ def test_show_refuses_bad_input_with_exit_2(argv: list[str], message: str, tmp_p
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_prepare_converts_an_official_file_into_the_node_cache(tmp_path: Path, monkeypatch,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    from test_data_official import write_dsprites_npz
+
+    monkeypatch.setenv("ORTHOSWEEP_CACHE", str(tmp_path / "cache"))
+    write_dsprites_npz(tmp_path / "d.npz")
+    assert main(["datasets", "prepare", "dsprites", "--path", str(tmp_path / "d.npz")]) == 0
+    assert "96 points ready" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").glob("dsprites-file-*.npy"))) == 1
+    assert main(["datasets", "prepare", "synth_lin", "--option", "n=10"]) == 0
+    assert "nothing to cache" in capsys.readouterr().out
+    assert main(["datasets", "prepare", "shapes3d", "--path", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
