@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
 
 # A fresh process measuring its own memory: baseline, after opening, after drawing batches.
 RAM_PROBE = """
@@ -50,21 +51,6 @@ assert ds.uses_cache == (sys.argv[4] == "always")
 after = status()
 print(json.dumps({"base": base, "opened": opened, "after": after}))
 """
-
-
-def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return (f"machine: nproc={os.cpu_count()} cpu={cpu!r} python={platform.python_version()} "
-            f"numpy={np.__version__}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-            + (" (shared machine under load: timings are pessimistic)" if load[0] > 0.5 else ""))
 
 
 def timed(fn, repeat: int = 1):
@@ -162,7 +148,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1024, help="indices per batch (seeds_per_trial × batch_size)")
     ap.add_argument("--skip-shapes3d-cache", action="store_true", help="skip the 5.9 GB shapes3d cache build")
     args = ap.parse_args()
-    print(machine())
+    print(describe(), f"numpy {np.__version__}")
     tmp = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="datasets-bench-cache-", dir="/var/tmp"))
     os.environ["ORTHOSWEEP_CACHE"] = str(tmp)
     try:
