@@ -29,8 +29,9 @@ def test_sigkill_driver_then_resume(tmp_path: Path) -> None:
                        epochs=3, models=("ae",), resources={"max_concurrent_trials": 2})
     study = load_study(path)
     log = tmp_path / "trained.txt"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "ORTHOSWEEP_STUB_SLEEP": "0.5",
-           "ORTHOSWEEP_STUB_LOG": str(log)}
+    # RAY_AUTH_MODE deliberately unset: the CLI's default turns on token auth for the Ray it starts in-process.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    env.update({"ORTHOSWEEP_STUB_SLEEP": "0.5", "ORTHOSWEEP_STUB_LOG": str(log)})
     cli = str(VENV_BIN / "orthosweep")
     with open(tmp_path / "submit.out", "w") as out:
         driver = subprocess.Popen([cli, "submit", str(path), "--trainable", STUB], env=env, stdout=out,
