@@ -29,7 +29,7 @@ def test_single_factor_or_code_is_defined():
     assert completeness(np.array([[1.0, 2.0]])) == 1.0
 
 
-def _data(n, seed, sizes=(3, 4)):
+def _data(n, seed, sizes=(2, 3)):  # a binary factor costs one tree per boosting stage, 3 classes three
     rng = np.random.default_rng(seed)
     f = rng.integers(0, sizes, size=(n, len(sizes)))
     return f + rng.normal(0, 0.05, size=f.shape), f
@@ -48,8 +48,9 @@ def test_gbt_dci_of_perfect_and_rotated_codes():
     assert rotated["dci_disentanglement"] < perfect["dci_disentanglement"] - 0.3
 
 
+@pytest.mark.slow  # starts worker processes
 def test_parallel_equals_serial_and_continuous_factors_are_binned():
-    (c_tr, f_tr), (c_te, f_te) = _data(300, 2), _data(150, 3)
+    (c_tr, f_tr), (c_te, f_te) = _data(150, 2), _data(80, 3)
     serial = dci(c_tr, f_tr, c_te, f_te, seed=5, n_jobs=1)
     parallel = dci(c_tr, f_tr, c_te, f_te, seed=5, n_jobs=2)
     assert serial == parallel  # same seed per tree ensemble: processes change nothing

@@ -97,7 +97,10 @@ def test_decoder_gram_matches_reverse_mode_jacobian():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 30))
     mu = torch.randn(17, 4)
-    J = torch.stack([torch.autograd.functional.jacobian(net, m) for m in mu]).double().numpy()
+    z = mu.clone().requires_grad_(True)
+    out = net(z)  # rows are independent: the gradient of output k summed over rows is row-wise ∂out_k/∂z
+    J = torch.stack([torch.autograd.grad(out[:, k].sum(), z, retain_graph=True)[0] for k in range(30)], dim=1)
+    J = J.double().numpy()
     G = decoder_gram(net, mu, max_elements=4 * 30 * 5)  # force several chunks
     assert np.allclose(G, np.einsum("nki,nkj->nij", J, J), atol=1e-5)
 
@@ -119,7 +122,9 @@ def test_dto_of_axis_aligned_decoder_and_active_mask():
     out = jacobian_metrics(decoder, mu, active=np.array([True, True, False]))
     assert out["dto_active"] == pytest.approx(0.0, abs=1e-6)
     assert out["dto"] == pytest.approx(0.0, abs=1e-6)  # a zero column is still axis-aligned
-    assert out["c_ima"] == pytest.approx(0.0, abs=1e-6)
+    assert out["c_ima"] is None  # the ignored latent makes JᵀJ singular: the contrast is undefined
+    W[2, 8:] = torch.randn(block)  # now latent 2 moves its own block: orthogonal columns, c_ima = 0
+    assert jacobian_metrics(decoder, mu)["c_ima"] == pytest.approx(0.0, abs=1e-6)
     assert dto(decoder, mu, active=np.array([False] * 3)) == {"dto": out["dto"], "dto_active": None}
 
 

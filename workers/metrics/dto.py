@@ -215,7 +215,8 @@ def jacobian_metrics(
         active: (d,) bool mask of active latents, or None (then `dto_active` = `dto`).
     Returns:
         {"dto", "dto_active", "c_ima"}; `dto_active` is None when no latent is active; `c_ima` is taken
-        over the active latents (all if `active` is None) and is None where a Gram matrix is singular.
+        over all latents, like `dto` (so its definition does not change with the active set between
+        checkpoints), and is None when some Gram matrix is singular (a latent the decoder ignores exactly).
     """
     G = decoder_gram(decoder, mu)
     if not np.all(np.isfinite(G)):
@@ -228,7 +229,7 @@ def jacobian_metrics(
     return {
         "dto": dto_from_gram(G),
         "dto_active": dto_from_gram(G_act) if mask.any() else None,
-        "c_ima": c_ima_from_gram(G_act) if mask.any() else None,
+        "c_ima": c_ima_from_gram(G),
     }
 
 

@@ -1,0 +1,242 @@
+"""Metric benchmarks, side by side in one run (issue 5). Usage:
+
+    .venv/bin/python bench/metrics.py            # default sizes (disentanglement_lib's; takes many minutes)
+    .venv/bin/python bench/metrics.py --quick    # reduced sizes, a smoke run of the same comparisons
+
+Prints, with the machine (nproc, CPU model, load average — the machine may be shared):
+1. DtO's nearest signed permutation: batched linear assignment vs the thesis MILP (OR-Tools SCIP) on the
+   same random orthogonal matrices (d = 2…10): speed ratio and an equality check.
+2. Every metric's wall time at default sizes for a 10-latent code on dSprites-sized factors
+   (3, 6, 40, 32, 32), including DtO's Jacobians of the paper's dSprites MLP decoder.
+3. DCI (parallel GBT fits) vs a straightforward single-process implementation of the same definition.
+4. All metrics of one checkpoint vs one training epoch of the paper's dSprites MLP (extrapolated from
+   timed steps), the issue's 10 % target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import ortho_group
+from sklearn.ensemble import GradientBoostingClassifier
+
+from workers.metrics import (
+    betavae_score,
+    dci,
+    ds,
+    factorvae_score,
+    jacobian_metrics,
+    mig,
+    mig_sup,
+    nearest_signed_permutation,
+    nearest_signed_permutation_milp,
+    polarized,
+    sap,
+)
+from workers.metrics.dci import completeness, disentanglement
+from workers.metrics.discrete import factor_classes
+
+DSPRITES_SIZES = (3, 6, 40, 32, 32)
+LATENT = 10
+
+
+def machine() -> str:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg()
+    busy = load[0] > 0.5 * (os.cpu_count() or 1)
+    shared = " — machine under load from other processes, timings are noisy" if busy else ""
+    return (f"nproc={os.cpu_count()} cpu={model!r} python={platform.python_version()} torch={torch.__version__} "
+            f"load_avg_1m={load[0]:.2f}{shared}")
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+# ---- 1. assignment vs MILP ----------------------------------------------------------------------
+
+def bench_assignment(n: int) -> None:
+    sizes = np.arange(2, 11)
+    per = [n // len(sizes) + (i < n % len(sizes)) for i in range(len(sizes))]
+    mats = [ortho_group.rvs(int(d), size=max(k, 2), random_state=int(d))[:k] for d, k in zip(sizes, per, strict=True)]
+    t_fast = t_milp = 0.0
+    equal = 0
+    for V in mats:
+        dt, P = timed(lambda V=V: nearest_signed_permutation(V))
+        t_fast += dt
+        dt, Pm = timed(lambda V=V: np.stack([nearest_signed_permutation_milp(v) for v in V]))
+        t_milp += dt
+        equal += int(np.sum(np.all(P == Pm, axis=(1, 2))))
+    print(f"[1] nearest signed permutation on {n} random orthogonal matrices (d=2..10):")
+    print(f"    assignment {t_fast:.3f}s  MILP (OR-Tools SCIP) {t_milp:.1f}s  speed-up {t_milp / t_fast:.0f}x  "
+          f"identical P: {equal}/{n}")
+
+
+# ---- 2. every metric at default sizes -------------------------------------------------------------
+
+class ArrayFactors:
+    """dSprites-sized discrete factors whose 'observations' are the factors themselves (float32), so the
+    intervention scores are timed without an image renderer or an encoder network."""
+
+    def __init__(self, sizes=DSPRITES_SIZES):
+        self.factor_sizes = list(sizes)
+        self.num_factors = len(sizes)
+
+    def sample_factors(self, n, rng):
+        return rng.integers(0, self.factor_sizes, size=(n, self.num_factors))
+
+    def observations(self, factors):
+        return np.asarray(factors, dtype=np.float32)
+
+
+def linear_code(seed: int = 0):
+    """A fixed 10-latent code of 5 factors: a random linear mix plus noise (encode: (n, 5) -> (n, 10))."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(len(DSPRITES_SIZES), LATENT)) / np.array(DSPRITES_SIZES)[:, None]
+    noise = np.random.default_rng(seed + 1)
+    return lambda f: np.asarray(f, dtype=np.float64) @ A + 0.05 * noise.normal(size=(len(f), LATENT))
+
+
+def dsprites_decoder() -> torch.nn.Module:
+    """The paper's dSprites MLP decoder (thesis Table 3.1): 10 -> 1200-1200-1200 tanh -> 4096 sigmoid."""
+    torch.manual_seed(0)
+    layers, w = [], LATENT
+    for _ in range(3):
+        layers += [torch.nn.Linear(w, 1200), torch.nn.Tanh()]
+        w = 1200
+    return torch.nn.Sequential(*layers, torch.nn.Linear(w, 64 * 64), torch.nn.Sigmoid()).eval()
+
+
+def bench_metrics(n_eval: int, n_train: int, n_test: int, n_jobs: int) -> tuple[dict[str, float], Any]:
+    rng = np.random.default_rng(0)
+    data = ArrayFactors()
+    encode = linear_code()
+    f_eval = data.sample_factors(n_eval, rng)
+    c_eval = encode(f_eval)
+    f_tr, f_te = data.sample_factors(n_train, rng), data.sample_factors(n_test, rng)
+    c_tr, c_te = encode(f_tr), encode(f_te)
+    logvar = np.log(rng.uniform(0.01, 1.0, size=c_eval.shape))
+    decoder = dsprites_decoder()
+    mu_t = torch.as_tensor(c_eval, dtype=torch.float32)
+    active = np.ones(LATENT, dtype=bool)
+    runs: dict[str, Callable[[], Any]] = {
+        "polarized": lambda: polarized(c_eval, logvar),
+        "dto+c_ima (MLP Jacobians)": lambda: jacobian_metrics(decoder, mu_t, active=active),
+        "ds": lambda: ds(c_eval, f_eval, discrete=[True] * 5, seed=0),
+        "mig": lambda: mig(c_eval, f_eval),
+        "mig_sup": lambda: mig_sup(c_eval, f_eval),
+        "dci": lambda: dci(c_tr, f_tr, c_te, f_te, seed=0, n_jobs=n_jobs),
+        "sap": lambda: sap(c_tr, f_tr, c_te, f_te),
+        "factorvae": lambda: factorvae_score(encode, data, seed=0, num_train=n_train, num_eval=n_test,
+                                             num_variance_estimate=n_train),
+        "betavae": lambda: betavae_score(encode, data, seed=0, num_train=n_train, num_eval=n_test),
+    }
+    print(f"[2] wall time per metric: {LATENT}-latent code, factors {DSPRITES_SIZES}, n_eval={n_eval}, "
+          f"supervised {n_train}/{n_test}, DCI n_jobs={n_jobs}")
+    times, results = {}, {}
+    for name, fn in runs.items():
+        times[name], results[name] = timed(fn)
+        print(f"    {name:<28s} {times[name]:8.2f}s", flush=True)
+    print(f"    {'total':<28s} {sum(times.values()):8.2f}s")
+    return times, ((c_tr, f_tr, c_te, f_te), results["dci"], times["dci"])
+
+
+# ---- 3. DCI vs a straightforward implementation ----------------------------------------------------
+
+def dci_straightforward(c_tr, f_tr, c_te, f_te, seed: int) -> dict[str, float]:
+    """The definition as disentanglement_lib writes it: one GBT per factor, one after the other."""
+    y_tr, y_te = factor_classes(f_tr), factor_classes(f_te)
+    R = np.zeros((c_tr.shape[1], y_tr.shape[1]))
+    acc_tr, acc_te = [], []
+    for k in range(y_tr.shape[1]):
+        model = GradientBoostingClassifier(random_state=seed).fit(c_tr, y_tr[:, k])
+        R[:, k] = np.abs(model.feature_importances_)
+        acc_tr.append(np.mean(model.predict(c_tr) == y_tr[:, k]))
+        acc_te.append(np.mean(model.predict(c_te) == y_te[:, k]))
+    return {"dci_disentanglement": disentanglement(R), "dci_completeness": completeness(R),
+            "dci_informativeness_train": float(np.mean(acc_tr)), "dci_informativeness_test": float(np.mean(acc_te))}
+
+
+def bench_dci(data: tuple, new: dict[str, Any], t_new: float, n_jobs: int) -> None:
+    """The straightforward implementation on the same codes as [2]'s DCI run (whose time is reused)."""
+    c_tr, f_tr, c_te, f_te = data
+    n_train, n_test = len(c_tr), len(c_te)
+    t_ref, ref = timed(lambda: dci_straightforward(c_tr, f_tr, c_te, f_te, seed=0))
+    diff = max(abs(ref[k] - new[k]) for k in ref)
+    print(f"[3] DCI on {n_train}/{n_test} points: straightforward single process {t_ref:.1f}s, "
+          f"workers.metrics.dci (n_jobs={n_jobs}) {t_new:.1f}s, speed-up {t_ref / t_new:.2f}x, "
+          f"max |difference| of the four scores {diff:.2e} (same tree seed)")
+
+
+# ---- 4. one checkpoint's metrics vs one training epoch ---------------------------------------------
+
+def bench_epoch(steps: int) -> float:
+    """Seconds per epoch of the paper's dSprites MLP (Table 3.1, latent 10, batch 64, Adagrad 1e-2, 80 %
+    of 737,280 images), extrapolated from `steps` timed steps on random binary images."""
+    torch.manual_seed(0)
+    enc = torch.nn.Sequential(torch.nn.Linear(4096, 1200), torch.nn.ReLU(), torch.nn.Linear(1200, 1200),
+                              torch.nn.ReLU(), torch.nn.Linear(1200, 2 * LATENT))
+    dec = dsprites_decoder()[:-1].train()
+    opt = torch.optim.Adagrad([*enc.parameters(), *dec.parameters()], lr=1e-2)
+    x = (torch.rand(64, 4096) < 0.1).float()
+
+    def step():
+        mu, logvar = enc(x).chunk(2, dim=1)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        rec = torch.nn.functional.binary_cross_entropy_with_logits(dec(z), x, reduction="sum") / 64
+        kl = 0.5 * (mu**2 + logvar.exp() - logvar - 1).sum() / 64
+        opt.zero_grad()
+        (rec + 4.0 * kl).backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    dt, _ = timed(lambda: [step() for _ in range(steps)])
+    return dt / steps * (0.8 * 737_280 / 64)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="reduced sizes (smoke run)")
+    ap.add_argument("--n-jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--parts", default="1234", help="which comparisons to run (1: assignment vs MILP, "
+                    "2-4: metric times, DCI, epoch; 3 and 4 need 2)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    sizes = (500, 2000, 1000, 500, 10) if args.quick else (10_000, 10_000, 10_000, 5_000, 50)
+    n_milp, n_eval, n_tr, n_te, steps = sizes
+    print("machine:", machine())
+    if "1" in args.parts:
+        bench_assignment(n_milp)
+    if "2" not in args.parts:
+        return
+    times, (dci_data, dci_result, dci_time) = bench_metrics(n_eval, n_tr, n_te, args.n_jobs)
+    if "3" in args.parts:
+        bench_dci(dci_data, dci_result, dci_time, args.n_jobs)
+    if "4" not in args.parts:
+        return
+    torch.set_num_threads(args.n_jobs)
+    epoch = bench_epoch(steps)
+    total = sum(times.values())
+    print(f"[4] one epoch of the dSprites MLP (torch threads={args.n_jobs}, extrapolated from {steps} steps): "
+          f"{epoch:.0f}s; all metrics of one checkpoint {total:.0f}s = {100 * total / epoch:.0f}% of an epoch "
+          f"(target <= 10%)")
+    print("machine (end):", machine())
+
+
+if __name__ == "__main__":
+    main()
