@@ -177,9 +177,6 @@ class TrialRun:
         self.epoch += 1
 
     def train_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None) -> StepTerms:
-        self.params.zero_grad()
-        if self.disc is not None:
-            self.disc.zero_grad()
         with autocast(self.plan):
             terms = self.vae.terms(self.params.leaves, x, eps, step=self.step, dataset_size=self.data.n,
                                    disc_params=None if self.disc is None else self.disc.leaves, perm=perm)
@@ -188,8 +185,14 @@ class TrialRun:
         if terms.disc_loss is not None:
             total = total + terms.disc_loss.sum()
             finite &= torch.isfinite(terms.disc_loss)
-        total.backward()
-        finite &= torch.isfinite(self.params.grad).all(1)
+        groups = [self.params] if self.disc is None else [self.params, self.disc]
+        leaves = [leaf for g in groups for leaf in g.leaf_list]
+        grads = torch.autograd.grad(total, leaves, allow_unused=True)
+        for g in groups:
+            g.set_grads(grads[:len(g.leaf_list)])
+            grads = grads[len(g.leaf_list):]
+        # one read of the gradient: a non-finite entry makes its row's sum non-finite
+        finite &= torch.isfinite(self.params.grad.sum(1))
         self.alive &= finite
         self.opt.step(self.alive)
         if self.disc_opt is not None:

@@ -2,8 +2,8 @@
 
 Every parameter of every seed lives in one buffer of shape (S, P): row s holds seed s's parameters,
 laid out by a `ParamLayout` (name -> offset, shape). `FlatParams` exposes each parameter as a leaf
-tensor (S, *shape) that is a *view* of that buffer, and points the leaf's `.grad` at the matching view of
-one (S, P) gradient buffer, so autograd accumulates straight into it. One buffer means: the optimiser is
+tensor (S, *shape) that is a *view* of that buffer, with one (S, P) gradient buffer beside it (filled
+from `torch.autograd.grad`, one copy per parameter). One buffer means: the optimiser is
 a handful of elementwise ops on one tensor, gradients are zeroed in one op, a diverged seed is frozen by
 masking one row, and a seed's state dict is one row sliced back into named tensors.
 
@@ -14,15 +14,10 @@ seed's initial weights do not depend on which other seeds share its block.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-
-# Our leaves are row-strided views of one buffer, so autograd notes that their (identical) layouts are not
-# dense; it still accumulates in place into the .grad views, which is the point (see FlatParams).
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 
 @dataclass(frozen=True)
@@ -99,10 +94,11 @@ def init_flat(layout: ParamLayout, generators: list[torch.Generator], device: to
 
 
 class FlatParams:
-    """The parameters of S seeds: `data` and `grad` buffers (S, P) and named leaf views into them.
+    """The parameters of S seeds: `data` and `grad` buffers (S, P) and named leaf views into `data`.
 
     `leaves[name]` (S, *shape) is what the networks compute with; it shares storage with `data` (an
-    in-place update of `data` is an update of the model) and its `.grad` is a view of `grad`.
+    in-place update of `data` is an update of the model). `set_grads` writes the gradients autograd
+    returns for the leaves into the matching views of `grad`, which the optimiser reads.
     """
 
     def __init__(self, layout: ParamLayout, data: torch.Tensor):
@@ -111,23 +107,21 @@ class FlatParams:
         self.layout = layout
         self.data = data.detach()
         self.grad = torch.zeros_like(self.data)
-        self.leaves: dict[str, torch.Tensor] = {}
-        for name in layout.entries:
-            leaf = layout.view(self.data, name).requires_grad_(True)
-            leaf.grad = layout.view(self.grad, name)
-            self.leaves[name] = leaf
+        self.leaves: dict[str, torch.Tensor] = {n: v.requires_grad_(True) for n, v in views(layout, self.data).items()}
+        self.leaf_list = list(self.leaves.values())
+        self._grad_views = list(views(layout, self.grad).values())
 
     @property
     def num_seeds(self) -> int:
         return self.data.shape[0]
 
-    def zero_grad(self) -> None:
-        self.grad.zero_()
-
-    def grads_in_buffer(self) -> bool:
-        """True while every leaf's .grad still is its view of `grad` (autograd accumulates in place)."""
-        return all(leaf.grad is not None and leaf.grad.data_ptr() == self.layout.view(self.grad, n).data_ptr()
-                   for n, leaf in self.leaves.items())
+    def set_grads(self, grads: Sequence[torch.Tensor | None]) -> None:
+        """Copy autograd's gradients of `leaf_list` (in order; None = zero) into the `grad` buffer."""
+        for view, g in zip(self._grad_views, grads, strict=True):
+            if g is None:
+                view.zero_()
+            else:
+                view.copy_(g)
 
     def row(self, seed_index: int) -> dict[str, torch.Tensor]:
         """Detached (1, *shape) views of one seed's parameters (no gradient bookkeeping)."""
