@@ -48,7 +48,12 @@ class ReadOnlyError(PermissionError):
 MAIN_METRICS = ("dto", "dto_active", "mig", "ds", "recon", "kl", "active_units")
 
 # view name -> (SQL, one-line description); the raw tables are registered as _raw_checkpoints, _raw_trace
-_DEDUP = "QUALIFY row_number() OVER (PARTITION BY study, run_key, {key} ORDER BY written_at DESC, attempt DESC) = 1"
+# Deduplication: a window keeps the latest write per key. Whether any key occurs twice is checked once at
+# connect time (one narrow aggregate over a fixed file list); when none does, the view is the raw rows and
+# queries skip the window (~4x faster over 10^6 rows).
+_DEDUP = ("SELECT * FROM _raw_{table} QUALIFY row_number() OVER (PARTITION BY study, run_key, {key} "
+          "ORDER BY written_at DESC, attempt DESC) = 1")
+DEDUP_KEYS = {"checkpoints": "epoch", "trace": "step"}
 _GROUP_METRICS = ",\n       ".join(
     f"avg({m}) AS {m}_mean, stddev_samp({m}) AS {m}_std" for m in MAIN_METRICS
 )
@@ -58,17 +63,13 @@ VIEWS: dict[str, tuple[str, str]] = {
         "every row of every readable checkpoint file, at-least-once duplicates included",
     ),
     "checkpoints": (
-        f"SELECT * FROM _raw_checkpoints {_DEDUP.format(key='epoch')}",
+        _DEDUP.format(table="checkpoints", key="epoch"),
         "one row per (study, run_key, epoch): the latest written_at wins, then the highest attempt",
     ),
-    "runs": (  # winners from narrow columns, then the full rows by join: ~4x faster than windows over all columns
-        "WITH k AS (SELECT study, run_key, epoch, written_at, attempt, "
-        "count(DISTINCT epoch) OVER (PARTITION BY study, run_key) AS n_checkpoints FROM _raw_checkpoints "
-        "QUALIFY row_number() OVER (PARTITION BY study, run_key "
-        "ORDER BY epoch DESC, written_at DESC, attempt DESC) = 1) "
-        "SELECT r.*, k.n_checkpoints FROM _raw_checkpoints AS r JOIN k ON r.study = k.study AND r.run_key = k.run_key "
-        "AND r.epoch = k.epoch AND r.written_at = k.written_at AND r.attempt IS NOT DISTINCT FROM k.attempt "
-        "QUALIFY row_number() OVER (PARTITION BY r.study, r.run_key) = 1",  # identical copies (e.g. compaction)
+    "runs": (  # a hash aggregate and a join: no window over all columns
+        "SELECT c.*, k.n_checkpoints FROM checkpoints AS c JOIN (SELECT study, run_key, max(epoch) AS epoch, "
+        "count(*) AS n_checkpoints FROM checkpoints GROUP BY study, run_key) AS k "
+        "ON c.study = k.study AND c.run_key = k.run_key AND c.epoch = k.epoch",
         "one row per restart (study, run_key) at its last recorded checkpoint; n_checkpoints = rows so far",
     ),
     "groups": (
@@ -83,7 +84,7 @@ VIEWS: dict[str, tuple[str, str]] = {
         + ", ".join(MAIN_METRICS) + " (status ok and failed rows alike; filter checkpoints for finer control)",
     ),
     "trace": (
-        f"SELECT * FROM _raw_trace {_DEDUP.format(key='step')}",
+        _DEDUP.format(table="trace", key="step"),
         "training-time series, one row per (study, run_key, step), deduplicated like checkpoints",
     ),
 }
@@ -210,8 +211,10 @@ def views_connection(locs: list[StudyLocation]) -> duckdb.DuckDBPyConnection:
         writer = duckdb.connect(catalog)
         for name, ds in raw.items():
             writer.register(name, ds)
+        plain = {table for table, key in DEDUP_KEYS.items() if not writer.execute(
+            f"SELECT 1 FROM _raw_{table} GROUP BY study, run_key, {key} HAVING count(*) > 1 LIMIT 1").fetchall()}
         for name, (sql, _) in VIEWS.items():
-            writer.execute(f"CREATE VIEW {name} AS {sql}")
+            writer.execute(f"CREATE VIEW {name} AS {f'SELECT * FROM _raw_{name}' if name in plain else sql}")
         writer.close()
         con = duckdb.connect(catalog, read_only=True)
     finally:

@@ -23,6 +23,7 @@ from scipy import stats as sps
 
 DISENTANGLED, ENTANGLED, MIDDLE = 1, 0, -1
 SplitMethod = Literal["topk", "threshold", "mixture"]
+MIN_BOOT = 200  # fewer bootstrap resamples than this: normal-approximation intervals instead
 BC_BIMODAL = 5 / 9  # bimodality coefficient of the uniform distribution: above it suggests two modes
 
 COMPARE_COLUMNS = ("dto", "recon", "kl", "active_units")
@@ -223,21 +224,22 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def correlations(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                 max_boot_elements: int = 4_000_000, max_kendall_elements: int = 4_000_000) -> dict[str, Any]:
+                 max_boot_elements: int = 2_000_000, max_kendall_elements: int = 4_000_000) -> dict[str, Any]:
     """Spearman, Pearson and Kendall (tau-b) between x and y over restarts, with p-values and 95% CIs.
 
     x, y: (n,) paired values; pairs with a NaN are dropped. CIs are bootstrap percentile intervals over
-    resampled restarts; the number of resamples is capped so that n × n_boot <= max_boot_elements (the
-    count used is returned as `n_boot`). Kendall's interval is bootstrapped (pairwise, n² per resample) when
-    at least 200 resamples fit in n² × resamples <= max_kendall_elements (n up to ~140), and otherwise uses
-    the Fieller–Hartley–Pearson normal approximation on Fisher's z (var = 0.437/(n−4)); `kendall_ci_method`
-    says which.
+    resampled restarts with up to n_boot resamples, capped so that n × resamples <= max_boot_elements;
+    when fewer than MIN_BOOT resamples fit (n > 10^4 by default) the intervals are Fisher-z normal
+    approximations (variances 1.06/(n−3) Spearman, 1/(n−3) Pearson, 0.437/(n−4) Kendall; Fieller,
+    Hartley & Pearson 1957), accurate at such n. Kendall's bootstrap is pairwise (n² per resample) and
+    needs MIN_BOOT resamples within max_kendall_elements (n up to ~140). `n_boot`, `ci_method` and
+    `kendall_ci_method` say what was done.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     n = x.size
-    out: dict[str, Any] = {"n": int(n), "n_boot": 0, "kendall_ci_method": "none"}
+    out: dict[str, Any] = {"n": int(n), "n_boot": 0, "ci_method": "none", "kendall_ci_method": "none"}
     for m in ("spearman", "pearson", "kendall"):
         out.update({m: math.nan, f"{m}_p": math.nan, f"{m}_lo": math.nan, f"{m}_hi": math.nan})
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -248,9 +250,33 @@ def correlations(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, seed: int 
     out.update(pearson=float(r), pearson_p=float(p))
     t, p = sps.kendalltau(x, y)
     out.update(kendall=float(t), kendall_p=float(p))
-    b = int(min(n_boot, max(50, max_boot_elements // n))) if n_boot > 0 else 0
-    if b == 0:
-        return out
+    b = int(min(n_boot, max_boot_elements // n))
+    if n_boot > 0 and b >= MIN_BOOT:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, n, size=(b, n))
+        sp, pe = np.empty(b), np.empty(b)
+        chunk = max(1, 1_000_000 // n)
+        for i in range(0, b, chunk):
+            ii = idx[i:i + chunk]
+            pe[i:i + chunk] = _pearson_rows(x[ii], y[ii])
+            sp[i:i + chunk] = _pearson_rows(bootstrap_ranks(x, ii), bootstrap_ranks(y, ii))
+        out.update(n_boot=b, ci_method=f"bootstrap ({b} resamples)")
+        for m, vals in (("spearman", sp), ("pearson", pe)):
+            out[f"{m}_lo"], out[f"{m}_hi"] = _percentile_ci(vals)
+        b_kendall = min(b, max_kendall_elements // (n * n))
+        if b_kendall >= MIN_BOOT:
+            kt = kendall_tau_b_rows(x[idx[:b_kendall]], y[idx[:b_kendall]])
+            out["kendall_lo"], out["kendall_hi"] = _percentile_ci(kt)
+            out["kendall_ci_method"] = f"bootstrap ({b_kendall} resamples)"
+    if n > 4:  # normal approximations on Fisher's z where the bootstrap does not fit the budget
+        for m, var in (("spearman", 1.06 / (n - 3)), ("pearson", 1 / (n - 3)), ("kendall", 0.437 / (n - 4))):
+            if math.isnan(out[f"{m}_lo"]):
+                out[f"{m}_lo"], out[f"{m}_hi"] = _fisher_ci(out[m], var)
+        if out["ci_method"] == "none":
+            out["ci_method"] = "fisher-z (Fieller et al. variances)"
+        if out["kendall_ci_method"] == "none":
+            out["kendall_ci_method"] = "fieller"
+    return out
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(b, n))
     sp, pe = np.empty(b), np.empty(b)
@@ -272,6 +298,12 @@ def correlations(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, seed: int 
         out["kendall_lo"], out["kendall_hi"] = math.tanh(z - half), math.tanh(z + half)
         out["kendall_ci_method"] = "fieller"
     return out
+
+
+def _fisher_ci(r: float, var: float) -> tuple[float, float]:
+    """95% interval tanh(atanh(r) ± 1.96·sqrt(var))."""
+    z, half = math.atanh(min(max(r, -0.999999), 0.999999)), 1.96 * math.sqrt(var)
+    return math.tanh(z - half), math.tanh(z + half)
 
 
 def _percentile_ci(vals: np.ndarray) -> tuple[float, float]:

@@ -83,3 +83,17 @@ def write_bench_store(study_uri: str, tbl: pa.Table, rows_per_file: int = 50_000
         out.append(write_table_atomic(fs, f"{base}/checkpoints/dataset={d}/model={m}", f"part-{i:05d}.parquet",
                                       tbl.slice(start, rows_per_file)))
     return out
+
+
+def reemitted(tbl: pa.Table, fraction: float, rng: np.random.Generator) -> pa.Table:
+    """A retry's re-emits: a random `fraction` of the rows again, written a day later with attempt + 1
+    (and a different DtO, so a reader that kept the stale copy would give a different answer)."""
+    import pyarrow.compute as pc
+
+    take = np.sort(rng.choice(tbl.num_rows, size=int(fraction * tbl.num_rows), replace=False))
+    t = tbl.take(pa.array(take))
+    later = pc.add(t["written_at"], pa.scalar(86_400_000_000, pa.duration("us")))
+    later = later.cast(t.schema.field("written_at").type)
+    t = t.set_column(t.schema.get_field_index("written_at"), "written_at", later)
+    t = t.set_column(t.schema.get_field_index("attempt"), "attempt", pc.add(t["attempt"], 1))
+    return t.set_column(t.schema.get_field_index("dto"), "dto", pc.add(t["dto"], 0.5))

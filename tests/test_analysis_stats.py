@@ -84,13 +84,19 @@ def test_bootstrap_ranks_equal_rankdata_with_ties() -> None:
     np.testing.assert_allclose(S.bootstrap_ranks(values, idx), rankdata(values[idx], axis=1))
 
 
-def test_large_n_caps_the_bootstrap_and_uses_fieller_for_kendall() -> None:
+def test_large_n_caps_the_bootstrap_then_uses_fisher_z() -> None:
     rng = np.random.default_rng(3)
-    x = rng.normal(size=20_000)
+    x = rng.normal(size=10_000)
     c = S.correlations(x, x + rng.normal(size=x.size), n_boot=1000)
     assert c["n_boot"] == 200 and c["kendall_ci_method"] == "fieller"
-    assert c["spearman_lo"] < c["spearman"] < c["spearman_hi"]
-    assert c["kendall_lo"] < c["kendall"] < c["kendall_hi"]
+    x = rng.normal(size=30_000)
+    big = S.correlations(x, x + rng.normal(size=x.size), n_boot=1000)
+    assert big["n_boot"] == 0 and big["ci_method"].startswith("fisher-z")
+    for r in (c, big):
+        for m in ("spearman", "pearson", "kendall"):
+            assert r[f"{m}_lo"] < r[m] < r[f"{m}_hi"] and r[f"{m}_hi"] - r[f"{m}_lo"] < 0.05
+    # population Pearson of (x, x + e) with unit variances is 1/sqrt(2)
+    assert big["pearson_lo"] < 2 ** -0.5 < big["pearson_hi"]
 
 
 def test_cliffs_delta_and_mann_whitney_on_hand_counted_pairs() -> None:
