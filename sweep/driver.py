@@ -33,11 +33,19 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from sweep import store  # noqa: E402
 from sweep.failures import record_failed_trial  # noqa: E402
-from sweep.preflight import PreflightError, address_kind, check_address, check_resources, check_storage  # noqa: E402
+from sweep.preflight import (  # noqa: E402
+    PreflightError,
+    address_kind,
+    check_address,
+    check_resources,
+    check_storage,
+    wait_for_resources,
+)
 from sweep.spec import Study, TrialSpec  # noqa: E402
 from workers.sink import filesystem, join_uri  # noqa: E402
 
 DEFAULT_TRAINABLE = "workers.train:tune_trainable"
+RESOURCE_WAIT_S = 300.0  # on a cluster: how long to wait for the autoscaler to add a node a trial fits on
 EXPERIMENT_PREFIX = "run-"
 
 TrainableRef = str | Callable[[dict[str, Any]], Any]
@@ -218,14 +226,17 @@ class SweepOutcome:
 
 def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int | None = None,
               resume: bool = False, trainable: TrainableRef = DEFAULT_TRAINABLE, out: TextIO | None = None,
-              progress_every: float = 5.0) -> SweepOutcome:
+              progress_every: float = 5.0, resource_wait: float = RESOURCE_WAIT_S) -> SweepOutcome:
     """Train every restart of `study` not already complete in its store; returns the counts at the end.
 
     Raises PreflightError (exit 2, nothing scheduled) for an unreachable address, unwritable storage or
-    resources no node offers.
+    resources no node offers (at once on a local Ray; on a cluster after `resource_wait` seconds, time for
+    its autoscaler to add such a node).
     """
     out = out or sys.stdout
     started = time.time()
+    if "://" not in study.storage and not os.path.isabs(study.storage):  # trials may run in another cwd
+        study = study.with_storage(os.path.abspath(os.path.expanduser(study.storage)))
     check_address(address)
     check_storage(study.study_uri)
     fn = load_trainable(trainable)
@@ -236,9 +247,13 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
     with ray_session(address):
         import ray
 
-        problem = check_resources(study.spec.resources.cpu, study.spec.resources.gpu, ray.nodes())
-        if problem:
-            raise PreflightError(problem)
+        r = study.spec.resources
+        wait = 0.0 if address_kind(address) == "local" else resource_wait
+        if wait and check_resources(r.cpu, r.gpu, ray.nodes()):
+            from ray.autoscaler.sdk import request_resources
+
+            request_resources(bundles=[{"CPU": r.cpu, **({"GPU": r.gpu} if r.gpu else {})}])
+        wait_for_resources(r.cpu, r.gpu, ray.nodes, wait, say=lambda m: print(m, file=out, flush=True))
         store.write_study_yaml(study.study_uri, study.normalized)
         failed: set[str] = set()
         trained = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -128,3 +129,26 @@ def check_resources(cpu: float, gpu: float, nodes: list[dict[str, Any]]) -> str 
     return (f"resources: each trial asks for cpu={cpu:g}, gpu={gpu:g}, but no node of this Ray cluster offers that "
             f"(largest node: CPU={best['CPU']:g}, GPU={best['GPU']:g}); lower resources.cpu/resources.gpu in the "
             "study file or submit to a cluster that has such nodes (--address)")
+
+
+def wait_for_resources(cpu: float, gpu: float, nodes: Callable[[], list[dict[str, Any]]], timeout: float,
+                       *, poll: float = 5.0, say: Callable[[str], None] = print) -> None:
+    """Return once one node can hold a trial; raise PreflightError after `timeout` seconds (0: check once).
+
+    On a cluster that autoscales, the node type a study needs may not exist yet (GPU workers at
+    min_workers: 0): the caller asks the autoscaler for one bundle and waits here, saying so at once.
+    """
+    problem = check_resources(cpu, gpu, nodes())
+    if problem is None:
+        return
+    if timeout <= 0:
+        raise PreflightError(problem)
+    say(f"[orthosweep] no node offers cpu={cpu:g}, gpu={gpu:g} yet; waiting up to {timeout:.0f} s for the "
+        "autoscaler to add one (Ctrl-C to stop)")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        problem = check_resources(cpu, gpu, nodes())
+        if problem is None:
+            return
+    raise PreflightError(f"{problem} (waited {timeout:.0f} s for the autoscaler)")

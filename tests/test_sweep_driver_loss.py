@@ -18,6 +18,7 @@ import pytest
 from sweep_helpers import STUB, VENV_BIN, view_counts, view_rows, write_study
 
 from sweep.spec import load_study
+from sweep.status import study_status
 from sweep.store import completed_run_keys
 from sweep.stub_trainable import stub_value
 
@@ -43,6 +44,8 @@ def test_sigkill_driver_then_resume(tmp_path: Path) -> None:
                 break
             time.sleep(0.5)
         assert driver.poll() is None, "the sweep finished before it could be interrupted"
+        live = study_status(study)  # readable while the sweep runs, from another process
+        assert "driver: running on" in live and "synth_lin" in live
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait(timeout=30)

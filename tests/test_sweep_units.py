@@ -180,3 +180,20 @@ def test_s3_storage_nobody_answers_fails_within_seconds(monkeypatch) -> None:
     with pytest.raises(PreflightError, match="cannot be written.*endpoint_override"):
         check_storage(f"s3://b/p/s?endpoint_override=127.0.0.1:{free_port()}&scheme=http&region=us-east-1")
     assert time.time() - t < 25
+
+
+def test_wait_for_resources_returns_when_a_node_appears_and_fails_after_the_timeout() -> None:
+    from sweep.preflight import wait_for_resources
+
+    cpu_only = [{"Alive": True, "Resources": {"CPU": 4.0}}]
+    gpu_node = {"Alive": True, "Resources": {"CPU": 4.0, "GPU": 1.0}}
+    views = iter([cpu_only, cpu_only, cpu_only + [gpu_node]])  # the autoscaler adds a GPU node on the 3rd look
+    said: list[str] = []
+    wait_for_resources(1, 0.25, lambda: next(views), timeout=5, poll=0.01, say=said.append)
+    assert said and "waiting up to 5 s" in said[0]
+    t = time.time()
+    with pytest.raises(PreflightError, match=r"no node.*waited 0\.2 s|waited 0 s"):
+        wait_for_resources(1, 0.25, lambda: cpu_only, timeout=0.2, poll=0.05, say=said.append)
+    assert time.time() - t < 2
+    with pytest.raises(PreflightError, match="gpu=0.25"):  # local Ray: no waiting at all
+        wait_for_resources(1, 0.25, lambda: cpu_only, timeout=0)
