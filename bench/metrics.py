@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+from machine import describe  # bench/machine.py (the script's folder is on sys.path)
 from scipy.stats import ortho_group
 from sklearn.ensemble import GradientBoostingClassifier
 
@@ -45,20 +45,6 @@ from workers.metrics.discrete import factor_classes
 
 DSPRITES_SIZES = (3, 6, 40, 32, 32)
 LATENT = 10
-
-
-def machine() -> str:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = os.getloadavg()
-    busy = load[0] > 0.5 * (os.cpu_count() or 1)
-    shared = " — machine under load from other processes, timings are noisy" if busy else ""
-    return (f"nproc={os.cpu_count()} cpu={model!r} python={platform.python_version()} torch={torch.__version__} "
-            f"load_avg_1m={load[0]:.2f}{shared}")
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -219,7 +205,7 @@ def main() -> None:
     torch.set_num_threads(1)
     sizes = (500, 2000, 1000, 500, 10) if args.quick else (10_000, 10_000, 10_000, 5_000, 50)
     n_milp, n_eval, n_tr, n_te, steps = sizes
-    print("machine:", machine())
+    print(describe())
     if "1" in args.parts:
         bench_assignment(n_milp)
     if "2" not in args.parts:
@@ -235,7 +221,7 @@ def main() -> None:
     print(f"[4] one epoch of the dSprites MLP (torch threads={args.n_jobs}, extrapolated from {steps} steps): "
           f"{epoch:.0f}s; all metrics of one checkpoint {total:.0f}s = {100 * total / epoch:.0f}% of an epoch "
           f"(target <= 10%)")
-    print("machine (end):", machine())
+    print("at the end:", describe())
 
 
 if __name__ == "__main__":
