@@ -1,0 +1,171 @@
+"""Device-hours of a study, extrapolated from a short measured calibration on the current machine.
+
+`orthosweep submit STUDY --dry-run --estimate` builds, for every distinct cost class of the study's trials
+(same dataset, architecture, objective, latent size, batch and seed-block size), the real batched model of
+one trial, times a few real training steps after a warm-up, times one real checkpoint evaluation per
+(dataset, architecture, latent size, metrics), and extrapolates:
+
+    trial seconds = epochs × steps_per_epoch × (seconds per step of its block)
+                    + checkpoints × seeds × (seconds per seed evaluation)
+
+The result is what this machine would need with one trial at a time on the study's per-trial resources;
+it says nothing about another device, which is why the machine is printed with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sweep.spec import Study, TrialSpec
+
+
+@dataclass
+class ClassTiming:
+    key: tuple[Any, ...]
+    seconds_per_step: float
+    trials: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+@dataclass
+class Estimate:
+    classes: list[ClassTiming]
+    calibration_seconds: float
+    machine: str
+
+    @property
+    def device_hours(self) -> float:
+        return sum(c.train_seconds + c.eval_seconds for c in self.classes) / 3600.0
+
+    def describe(self) -> str:
+        lines = [f"estimate from a {self.calibration_seconds:.0f} s calibration on {self.machine}:"]
+        for c in self.classes:
+            ds, model, arch, d, batch, s = c.key
+            lines.append(f"  {ds}/{model} ({arch}, latent {d}, batch {batch}, {s} seeds per trial): "
+                         f"{c.seconds_per_step * 1e3:.1f} ms/step, {c.trials} trials, "
+                         f"train {_duration(c.train_seconds)} + eval {_duration(c.eval_seconds)}")
+        lines.append(f"  total: {self.device_hours:.2f} device-hours (one trial at a time on this machine)")
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} cores, {cpu}, {gpu}"
+
+
+def _cost_class(t: TrialSpec) -> tuple[Any, ...]:
+    c = t.config
+    return (c["dataset"], c["model"], c["arch"]["kind"], c["latent_dim"], c["batch_size"], len(t.seeds))
+
+
+def _eval_class(t: TrialSpec) -> tuple[Any, ...]:
+    c = t.config
+    return (c["dataset"], c["arch"]["kind"], c["latent_dim"], tuple(t.eval["metrics"]))
+
+
+def time_steps(trial: TrialSpec, steps: int, *, cpus: float, gpus: float, warmup: int = 5) -> tuple[float, Any]:
+    """Median seconds per training step of `trial`'s real batched model on the trial's own resources (the
+    median resists load spikes from other processes), and the TrialRun, for eval timing."""
+    import statistics
+
+    import torch
+
+    from workers.train import TrialRun, apply_device_plan, plan_device
+
+    plan = plan_device(cpus=cpus, gpus=gpus, precision=trial.precision)
+    apply_device_plan(plan)
+    run = TrialRun(trial, study="estimate", study_uri=None, plan=plan)
+    gen = torch.Generator().manual_seed(0)
+    stochastic = run.vae.posterior != "none"
+    d, B = run.vae.latent_dim, run.batch_size
+
+    def one() -> None:
+        pos = torch.randint(0, run.data.n, (run.S, B), generator=gen).to(run.device)
+        eps = torch.randn(run.S, B, d, generator=gen).to(run.device) if stochastic else None
+        perm = (torch.argsort(torch.rand(run.S, d, B, generator=gen), -1).to(run.device)
+                if run.disc is not None else None)
+        run.train_step(run.data.batch(pos), eps, perm)
+
+    def sync() -> None:
+        if run.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        one()
+    times = []
+    for _ in range(steps):
+        sync()
+        t0 = time.perf_counter()
+        one()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), run
+
+
+def time_eval(run: Any) -> float:
+    """Seconds of one seed's checkpoint evaluation (the study's metrics) on the trial's real model."""
+    t0 = time.perf_counter()
+    run._metrics(0)
+    return time.perf_counter() - t0
+
+
+def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int = 20) -> Estimate:
+    """Measure each cost class once and extrapolate to every trial of the study (or of `trials`)."""
+    trials = study.trials if trials is None else trials
+    t_start = time.perf_counter()
+    classes: dict[tuple[Any, ...], ClassTiming] = {}
+    eval_cost: dict[tuple[Any, ...], float] = {}
+    for t in trials:
+        key = _cost_class(t)
+        if key not in classes:
+            probe = dataclasses.replace(t, trace_every=0)
+            res = study.spec.resources
+            sec, run = time_steps(probe, steps, cpus=res.cpu, gpus=res.gpu)
+            classes[key] = ClassTiming(key, sec)
+            ek = _eval_class(t)
+            if ek not in eval_cost:
+                eval_cost[ek] = time_eval(run)
+        c = classes[key]
+        n_train = _train_size(t)
+        steps_per_epoch = max(1, n_train // t.config["batch_size"])
+        c.trials += 1
+        c.train_seconds += t.config["epochs"] * steps_per_epoch * c.seconds_per_step
+        c.eval_seconds += len(t.checkpoints) * len(t.seeds) * eval_cost[_eval_class(t)]
+    return Estimate(list(classes.values()), time.perf_counter() - t_start, machine_description())
+
+
+@functools.cache
+def _split_size(dataset: str, options_json: str) -> int:
+    from workers.data import load
+
+    return len(load(dataset, **json.loads(options_json)).split_indices("train"))
+
+
+def _train_size(t: TrialSpec) -> int:
+    full = _split_size(t.config["dataset"], json.dumps(t.config.get("dataset_options", {}), sort_keys=True))
+    cap = t.config.get("max_train")
+    return min(full, int(cap)) if cap else full
