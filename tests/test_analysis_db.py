@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -119,12 +118,12 @@ def test_sql_command_formats_and_refusal(store: Path, tmp_path: Path, capsys) ->
     assert "not a metric column" in capsys.readouterr().err
 
 
-def test_interactive_mode_reads_statements_until_quit(store: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "sweep.cli", "sql", str(store)], capture_output=True, text=True,
-                       input="SELECT count(*) AS n\nFROM runs;\nDROP VIEW runs;\n.quit\n", timeout=60)
-    assert p.returncode == 0
-    assert "(1 rows)" in p.stdout and "\n4\n" in p.stdout
-    assert "refused DROP" in p.stderr
+def test_interactive_mode_reads_statements_until_quit(store: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("SELECT count(*) AS n\nFROM runs;\nDROP VIEW runs;\n.quit\n"))
+    assert cli(["sql", str(store)]) == 0
+    out, err = capsys.readouterr()
+    assert "(1 rows)" in out and "\n4\n" in out
+    assert "refused DROP" in err
 
 
 def test_several_studies_from_a_storage_root(store: Path) -> None:
