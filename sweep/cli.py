@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from sweep.spec import SpecError
+    from workers.data.base import DataError
 
     try:
         return int(args.func(args) or 0)
-    except SpecError as e:
-        print(str(e), file=sys.stderr)
+    except (SpecError, DataError) as e:  # bad input: one clear message, nothing scheduled
+        print(f"error: {e}" if isinstance(e, DataError) else str(e), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
