@@ -95,7 +95,7 @@ def split_rows(stats: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]
             f"{fmt(dto.get('mean_x'), 3)} vs {fmt(dto.get('mean_y'), 3)}" if dto else "—",
             dto.get("cliffs_delta"), dto.get("p"),
             c.get("recon", {}).get("cliffs_delta"), c.get("kl", {}).get("cliffs_delta"),
-            c.get("active_units", {}).get("cliffs_delta"), s.get("error", ""),
+            c.get("active_units", {}).get("cliffs_delta"), s.get("error", s.get("note", "")),
         ])
     return headers, rows
 

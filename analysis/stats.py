@@ -334,7 +334,8 @@ def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMe
     """Entangled-vs-disentangled statistics per group of restarts (one row of `df` per restart).
 
     n_factors: ground-truth factor count per row (aligned with df) for the over-pruning flag; None: no
-    restart is flagged. Returns one dict per group: the group key, counts (n, n_overpruned, n_used),
+    restart is flagged. A topk split of a group with fewer than 2k restarts uses k = n // 2 (recorded in
+    `k` and `note`). Returns one dict per group: the group key, counts (n, n_overpruned, n_used),
     `describe` of the metric, `bimodality`, the split counts, the fraction disentangled with its Wilson
     95% interval (threshold and mixture splits only: a topk split fixes it by construction), and
     `compare_sets` for each column in `compare` (x = disentangled, y = entangled), or `error` when the
@@ -351,8 +352,13 @@ def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMe
         row: dict[str, Any] = {**key, "metric": metric, "method": method, "n": len(sub),
                                "n_overpruned": int(sub["_overpruned"].sum()), "n_used": len(used),
                                "describe": describe(v), "bimodality": bimodality(v)}
+        k_used = k
+        if method == "topk" and 2 <= np.isfinite(v).sum() < 2 * k:  # small groups: as many as there are
+            k_used = int(np.isfinite(v).sum()) // 2
+            row["note"] = f"k reduced to {k_used}: only {int(np.isfinite(v).sum())} restarts with {metric}"
+        row["k"] = k_used
         try:
-            labels = split_restarts(v, method, k=k, threshold=threshold, seed=seed)
+            labels = split_restarts(v, method, k=k_used, threshold=threshold, seed=seed)
         except ValueError as e:
             row["error"] = str(e)
             results.append(row)

@@ -6,10 +6,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from pandas import NA as _NA
+
 
 def fmt(v: Any, digits: int = 4) -> str:
     """A cell as text: floats to `digits` significant digits, None/NaN as '—'."""
-    if v is None:
+    if v is None or v is _NA:
         return "—"
     if isinstance(v, float):
         if math.isnan(v):
@@ -20,11 +22,15 @@ def fmt(v: Any, digits: int = 4) -> str:
 
 def mean_std(mean: float | None, std: float | None, digits: int = 3) -> str:
     """'m ± s' (or 'm' when s is undefined, '—' when m is)."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+    if _missing(mean):
         return "—"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
+    if _missing(std):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is _NA or (isinstance(v, float) and math.isnan(v))
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -151,6 +151,9 @@ def test_restart_statistics_per_group_with_overpruning_excluded_by_default() -> 
     kept = {r["config_key"]: r for r in S.restart_statistics(df, method="topk", k=3, n_factors=2,
                                                              exclude_overpruned=False)}["A"]
     assert kept["n_used"] == 23 and {rk for rk, lab in kept["labels"].items() if lab == 1} == {"P0", "P1", "P2"}
+    small = S.restart_statistics(df[df.run_key.isin(["A0", "A1", "A10", "A11", "A12"])], n_factors=2)[0]
+    assert small["k"] == 2 and "k reduced to 2" in small["note"]  # 5 restarts: 2 best (A0, A1) vs 2 worst
+    assert {rk for rk, lab in small["labels"].items() if lab == 1} == {"A0", "A1"}
 
 
 def test_correlation_table_per_group_and_pooled() -> None:
