@@ -18,6 +18,8 @@ from ray import tune
 
 from sweep import store
 
+QUIET_PRINT_S = 60.0  # with nothing changing, one progress line a minute
+
 
 def format_seconds(s: float) -> str:
     s = max(0, int(s))
@@ -45,13 +47,15 @@ class SweepProgress(tune.Callback):
         self.failed_keys: set[str] = set()
         self.running: dict[str, list[str]] = {}
         self.started_keys: set[str] = set()
+        self.partial: dict[str, float] = {}  # trial id -> restarts' worth of epochs trained (unfinished trials)
+        self._last_counts: tuple[int, ...] = ()
         self.on_failure = on_failure
         self.out = out or sys.stdout
         self.every = every
         self.experiment = experiment
         self.started = time.time()
         self._last_print = 0.0
-        self._last_line = ""
+        self._last_line_at = 0.0
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its RunConfig (callbacks included)
         state = dict(self.__dict__)
@@ -74,16 +78,22 @@ class SweepProgress(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         spec = self._spec(trial)
-        if result.get("epoch") == spec["config"]["epochs"]:
+        epochs = spec["config"]["epochs"]
+        if result.get("epoch") == epochs:
             self.done_keys.update(spec["run_keys"])
+            self.partial.pop(trial.trial_id, None)
+        elif epochs and isinstance(result.get("epoch"), int):
+            self.partial[trial.trial_id] = len(spec["run_keys"]) * result["epoch"] / epochs
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.pop(trial.trial_id, None)
+        self.partial.pop(trial.trial_id, None)
         self.done_keys.update(self._spec(trial)["run_keys"])
         self._report(force=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.pop(trial.trial_id, None)
+        self.partial.pop(trial.trial_id, None)
         spec = self._spec(trial)
         self.on_failure(spec, trial_error_text(trial))
         self.failed_keys.update(k for k in spec["run_keys"] if k not in self.done_keys)
@@ -110,11 +120,21 @@ class SweepProgress(tune.Callback):
         return len(self.failed_keys - self.done_keys)
 
     def line(self) -> str:
+        """One line: restarts done/total, failed, running trials, elapsed, ETA.
+
+        The ETA extrapolates this run's rate in restarts' worth of work, counting the epochs that unfinished
+        trials have reported (so it is available before the first seed block completes).
+        """
         elapsed = time.time() - self.started
-        new = self.done - self.done_at_start
+        in_progress = sum(self.partial.values())
+        work = self.done - self.done_at_start + in_progress
         remaining = self.total - self.done - self.failed
-        eta = format_seconds(elapsed / new * remaining) if new and remaining > 0 else ("0:00:00" if not remaining
-                                                                                       else "?")
+        if not remaining:
+            eta = "0:00:00"
+        elif work > 0:
+            eta = format_seconds(elapsed / work * (remaining - in_progress))
+        else:
+            eta = "?"
         return (f"[orthosweep] {self.done}/{self.total} restarts done, {self.failed} failed, "
                 f"{len(self.running)} trials running, elapsed {format_seconds(elapsed)}, ETA {eta}")
 
@@ -123,10 +143,10 @@ class SweepProgress(tune.Callback):
         if not force and now - self._last_print < self.every:
             return
         self._last_print = now
-        line = self.line()
-        if line != self._last_line or finished:
-            print(line, file=self.out, flush=True)
-            self._last_line = line
+        counts = (self.done, self.failed, len(self.running), round(sum(self.partial.values()), 1))
+        if counts != self._last_counts or finished or now - self._last_line_at >= QUIET_PRINT_S:
+            print(self.line(), file=self.out, flush=True)
+            self._last_counts, self._last_line_at = counts, now
         try:
             store.write_driver_state(self.study_uri, {
                 "experiment": self.experiment, "host": socket.gethostname(), "pid": os.getpid(),

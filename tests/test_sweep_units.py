@@ -197,3 +197,30 @@ def test_wait_for_resources_returns_when_a_node_appears_and_fails_after_the_time
     assert time.time() - t < 2
     with pytest.raises(PreflightError, match="gpu=0.25"):  # local Ray: no waiting at all
         wait_for_resources(1, 0.25, lambda: cpu_only, timeout=0)
+
+
+def test_progress_counts_restarts_and_estimates_from_partial_epochs(study, tmp_path: Path) -> None:
+    import io
+    from types import SimpleNamespace
+
+    from sweep.progress import SweepProgress
+
+    trials = {t.trial_id: t.to_dict() for t in study.trials}
+    failures: list[str] = []
+    out = io.StringIO()
+    p = SweepProgress(study.study_uri, trials, total=10, done_keys=set(study.trials[5].run_keys),
+                      on_failure=lambda spec, err: failures.append(spec["trial_id"]) or 0, out=out, every=0)
+    a, b = (SimpleNamespace(trial_id=f"t{i}", config={"trial": study.trials[i].trial_id}, error_file=None,
+                            get_pickled_error=lambda: None, get_error=lambda: None) for i in (0, 1))
+    p.started -= 100  # 100 s into the sweep
+    p.on_trial_start(0, [], a)
+    p.on_trial_start(0, [], b)
+    p.on_trial_result(0, [], a, {"epoch": 1})  # half of a's 2 restarts' epochs: 1 restart's worth of work
+    assert "1/10 restarts done, 0 failed, 2 trials running" in p.line()
+    assert "ETA 0:13:20" in p.line()  # 100 s per restart's worth, 9 - 1 in progress = 8 left
+    p.on_trial_result(0, [], a, {"epoch": 2})
+    p.on_trial_complete(0, [], a)
+    p.on_trial_error(0, [], b)
+    assert failures == [study.trials[1].trial_id] and (p.done, p.failed, p.trained) == (3, 2, 4)
+    assert "3/10 restarts done, 2 failed, 0 trials running" in out.getvalue().splitlines()[-1]
+    assert (tmp_path / "res" / "unit" / "tune" / "driver.json").exists()
