@@ -48,9 +48,9 @@ class ReadOnlyError(PermissionError):
 MAIN_METRICS = ("dto", "dto_active", "mig", "ds", "recon", "kl", "active_units")
 
 # view name -> (SQL, one-line description); the raw tables are registered as _raw_checkpoints, _raw_trace
-# Deduplication: a window keeps the latest write per key. Whether any key occurs twice is checked once at
-# connect time (one narrow aggregate over a fixed file list); when none does, the view is the raw rows and
-# queries skip the window (~4x faster over 10^6 rows).
+# Deduplication keeps the latest write per key. The views as documented use a window (`_DEDUP`); at
+# connect time `_dedup_plan` replaces it by an equivalent plan for the snapshot of files being read
+# (raw rows when no key is written twice; an anti-join of the superseded rows otherwise), ~4x faster.
 _DEDUP = ("SELECT * FROM _raw_{table} QUALIFY row_number() OVER (PARTITION BY study, run_key, {key} "
           "ORDER BY written_at DESC, attempt DESC) = 1")
 DEDUP_KEYS = {"checkpoints": "epoch", "trace": "step"}
@@ -201,6 +201,43 @@ def connect(path: str, study: str | Iterable[str] | None = None) -> duckdb.DuckD
     return views_connection(resolve_studies(path, study))
 
 
+def _dedup_plan(con: duckdb.DuckDBPyConnection, table: str, key: str) -> tuple[str, dict[str, pa.Table]]:
+    """SQL of the deduplicated `table` view for this snapshot of files, plus small tables it needs.
+
+    No key written twice: the raw rows. Otherwise the superseded rows are identified once here (narrow
+    columns, duplicated keys only) and removed by an anti-join, so queries scan the rows once. Keys whose
+    winning row exists in identical copies (same written_at and attempt, e.g. a compaction's output next
+    to its sources) cannot be told apart that way: those keys alone go through the window.
+    """
+    k = f"study, run_key, {key}"
+    dups = con.sql(f"SELECT {k} FROM _raw_{table} GROUP BY ALL HAVING count(*) > 1").to_arrow_table()
+    if dups.num_rows == 0:
+        return f"SELECT * FROM _raw_{table}", {}
+    con.register("_dups", dups)
+    ranked = (f"SELECT {k}, written_at, coalesce(attempt, -1) AS attempt_k, row_number() OVER w AS rn, "
+              f"count(*) OVER (PARTITION BY {k}, written_at, coalesce(attempt, -1)) AS copies "
+              f"FROM _raw_{table} SEMI JOIN _dups USING ({k}) "
+              f"WINDOW w AS (PARTITION BY {k} ORDER BY written_at DESC, attempt DESC)")
+    con.execute(f"CREATE TEMP TABLE _ranked AS {ranked}")
+    losers = con.sql(f"SELECT DISTINCT l.study, l.run_key, l.{key}, l.written_at, l.attempt_k FROM _ranked l "
+                     f"JOIN _ranked w ON w.rn = 1 AND l.study = w.study AND l.run_key = w.run_key "
+                     f"AND l.{key} = w.{key} WHERE l.rn > 1 AND NOT (l.written_at = w.written_at "
+                     f"AND l.attempt_k = w.attempt_k)").to_arrow_table()
+    exact = con.sql(f"SELECT {k} FROM _ranked WHERE rn = 1 AND copies > 1").to_arrow_table()
+    con.execute("DROP TABLE _ranked")
+    con.unregister("_dups")
+    keep = (f"SELECT * FROM _raw_{table} AS r ANTI JOIN _losers_{table} AS l ON r.study = l.study "
+            f"AND r.run_key = l.run_key AND r.{key} = l.{key} AND r.written_at = l.written_at "
+            f"AND coalesce(r.attempt, -1) = l.attempt_k")
+    extra = {f"_losers_{table}": losers}
+    if exact.num_rows:
+        extra[f"_exact_{table}"] = exact
+        keep = (f"SELECT * FROM ({keep}) ANTI JOIN _exact_{table} USING ({k}) UNION ALL "
+                f"SELECT * FROM (SELECT * FROM _raw_{table} SEMI JOIN _exact_{table} USING ({k})) "
+                f"QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY written_at DESC, attempt DESC) = 1")
+    return keep, extra
+
+
 def views_connection(locs: list[StudyLocation]) -> duckdb.DuckDBPyConnection:
     """The read-only connection with every view over the given study folders (none: empty views)."""
     raw = {"_raw_checkpoints": open_dataset(locs, "checkpoints"), "_raw_trace": open_dataset(locs, "trace")}
@@ -211,10 +248,14 @@ def views_connection(locs: list[StudyLocation]) -> duckdb.DuckDBPyConnection:
         writer = duckdb.connect(catalog)
         for name, ds in raw.items():
             writer.register(name, ds)
-        plain = {table for table, key in DEDUP_KEYS.items() if not writer.execute(
-            f"SELECT 1 FROM _raw_{table} GROUP BY study, run_key, {key} HAVING count(*) > 1 LIMIT 1").fetchall()}
+        dedup = {}
+        for table, key in DEDUP_KEYS.items():
+            dedup[table], extra = _dedup_plan(writer, table, key)
+            for name, tbl in extra.items():
+                raw[name] = tbl
+                writer.register(name, tbl)
         for name, (sql, _) in VIEWS.items():
-            writer.execute(f"CREATE VIEW {name} AS {f'SELECT * FROM _raw_{name}' if name in plain else sql}")
+            writer.execute(f"CREATE VIEW {name} AS {dedup.get(name, sql)}")
         writer.close()
         con = duckdb.connect(catalog, read_only=True)
     finally:

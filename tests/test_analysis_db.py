@@ -153,3 +153,31 @@ def test_final_summary_table_and_scatter(store: Path) -> None:
     assert "5.500 ± 2.380" in line and " 4 " in line
     png = store / "plots" / "dto_vs_mig.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dedup_plan_equals_the_window_definition_on_random_replays(tmp_path: Path) -> None:
+    """Random re-emits (later writes, higher attempts, same-time ties) and identical file copies: the
+    connect-time plan gives exactly the rows of the documented window over all rows."""
+    import random
+
+    from analysis.db import _DEDUP
+
+    rnd = random.Random(0)
+    study = tmp_path / "replays"
+    base = [checkpoint_row(f"r{s}", e, seed=s, dto=float(s * 10 + e), written_at=_at(0)) for s in range(30)
+            for e in (0, 1, 2)]
+    write_rows(str(study), "checkpoints", base)
+    for i in range(40):
+        r = rnd.choice(base)
+        write_rows(str(study), "checkpoints", [dict(r, dto=1000.0 + i, written_at=_at(rnd.choice([0, 1, 2])),
+                                                    attempt=rnd.choice([0, 1, 2]))])
+    part = study / "checkpoints" / "dataset=synth_lin" / "model=beta_vae"
+    for f in rnd.sample(sorted(part.glob("*.parquet")), 10):
+        (part / f"copy-{f.name}").write_bytes(f.read_bytes())
+    con = connect(str(study))
+    cols = "run_key, epoch, written_at::VARCHAR, attempt"
+    got = con.execute(f"SELECT {cols} FROM checkpoints ORDER BY ALL").fetchall()
+    window = _DEDUP.format(table="checkpoints", key="epoch")
+    want = con.execute(f"SELECT {cols} FROM ({window}) ORDER BY ALL").fetchall()
+    assert got == want and len(got) == 90
+    assert len({(r[0], r[1]) for r in got}) == 90  # one row per (run_key, epoch)
