@@ -20,6 +20,7 @@ import tempfile
 import time
 from typing import Any
 
+from sweep.failures import restart_columns
 from workers.sink import code_version, write_rows
 
 STATE_FILE = "stub_state.json"
@@ -32,13 +33,9 @@ def stub_value(run_key: str, epoch: int, salt: int) -> float:
 
 def stub_rows(trial: dict[str, Any], study: str, epoch: int, wall: float, attempt: int) -> list[dict[str, Any]]:
     """The checkpoints rows of every restart of `trial` at `epoch` (values: `stub_value`)."""
-    cfg = trial["config"]
     version = code_version()
     return [{
-        "study": study, "run_key": rk, "config_key": trial["config_key"], "trial_id": trial["trial_id"],
-        "dataset": cfg["dataset"], "model": cfg["model"], "arch": cfg["arch"]["kind"],
-        "latent_dim": cfg["latent_dim"], "seed": seed, "hparams": cfg["hparams"], "config": cfg,
-        "beta": cfg["hparams"].get("beta"), "epoch": epoch, "epochs": cfg["epochs"], "step": epoch,
+        **restart_columns(study, trial, seed, rk), "epoch": epoch, "step": epoch,
         "status": "ok", "wall_seconds": wall, "attempt": attempt, "code_version": version,
         "loss": stub_value(rk, epoch, 1), "recon": stub_value(rk, epoch, 2), "kl": stub_value(rk, epoch, 3),
         "dto": stub_value(rk, epoch, 4), "mig": stub_value(rk, epoch, 5),
