@@ -277,27 +277,6 @@ def correlations(x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, seed: int 
         if out["kendall_ci_method"] == "none":
             out["kendall_ci_method"] = "fieller"
     return out
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(b, n))
-    sp, pe = np.empty(b), np.empty(b)
-    chunk = max(1, 1_000_000 // n)
-    for i in range(0, b, chunk):
-        ii = idx[i:i + chunk]
-        pe[i:i + chunk] = _pearson_rows(x[ii], y[ii])
-        sp[i:i + chunk] = _pearson_rows(bootstrap_ranks(x, ii), bootstrap_ranks(y, ii))
-    out["n_boot"] = b
-    for m, vals in (("spearman", sp), ("pearson", pe)):
-        out[f"{m}_lo"], out[f"{m}_hi"] = _percentile_ci(vals)
-    b_kendall = min(b, max_kendall_elements // (n * n))
-    if b_kendall >= 200:
-        kt = kendall_tau_b_rows(x[idx[:b_kendall]], y[idx[:b_kendall]])
-        out["kendall_lo"], out["kendall_hi"] = _percentile_ci(kt)
-        out["kendall_ci_method"] = f"bootstrap ({b_kendall} resamples)"
-    elif n > 4:
-        z, half = math.atanh(min(max(t, -0.999999), 0.999999)), 1.96 * math.sqrt(0.437 / (n - 4))
-        out["kendall_lo"], out["kendall_hi"] = math.tanh(z - half), math.tanh(z + half)
-        out["kendall_ci_method"] = "fieller"
-    return out
 
 
 def _fisher_ci(r: float, var: float) -> tuple[float, float]:

@@ -11,7 +11,6 @@ resident memory. Targets (issue 7): grouped query <= 1 s, full report <= 60 s, p
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import subprocess
@@ -23,24 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from machine import describe  # noqa: E402  bench/machine.py (the script's folder is on sys.path)
 
 GROUPED = ("SELECT config_key, epoch, count(*) AS n, avg(dto) AS dto, stddev_samp(dto) AS dto_sd, avg(mig) AS mig, "
            "quantile_cont(mig, 0.5) AS mig_median FROM {src} GROUP BY config_key, epoch")
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    busy = load[0] > 0.5 * (os.cpu_count() or 1)
-    return (f"machine: nproc={os.cpu_count()}, {cpu}; load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
-            + (" (shared machine under load: timings are pessimistic)" if busy else ""))
 
 
 def peak_gb() -> float:
@@ -86,7 +71,7 @@ def main() -> int:
     from analysis.db import connect, parquet_files, resolve_studies
     from analysis.figures import all_figures
     from analysis.report import build_report, study_statistics
-    print(machine())
+    print(describe())
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="orthosweep-bench-"))
     study = str(root / "bench")
     n = args.restarts * args.checkpoints
