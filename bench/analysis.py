@@ -100,7 +100,7 @@ def main() -> int:
                             lambda: con.execute("SELECT * FROM groups").fetchall(), repeat=3)
         t_dups = None
         if args.duplicates:
-            print(f"same store plus {args.duplicates:.0%} of its rows re-emitted by a retry (dedup window in use):")
+            print(f"same store plus {args.duplicates:.0%} of its rows re-emitted by a retry (deduplication in use):")
             dup_con = connect(study + "-reemitted")
             t_dups, res = timed("grouped query over checkpoints (deduplicated view)",
                                 lambda: dup_con.execute(GROUPED.format(src="checkpoints")).fetchall(), repeat=3)
