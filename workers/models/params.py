@@ -111,10 +111,6 @@ class FlatParams:
         self.leaf_list = list(self.leaves.values())
         self._grad_views = list(views(layout, self.grad).values())
 
-    @property
-    def num_seeds(self) -> int:
-        return self.data.shape[0]
-
     def set_grads(self, grads: Sequence[torch.Tensor | None]) -> None:
         """Copy autograd's gradients of `leaf_list` (in order; None = zero) into the `grad` buffer."""
         for view, g in zip(self._grad_views, grads, strict=True):
@@ -122,10 +118,6 @@ class FlatParams:
                 view.zero_()
             else:
                 view.copy_(g)
-
-    def row(self, seed_index: int) -> dict[str, torch.Tensor]:
-        """Detached (1, *shape) views of one seed's parameters (no gradient bookkeeping)."""
-        return views(self.layout, self.data[seed_index:seed_index + 1])
 
 
 def views(layout: ParamLayout, flat: torch.Tensor) -> dict[str, torch.Tensor]:
