@@ -184,7 +184,7 @@ def open_dataset(locs: list[StudyLocation], table: str) -> pads.Dataset:
             if why is None:
                 good.append(f)
             else:
-                warn_unreadable(f, why)
+                warn_unreadable(f if isinstance(loc.fs, pafs.LocalFileSystem) else f"{loc.fs.type_name}://{f}", why)
         if good:
             children.append(pads.dataset(good, schema=schema, format="parquet", filesystem=loc.fs))
     if not children:
