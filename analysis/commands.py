@@ -142,27 +142,34 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _outputs(args: argparse.Namespace, default_name: str, write) -> int:  # noqa: ANN001
+    """Open the store, then `write(opened, out)` where out is --out or `<study folder>/<default_name>`."""
+    from analysis.db import join_uri
+
+    opened = _open(args)
+    if isinstance(opened, int):
+        return opened
+    write(opened, args.out or join_uri(opened.study_uri or args.study_dir, default_name))
+    return 0
+
+
 def cmd_plots(args: argparse.Namespace) -> int:
     from analysis.db import join_uri, write_bytes
     from analysis.figures import all_figures
 
-    opened = _open(args)
-    if isinstance(opened, int):
-        return opened
-    out = args.out or join_uri(opened.study_uri or args.study_dir, "plots")
-    for name, png in all_figures(opened.con, opened.study_uri).items():
-        print(write_bytes(join_uri(out, f"{name}.png"), png))
-    return 0
+    def write(opened: _Opened, out: str) -> None:
+        for name, png in all_figures(opened.con, opened.study_uri).items():
+            print(write_bytes(join_uri(out, f"{name}.png"), png))
+
+    return _outputs(args, "plots", write)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.db import join_uri, write_bytes
+    from analysis.db import write_bytes
     from analysis.report import build_report
 
-    opened = _open(args)
-    if isinstance(opened, int):
-        return opened
-    out = args.out or join_uri(opened.study_uri or args.study_dir, "report.html")
-    html = build_report(opened.con, opened.study_uri or args.study_dir, n_boot=args.bootstrap)
-    print(write_bytes(out, html.encode("utf-8")))
-    return 0
+    def write(opened: _Opened, out: str) -> None:
+        html = build_report(opened.con, opened.study_uri or args.study_dir, n_boot=args.bootstrap)
+        print(write_bytes(out, html.encode("utf-8")))
+
+    return _outputs(args, "report.html", write)
