@@ -148,3 +148,14 @@ def test_seed_state_dict_round_trip_and_protocol_shapes() -> None:
     bad["dec.fc0.weight"] = torch.zeros(1, 1)
     with pytest.raises(ValueError, match="dec.fc0.weight"):
         vae.load_seed(bad)
+
+
+def test_cpu_tanh_matches_torch_tanh_in_value_and_gradient() -> None:
+    from workers.models.networks import _tanh
+
+    x = torch.linspace(-20, 20, 100_001, requires_grad=True)
+    y = _tanh(x)
+    ref = torch.tanh(x.detach().double())
+    assert (y.double() - ref).abs().max() < 3e-7
+    y.sum().backward()
+    assert (x.grad.double() - (1 - ref**2)).abs().max() < 5e-7
