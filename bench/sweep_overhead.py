@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,23 +23,9 @@ import time
 from pathlib import Path
 
 import yaml
+from machine import describe  # bench/machine.py: the shared machine line
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return (f"machine: nproc={os.cpu_count()}, cpu={cpu}, python {platform.python_version()}, "
-            f"load average {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} at start"
-            + (" (shared machine: timings taken under load)" if load[0] > 1.0 else ""))
 
 
 def one(restarts: int, block: int, workdir: Path) -> dict:
@@ -91,7 +76,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.restarts, args.one, Path(args.workdir))))
         return
-    print(machine(), flush=True)
+    print(describe(), flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="orthosweep-bench-") as tmp:
         for block in args.blocks:
