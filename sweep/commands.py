@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study", help="study YAML file")
     p.add_argument("--storage", help="override the file's storage (local path or s3://bucket/prefix?...)")
     _ray_args(p, with_jobs=True)
-    p.add_argument("--dry-run", action="store_true", help="print restarts, trials and the resource plan; "
-                   "schedule nothing")
+    p.add_argument("--dry-run", action="store_true", help="print restarts, trials, the resource plan and an "
+                   "estimate of device-hours from a short calibration on this machine; schedule nothing")
+    p.add_argument("--no-estimate", action="store_true", help="with --dry-run: skip the calibration")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("resume", help="continue an interrupted sweep from its study folder")
@@ -55,6 +56,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dry_run(study, args: argparse.Namespace) -> int:
+    from sweep.driver import describe_plan, plan_sweep
+
+    try:
+        plan = plan_sweep(study)
+    except OSError as e:  # the store may live on a cluster's object storage this machine cannot reach
+        print(f"note: store {study.study_uri} not readable from here ({str(e).splitlines()[0]}); "
+              "counting every restart as pending", file=sys.stderr)
+        plan = plan_sweep(study, done=set())
+    print(describe_plan(study, plan, args.max_concurrent), flush=True)
+    if not args.no_estimate and plan.trials:
+        from sweep.estimate import estimate
+
+        print(estimate(study, plan.trials).describe())
+    return EXIT_OK
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from sweep.preflight import PreflightError, address_kind, check_address
     from sweep.spec import load_study
@@ -63,10 +81,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.max_concurrent is not None and args.max_concurrent < 1:
         return _bad(f"--max-concurrent: got {args.max_concurrent}; must be >= 1")
     if args.dry_run:
-        from sweep.driver import describe_plan, plan_sweep
-
-        print(describe_plan(study, plan_sweep(study), args.max_concurrent))
-        return EXIT_OK
+        return _dry_run(study, args)
     if address_kind(args.address) == "jobs":
         from sweep.jobs import submit_job
 

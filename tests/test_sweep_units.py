@@ -134,7 +134,7 @@ def test_cli_submit_to_unreachable_address_exits_2_and_writes_nothing(tmp_path: 
 
 def test_cli_dry_run_schedules_and_writes_nothing(tmp_path: Path, capsys) -> None:
     path = write_study(tmp_path / "s.yaml", name="dry", storage=str(tmp_path / "res"), seeds=5, per_trial=2)
-    assert main(["submit", str(path), "--dry-run", "--max-concurrent", "3"]) == 0
+    assert main(["submit", str(path), "--dry-run", "--no-estimate", "--max-concurrent", "3"]) == 0
     out = capsys.readouterr().out
     assert "10 total, 0 already in the store, 10 to train in 6 trials" in out
     assert "synth_lin/ae: 5 restarts in 3 trials (seed blocks of up to 2)" in out
@@ -224,3 +224,11 @@ def test_progress_counts_restarts_and_estimates_from_partial_epochs(study, tmp_p
     assert failures == [study.trials[1].trial_id] and (p.done, p.failed, p.trained) == (3, 2, 4)
     assert "3/10 restarts done, 2 failed, 0 trials running" in out.getvalue().splitlines()[-1]
     assert (tmp_path / "res" / "unit" / "tune" / "driver.json").exists()
+
+
+def test_cli_dry_run_estimates_device_hours_from_a_real_calibration(tmp_path: Path, capsys) -> None:
+    path = write_study(tmp_path / "s.yaml", name="est", storage=str(tmp_path / "res"), seeds=4, per_trial=2)
+    assert main(["submit", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "calibration on" in out and "ms/step" in out and "device-hours" in out
+    assert not (tmp_path / "res").exists()
