@@ -231,6 +231,12 @@ def main() -> None:
         bench_encoder_cost(n_tr, n_te)
         torch.set_num_threads(1)
     if "2" not in args.parts:
+        if "3" in args.parts:  # DCI alone: both implementations on the same fresh codes, back to back
+            rng, data, encode = np.random.default_rng(0), ArrayFactors(), linear_code()
+            f_tr, f_te = data.sample_factors(n_tr, rng), data.sample_factors(n_te, rng)
+            c_tr, c_te = encode(f_tr), encode(f_te)
+            t_new, new = timed(lambda: dci(c_tr, f_tr, c_te, f_te, seed=0, n_jobs=args.n_jobs))
+            bench_dci((c_tr, f_tr, c_te, f_te), new, t_new, args.n_jobs)
         return
     times, (dci_data, dci_result, dci_time) = bench_metrics(n_eval, n_tr, n_te, args.n_jobs)
     if "3" in args.parts:
