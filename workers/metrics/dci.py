@@ -14,13 +14,15 @@ classified. Degenerate sizes the library leaves undefined (NaN from a base-1 log
 here: with a single factor every code is trivially disentangled (D = 1), with a single code every factor
 is trivially complete (C = 1).
 
-Speed: the K classifiers are independent, so they run in parallel processes (`n_jobs`), the ones with the
-most classes first (a multi-class GBT fits one tree per class per stage, so the class count is its cost).
+Speed: the K classifiers are independent, so with `n_jobs` > 1 they run in parallel processes, the ones
+with the most classes first (a multi-class GBT fits one tree per class per stage, so the class count is its
+cost). The default is 1: on the shared 2-core bench machine two processes were slower than one
+(bench/metrics.py part 3: 632 s vs 334 s, dSprites-sized factors), and the 40-class factor alone bounds the
+gain to 113/64 ≈ 1.8x even on idle cores.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -56,7 +58,7 @@ def importance_matrix(
 ) -> tuple[np.ndarray, float, float]:
     """(R (d, K), mean train accuracy, mean test accuracy) from one GBT per factor, in parallel."""
     K = classes_train.shape[1]
-    n_jobs = min(K, n_jobs or os.cpu_count() or 1)
+    n_jobs = min(K, n_jobs or 1)
     order = np.argsort([-np.unique(classes_train[:, k]).size for k in range(K)], kind="stable")
     jobs = [
         delayed(fit_factor)(codes_train, classes_train[:, k], codes_test, classes_test[:, k], seed)
