@@ -34,7 +34,8 @@ def test_table3_verdicts_and_ordering_claims(tmp_path: Path) -> None:
     assert by[("beta_vae", "dto", "final")].verdict == "agrees"
     assert by[("beta_vae", "ds", "final")].n == 10
     assert by[("ae", "dto", "final")].verdict == "differs"
-    assert by[(None, "dto", "0")].verdict == "agrees"  # 0.8 vs 0.79 ± 0.21
+    assert by[("beta_vae", "dto", "0")].verdict == "agrees"  # 0.8 vs 0.79 ± 0.21
+    assert by[("beta_vae", "dto", "0")].n == 10
     assert by[("beta_vae_sigma", "dto", "final")].verdict == "not measured"
     verdicts = dict(claims(df, study))
     assert verdicts["synth_lin: beta-VAE DtO ≈ 0 and DS ≈ 1"].startswith("holds")
