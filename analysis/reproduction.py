@@ -122,9 +122,9 @@ def claims(df: pd.DataFrame, study: str) -> list[tuple[str, str]]:
                 from scipy.stats import spearmanr
 
                 rho, pval = spearmanr(sub["dto"], sub["ds"])
+                verdict = "fails" if rho >= 0 else ("holds" if pval < 0.05 else "inconclusive (not significant)")
                 out.append((f"dsprites epoch {epoch}: DtO and DS negatively correlated across restarts",
-                            f"{'holds' if rho < 0 else 'fails'}: Spearman ρ = {rho:.2f} (p = {pval:.3f}, "
-                            f"n = {len(sub)})"))
+                            f"{verdict}: Spearman ρ = {rho:.2f} (p = {pval:.3f}, n = {len(sub)})"))
     if base == "rolinek2019_degenerate":
         g = fin[fin["dataset"] == "synth_lin"].groupby("ratio")[["dto", "ds"]].mean().sort_index()
         if len(g) >= 2:
