@@ -102,7 +102,7 @@ def claims(df: pd.DataFrame, study: str) -> list[tuple[str, str]]:
     if base == "rolinek2019_table3":
         for ds in sorted(fin["dataset"].unique()):
             means = fin[fin["dataset"] == ds].groupby("model")["dto"].mean()
-            rnd = df[(df["dataset"] == ds) & (df["epoch"] == 0)]["dto"].mean()
+            rnd = df[(df["dataset"] == ds) & (df["epoch"] == 0) & (df["model"] == "beta_vae")]["dto"].mean()
             if "beta_vae" not in means:
                 continue
             others = {k: v for k, v in means.items() if k != "beta_vae"} | {"random decoder": rnd}
