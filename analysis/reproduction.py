@@ -63,8 +63,17 @@ def select(df: pd.DataFrame, p: Published) -> pd.Series:
     return df.loc[m, p.metric].dropna().astype(float) * p.scale
 
 
+PAPER_STUDIES = ("rolinek2019_table3", "rolinek2019_polarized", "rolinek2019_degenerate", "rolinek2019_restarts",
+                 "rolinek2019_beta_search", "zietlow2021_restarts")
+
+
+def paper_study(study: str) -> str:
+    """The paper study a study reproduces: its name, or the name a declared variant (`<name>_cpu`, ...) extends."""
+    return next((p for p in PAPER_STUDIES if study == p or study.startswith(p + "_")), study)
+
+
 def compare(df: pd.DataFrame, study: str) -> list[Comparison]:
-    base = study.removesuffix("_cpu")
+    base = paper_study(study)
     out = []
     for p in PUBLISHED.get(base, []):
         vals = select(df, p)
@@ -96,7 +105,7 @@ def _final(df: pd.DataFrame) -> pd.DataFrame:
 
 def claims(df: pd.DataFrame, study: str) -> list[tuple[str, str]]:
     """The papers' qualitative findings, each checked on this study's data: (claim, 'holds: …'/'fails: …')."""
-    base = study.removesuffix("_cpu")
+    base = paper_study(study)
     out: list[tuple[str, str]] = []
     fin = _final(df)
     if base == "rolinek2019_table3":
