@@ -16,7 +16,7 @@ from sweep_helpers import STUB, view_counts, view_rows, write_study
 
 from sweep.driver import run_sweep
 from sweep.spec import Study, load_study
-from sweep.store import completed_run_keys, read_rows
+from sweep.store import read_rows
 from sweep.stub_trainable import stub_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(900)]
@@ -48,16 +48,28 @@ def cluster():
                 os.environ[k] = v
 
 
+def _both_nodes_mid_trial(study_uri: str) -> bool:
+    """Two restarts have rows but are unfinished: with one CPU per worker node, one of them is on each node."""
+    try:
+        t = read_rows(study_uri, ["run_key", "epoch", "epochs"]).to_pydict()
+    except (OSError, ValueError):  # nothing written yet
+        return False
+    started = set(t["run_key"])
+    finished = {k for k, e, n in zip(t["run_key"], t["epoch"], t["epochs"], strict=True) if e == n}
+    return len(started - finished) >= 2
+
+
 def sweep_losing_a_node(cluster, study: Study, trainable: str) -> tuple:
-    """Add a worker node, run the sweep, and kill that node once the first restart is stored (both nodes are
-    then mid-trial). Returns the sweep's outcome."""
+    """Add a worker node, run the sweep, and kill that node while both worker nodes are mid-trial (two restarts
+    started and unfinished; waiting for a finished restart raced on an idle machine, where the new node could
+    be idle at that moment). Returns the sweep's outcome."""
     doomed = cluster.add_node(num_cpus=1)  # in the main thread: Ray's node start-up installs signal handlers
     killed = threading.Event()
 
     def kill_worker() -> None:
         deadline = time.time() + 600
         while time.time() < deadline:
-            if completed_run_keys(study.study_uri):
+            if _both_nodes_mid_trial(study.study_uri):
                 cluster.remove_node(doomed, allow_graceful=False)
                 killed.set()
                 return
