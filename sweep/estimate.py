@@ -106,7 +106,7 @@ def time_steps(trial: TrialSpec, steps: int, *, cpus: float, gpus: float, warmup
     def one() -> None:
         pos = torch.randint(0, run.data.n, (run.S, B), generator=gen).to(run.device)
         eps = torch.randn(run.S, B, d, generator=gen).to(run.device) if stochastic else None
-        perm = (torch.argsort(torch.rand(run.S, d, B, generator=gen), -1).to(run.device)
+        perm = (torch.argsort(torch.rand(run.S, B, d, generator=gen), 1).to(run.device)  # as TrainStreams.shuffles
                 if run.disc is not None else None)
         run.train_step(run.data.batch(pos), eps, perm)
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from sweep_helpers import free_port, view_counts, view_rows, write_study
 
 from sweep.cli import main
@@ -232,3 +233,17 @@ def test_cli_dry_run_estimates_device_hours_from_a_real_calibration(tmp_path: Pa
     out = capsys.readouterr().out
     assert "calibration on" in out and "ms/step" in out and "device-hours" in out
     assert not (tmp_path / "res").exists()
+
+
+def test_dry_run_calibrates_factorvae_and_a_tanh_decoder(tmp_path: Path, capsys) -> None:
+    # The calibration runs the real train step (FactorVAE's permuted latents) and the real checkpoint evaluation
+    # (DtO through the synth_nonlin tanh decoder): both broke once without any sweep test noticing.
+    spec = {"study": "cal", "storage": str(tmp_path / "res"),
+            "grid": {"dataset": ["synth_nonlin"], "model": ["factorvae", "beta_vae"], "seeds": 2},
+            "overrides": {"synth_nonlin": {"n": 256}},
+            "train": {"epochs": 1, "seeds_per_trial": 2, "batch_size": 32},
+            "eval": {"metrics": ["dto", "mig"], "n_eval": 64}, "resources": {"cpu": 1}}
+    path = tmp_path / "cal.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["submit", str(path), "--dry-run"]) == 0
+    assert "device-hours" in capsys.readouterr().out
