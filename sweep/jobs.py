@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -17,6 +18,7 @@ import yaml
 from sweep.spec import Study
 
 PACKAGES = ("sweep", "workers", "analysis")
+AGENT_WAIT_SECONDS = 60
 
 
 def job_entrypoint(max_concurrent: int | None, trainable: str | None) -> str:
@@ -37,8 +39,17 @@ def submit_job(study: Study, address: str, *, max_concurrent: int | None = None,
     with tempfile.TemporaryDirectory(prefix="orthosweep-job-") as tmp:
         (Path(tmp) / "study.yaml").write_text(yaml.safe_dump(study.normalized, sort_keys=False))
         client = JobSubmissionClient(address)
-        return client.submit_job(
-            entrypoint=job_entrypoint(max_concurrent, trainable),
-            runtime_env={"working_dir": tmp, "py_modules": [str(root / p) for p in PACKAGES]},
-            metadata={"orthosweep_study": study.name, "study_uri": study.study_uri},
-        )
+        deadline = time.monotonic() + AGENT_WAIT_SECONDS
+        while True:
+            try:
+                return client.submit_job(
+                    entrypoint=job_entrypoint(max_concurrent, trainable),
+                    runtime_env={"working_dir": tmp, "py_modules": [str(root / p) for p in PACKAGES]},
+                    metadata={"orthosweep_study": study.name, "study_uri": study.study_uri},
+                )
+            except RuntimeError as e:
+                # a head that just started answers HTTP before its job agent is up; that answer is transient
+                if "No available agent" not in str(e) or time.monotonic() > deadline:
+                    raise
+                print(f"the head's job agent is not up yet; retrying for up to {AGENT_WAIT_SECONDS} s", flush=True)
+                time.sleep(2)
