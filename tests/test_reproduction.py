@@ -62,3 +62,17 @@ def test_every_published_row_names_a_stored_column() -> None:
     for rows in PUBLISHED.values():
         for p in rows:
             assert p.metric in CHECKPOINT_SCHEMA.names
+
+
+def test_zietlow_claim_compares_every_vae_with_the_ae(tmp_path: Path) -> None:
+    study = "zietlow2021_restarts_cpu"
+    rows = [_row(study, ds, model, s, 10, mig=m) for s in range(3)
+            for ds, ms in (("dsprites", {"ae": 0.1, "beta_vae": 0.3, "factorvae": 0.2}),
+                           ("shapes3d", {"ae": 0.2, "beta_vae": 0.3, "factorvae": 0.1}))
+            for model, m in ms.items()]
+    write_rows(str(tmp_path / study), "checkpoints", rows)
+    verdicts = dict(claims(load_rows(str(tmp_path / study)), study))
+    assert verdicts["dsprites: every disentangling VAE's MIG above the AE's (thesis Table 4.2, original data)"
+                    ].startswith("holds")
+    assert verdicts["shapes3d: every disentangling VAE's MIG above the AE's (thesis Table 4.2, original data)"
+                    ].startswith("fails")
