@@ -176,3 +176,23 @@ def test_cpu_tanh_works_under_torch_func_transforms() -> None:
 
     for jac in (torch.func.jacfwd, torch.func.jacrev):
         torch.testing.assert_close(torch.func.vmap(jac(ours))(z), torch.func.vmap(jac(ref))(z), rtol=0, atol=1e-6)
+
+
+def test_cpu_tanh_frees_its_output_without_the_cycle_collector() -> None:
+    # A training step's activations must be freed by reference counting alone: a cycle through the autograd
+    # context would keep every step's output alive until Python's cycle collector happens to run.
+    import gc
+    import weakref
+
+    from workers.models.networks import _tanh
+
+    x = torch.randn(64, 32, requires_grad=True)
+    gc.disable()
+    try:
+        y = _tanh(x)
+        ref = weakref.ref(y)
+        y.sum().backward()
+        del y
+        assert ref() is None
+    finally:
+        gc.enable()
