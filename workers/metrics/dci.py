@@ -2,8 +2,10 @@
 
 Per factor, a scikit-learn `GradientBoostingClassifier` with default settings predicts the factor class
 from the whole code; its `feature_importances_` give column k of the (d, K) importance matrix R, and its
-accuracies on the train and test codes the informativeness (mean over factors). Then, as in
-disentanglement_lib,
+accuracies on the train and test codes the informativeness (mean over factors). The classifier is
+`gbt.fit_gbt_classifier`, an exact numba reimplementation of sklearn's (same trees, importances and
+predictions; see gbt.py for the one rounding-level exception); `importance_matrix_sklearn` runs sklearn
+itself as the reference. Then, as in disentanglement_lib,
 
     D = Σ_j ρ_j (1 − H_K(R_j·)),   ρ_j = Σ_k R_jk / Σ R         (entropy of each code's row, base K)
     C = Σ_k ρ_k (1 − H_d(R_·k)),   ρ_k = Σ_j R_jk / Σ R         (entropy of each factor's column, base d)
@@ -14,11 +16,14 @@ classified. Degenerate sizes the library leaves undefined (NaN from a base-1 log
 here: with a single factor every code is trivially disentangled (D = 1), with a single code every factor
 is trivially complete (C = 1).
 
-Speed: the K classifiers are independent, so with `n_jobs` > 1 they run in parallel processes, the ones
-with the most classes first (a multi-class GBT fits one tree per class per stage, so the class count is its
-cost). The default is 1: on the shared 2-core bench machine two processes were slower than one
-(bench/metrics.py part 3: 632 s vs 334 s, dSprites-sized factors), and the 40-class factor alone bounds the
-gain to 113/64 ≈ 1.8x even on idle cores.
+Speed: sklearn's GBT sorts each node's samples again for every feature; gbt.py sorts each feature once
+(details there). dSprites-sized case (10,000 train / 5,000 test codes, d = 10, factors of 3, 6, 40, 32, 32
+classes, 11,300 trees), measured back to back on the shared 2-core bench machine while a study kept both
+cores busy (load average 4.7–6.5): `importance_matrix_sklearn` 373 s (343 s CPU), `importance_matrix`
+with one thread 31 s (29 s CPU), i.e. 12x; D, C and both informativeness scores identical, R within 7e-18.
+Under that load a second thread made it slower (77–82 s; gbt.py), so set OMP_NUM_THREADS=1 on a busy
+machine. The GBTs already use `gbt.default_threads()` threads, so `n_jobs` (factors in parallel
+processes, each with a share of those threads, the ones with the most classes first) defaults to 1.
 """
 
 from __future__ import annotations
@@ -30,20 +35,30 @@ from joblib import Parallel, delayed
 from sklearn.ensemble import GradientBoostingClassifier
 
 from workers.metrics.discrete import NUM_BINS, factor_classes
+from workers.metrics.gbt import default_threads, fit_gbt_classifier
 from workers.metrics.validate import check_pair
 
 
 def fit_factor(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    seed: int,
+    n_threads: int | None = None,
 ) -> tuple[np.ndarray, float, float]:
-    """One factor's GBT (sklearn defaults): (importances (d,), train accuracy, test accuracy)."""
+    """One factor's GBT (sklearn's defaults, `gbt.py`): (importances (d,), train accuracy, test accuracy).
+
+    x_train (N, d), y_train (N,), x_test (M, d), y_test (M,); n_threads caps the GBT's threads."""
     if np.unique(y_train).size < 2:  # a constant factor: nothing to learn, every code is irrelevant
         return np.zeros(x_train.shape[1]), 1.0, float(np.mean(y_test == y_train[0]))
-    model = GradientBoostingClassifier(random_state=seed).fit(x_train, y_train)
+    importances, (pred_train, pred_test) = fit_gbt_classifier(
+        x_train, y_train, [x_train, x_test], seed=seed, n_threads=n_threads
+    )
     return (
-        np.abs(model.feature_importances_),
-        float(np.mean(model.predict(x_train) == y_train)),
-        float(np.mean(model.predict(x_test) == y_test)),
+        np.abs(importances),
+        float(np.mean(pred_train == y_train)),
+        float(np.mean(pred_test == y_test)),
     )
 
 
@@ -56,12 +71,16 @@ def importance_matrix(
     seed: int,
     n_jobs: int | None = None,
 ) -> tuple[np.ndarray, float, float]:
-    """(R (d, K), mean train accuracy, mean test accuracy) from one GBT per factor, in parallel."""
+    """(R (d, K), mean train accuracy, mean test accuracy) from one GBT per factor.
+
+    codes (N, d) / (M, d), classes (N, K) / (M, K). Each GBT already uses `gbt.default_threads()` threads;
+    n_jobs > 1 fits factors in that many processes instead, each with an equal share of those threads."""
     K = classes_train.shape[1]
     n_jobs = min(K, n_jobs or 1)
     order = np.argsort([-np.unique(classes_train[:, k]).size for k in range(K)], kind="stable")
+    threads = None if n_jobs == 1 else max(1, default_threads() // n_jobs)
     jobs = [
-        delayed(fit_factor)(codes_train, classes_train[:, k], codes_test, classes_test[:, k], seed)
+        delayed(fit_factor)(codes_train, classes_train[:, k], codes_test, classes_test[:, k], seed, threads)
         for k in order
     ]
     results = Parallel(n_jobs=n_jobs)(jobs) if n_jobs > 1 else [job[0](*job[1], **job[2]) for job in jobs]
@@ -69,6 +88,32 @@ def importance_matrix(
     train_acc, test_acc = np.zeros(K), np.zeros(K)
     for k, (imp, a_tr, a_te) in zip(order, results, strict=True):
         R[:, k], train_acc[k], test_acc[k] = imp, a_tr, a_te
+    return R, float(train_acc.mean()), float(test_acc.mean())
+
+
+def importance_matrix_sklearn(
+    codes_train: np.ndarray,
+    classes_train: np.ndarray,
+    codes_test: np.ndarray,
+    classes_test: np.ndarray,
+    *,
+    seed: int,
+) -> tuple[np.ndarray, float, float]:
+    """`importance_matrix` with scikit-learn's `GradientBoostingClassifier` itself, one factor after the
+    other in this process: the reference that `gbt.py` reproduces (the tests compare the two) and the
+    straightforward implementation to time against. Same shapes and return value as importance_matrix."""
+    K = classes_train.shape[1]
+    R = np.zeros((codes_train.shape[1], K))
+    train_acc, test_acc = np.zeros(K), np.zeros(K)
+    for k in range(K):
+        y_train, y_test = classes_train[:, k], classes_test[:, k]
+        if np.unique(y_train).size < 2:  # sklearn refuses a single class; same convention as fit_factor
+            train_acc[k], test_acc[k] = 1.0, float(np.mean(y_test == y_train[0]))
+            continue
+        model = GradientBoostingClassifier(random_state=seed).fit(codes_train, y_train)
+        R[:, k] = np.abs(model.feature_importances_)
+        train_acc[k] = np.mean(model.predict(codes_train) == y_train)
+        test_acc[k] = np.mean(model.predict(codes_test) == y_test)
     return R, float(train_acc.mean()), float(test_acc.mean())
 
 
