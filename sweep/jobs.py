@@ -18,7 +18,7 @@ import yaml
 from sweep.spec import Study
 
 PACKAGES = ("sweep", "workers", "analysis")
-AGENT_WAIT_SECONDS = 60
+AGENT_WAIT_SECONDS = 180  # measured: > 60 s for a fresh head on a 2-core machine under load
 
 
 def job_entrypoint(max_concurrent: int | None, trainable: str | None) -> str:

@@ -27,8 +27,11 @@ def dashboard():
     # the job's entrypoint (`orthosweep submit ...`) runs in a shell on the head: it must find this venv
     os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{saved_path}"
     port = free_port()
+    # the job agent's HTTP port too: its default (52365) is taken by any other Ray with ray[default] on the
+    # machine, and then the head never gets a job agent ("No available agent to submit job")
     c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port})
+        "num_cpus": 2, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
+        "dashboard_agent_listen_port": free_port()})
     address = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
