@@ -29,7 +29,8 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     log = tmp_path_factory.mktemp("stublog") / "trained.txt"
     knobs = {"ORTHOSWEEP_STUB_FAIL": str(FAIL_SEED), "ORTHOSWEEP_STUB_LOG": str(log)}
     os.environ.update(knobs)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    # address="local": never attach to another Ray that happens to run on the machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         yield {"endpoint": endpoint, "log": log}
     finally:

@@ -47,7 +47,7 @@ def test_tune_retry_resumes_exactly(tmp_path) -> None:
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import test modules
     trial = make_trial([0, 5], epochs=3, checkpoints=[0, 1, 3], trace_every=7, metrics=["polarized"])
     study_uri = str(tmp_path / "store" / "tq")
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         tuner = tune.Tuner(
             tune.with_resources(crash_once_after_epoch_1, {"cpu": 1}),
