@@ -97,3 +97,41 @@ def test_state_dict_round_trip_continues_identically() -> None:
 def test_unknown_optimizer_is_named() -> None:
     with pytest.raises(ValueError, match="unknown optimiser 'sgd'"):
         make_optimizer("sgd", flat_params(torch.zeros(1, 1)), 0.1)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "masked"])
+@pytest.mark.parametrize("cls", [SeedAdam, SeedAdagrad])
+def test_gradients_given_per_leaf_equal_the_same_gradients_in_the_buffer(cls, fused) -> None:
+    """`step(alive, grads)` with autograd-shaped per-leaf gradients (one unused = None = zero, one seed
+    frozen with a NaN gradient) makes exactly the update of the buffer path."""
+    layout = ParamLayout()
+    layout.add("w", (4, 3), fan_in=4)
+    layout.add("b", (3,), fan_in=4)
+    layout.add("unused", (2,), fan_in=1)
+    start = torch.randn(3, layout.size, generator=torch.Generator().manual_seed(2))
+    by_list, by_buffer = FlatParams(layout, start.clone()), FlatParams(layout, start.clone())
+    opt_list, opt_buffer = cls(by_list, 1e-2, fused=fused), cls(by_buffer, 1e-2, fused=fused)
+    alive = torch.tensor([True, False, True])
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        grads = [torch.randn(3, 4, 3, generator=gen), torch.randn(3, 3, generator=gen), None]
+        grads[0][1, 0, 0] = float("nan")
+        opt_list.step(alive, grads)
+        by_buffer.set_grads(grads)
+        opt_buffer.step(alive)
+    assert torch.equal(by_list.data, by_buffer.data)
+    assert torch.equal(by_list.data[1], start[1])
+    for k in opt_list.state:
+        assert torch.equal(opt_list.state[k], opt_buffer.state[k])
+
+
+def test_rows_finite_flags_exactly_the_seeds_with_a_non_finite_gradient() -> None:
+    layout = ParamLayout()
+    layout.add("w", (2, 2), fan_in=2)
+    layout.add("b", (2,), fan_in=2)
+    fp = FlatParams(layout, torch.zeros(3, layout.size))
+    grads = [torch.ones(3, 2, 2), torch.ones(3, 2)]
+    grads[0][0, 1, 1] = float("inf")
+    grads[1][2, 0] = float("nan")
+    assert fp.rows_finite(grads).tolist() == [False, True, False]
+    assert fp.rows_finite([None, torch.ones(3, 2)]).tolist() == [True, True, True]

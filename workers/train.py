@@ -188,15 +188,16 @@ class TrialRun:
         groups = [self.params] if self.disc is None else [self.params, self.disc]
         leaves = [leaf for g in groups for leaf in g.leaf_list]
         grads = torch.autograd.grad(total, leaves, allow_unused=True)
+        per_group = []
         for g in groups:
-            g.set_grads(grads[:len(g.leaf_list)])
+            per_group.append(grads[:len(g.leaf_list)])
             grads = grads[len(g.leaf_list):]
-        # one read of the gradient: a non-finite entry makes its row's sum non-finite
-        finite &= torch.isfinite(self.params.grad.sum(1))
+            finite &= g.rows_finite(per_group[-1])
         self.alive &= finite
-        self.opt.step(self.alive)
+        # the optimisers read autograd's gradients where they lie (no copy into a gradient buffer)
+        self.opt.step(self.alive, per_group[0])
         if self.disc_opt is not None:
-            self.disc_opt.step(self.alive)
+            self.disc_opt.step(self.alive, per_group[1])
         self.step += 1
         if self.trial.trace_every and self.step % self.trial.trace_every == 0:
             self._trace(terms)

@@ -9,6 +9,7 @@ zero initial accumulator, eps 1e-10), which the tests check against torch.optim 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,9 +21,11 @@ class SeedOptimizer:
     """Base: state tensors shaped like the buffer, a shared step counter (all live seeds step together).
 
     Two implementations of the same update: `fused` (torch's single-pass fused kernel; on the CPU, where
-    reading `alive` costs no device sync) applies it to the live rows only — all rows when every seed is
-    alive, else a gathered copy of the live rows written back — and `masked` (torch.where per seed; no
-    host sync, used on GPUs). Both are elementwise, so a seed's arithmetic never depends on its block.
+    reading `alive` costs no device sync) updates the live seeds' chunks only — one contiguous 1-D view per
+    (seed, parameter) of the buffers, with the gradients autograd returned read in place when `step` is
+    given them (no copy into `params.grad`: on the dSprites MLP that copy was 57 MB written and read again
+    per step) — and `masked` (torch.where per seed; no host sync, used on GPUs; reads `params.grad`).
+    Both are elementwise, so a seed's arithmetic never depends on its block.
     """
 
     state_names: tuple[str, ...] = ()
@@ -33,28 +36,42 @@ class SeedOptimizer:
         self.t = 0
         self.fused = params.data.device.type == "cpu" if fused is None else fused
         self.state = {n: torch.zeros_like(params.data) for n in self.state_names}
+        # chunks[s][k]: views that stay valid (state is only ever written in place, also on load)
+        self._chunks = [params.row_chunks(b) for b in (params.data, params.grad, *self.state.values())]
+        self._zero_grads = [torch.zeros(e.size, dtype=params.data.dtype, device=params.data.device)
+                            for e in params.layout.entries.values()]
 
     @torch.no_grad()
-    def step(self, alive: torch.Tensor) -> None:
-        """Apply one update from `params.grad` to the seeds with alive[s] True (others stay bitwise)."""
+    def step(self, alive: torch.Tensor, grads: Sequence[torch.Tensor | None] | None = None) -> None:
+        """Apply one update to the seeds with alive[s] True (others stay bitwise).
+
+        The gradient is `grads` — autograd's, one (S, *shape) tensor per leaf of `params.leaf_list` in
+        order, None = zero — or, when `grads` is None or on the masked path, the `params.grad` buffer
+        (the caller filled it with `params.set_grads`).
+        """
         self.t += 1
         if not self.fused:
+            if grads is not None:
+                self.params.set_grads(grads)
             keep = alive.view(-1, 1)
             self.params.data.sub_(torch.where(keep, self._masked_update(self.params.grad, keep), 0.0))
             return
-        live = alive.cpu()
-        tensors = [self.params.data, self.params.grad, *self.state.values()]
-        if bool(live.all()):
-            self._fused(*tensors)
-        elif bool(live.any()):
-            idx = live.nonzero().squeeze(1).to(self.params.data.device)
-            rows = [t.index_select(0, idx) for t in tensors]
-            self._fused(*rows)
-            for t, r in zip(tensors, rows, strict=True):
-                t.index_copy_(0, idx, r)
+        live = [s for s, ok in enumerate(alive.cpu().tolist()) if ok]
+        if not live:
+            return
+        data, grad_buf, *state = self._chunks
+        lists: list[list[torch.Tensor]] = [[] for _ in range(2 + len(state))]
+        for s in live:
+            if grads is None:
+                g_s = grad_buf[s]
+            else:
+                g_s = [z if g is None else g[s].reshape(-1) for g, z in zip(grads, self._zero_grads, strict=True)]
+            for out, chunk in zip(lists, (data[s], g_s, *(st[s] for st in state)), strict=True):
+                out.extend(chunk)
+        self._fused(*lists)
 
-    def _fused(self, data: torch.Tensor, grad: torch.Tensor, *state: torch.Tensor) -> None:
-        """One fused update of (rows of) the buffer at step self.t."""
+    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor]) -> None:
+        """One fused update at step self.t of the listed chunks (contiguous, matching shapes)."""
         raise NotImplementedError
 
     def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -80,9 +97,10 @@ class SeedAdam(SeedOptimizer):
         self.betas = betas
         self.eps = eps
 
-    def _fused(self, data: torch.Tensor, grad: torch.Tensor, *state: torch.Tensor) -> None:
+    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor]) -> None:
         m, v = state
-        torch._fused_adam_([data], [grad], [m], [v], [], [torch.tensor(float(self.t))], lr=self.lr,
+        steps = [torch.tensor(float(self.t))] * len(data)
+        torch._fused_adam_(data, grad, m, v, [], steps, lr=self.lr,
                            beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                            amsgrad=False, maximize=False)
 
@@ -104,8 +122,9 @@ class SeedAdagrad(SeedOptimizer):
         super().__init__(params, lr, fused=fused)
         self.eps = eps
 
-    def _fused(self, data: torch.Tensor, grad: torch.Tensor, *state: torch.Tensor) -> None:
-        torch._fused_adagrad_([data], [grad], [state[0]], [torch.tensor(float(self.t))], lr=self.lr,
+    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor]) -> None:
+        steps = [torch.tensor(float(self.t))] * len(data)
+        torch._fused_adagrad_(data, grad, state[0], steps, lr=self.lr,
                               lr_decay=0.0, weight_decay=0.0, eps=self.eps, maximize=False)
 
     def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Every parameter of every seed lives in one buffer of shape (S, P): row s holds seed s's parameters,
 laid out by a `ParamLayout` (name -> offset, shape). `FlatParams` exposes each parameter as a leaf
 tensor (S, *shape) that is a *view* of that buffer, with one (S, P) gradient buffer beside it (filled
-from `torch.autograd.grad`, one copy per parameter). One buffer means: the optimiser is
+from `torch.autograd.grad`, one copy per parameter, where the optimiser needs it: the masked GPU path; the
+fused CPU path reads autograd's gradients in place, see `workers.models.optim`). One buffer means: the optimiser is
 a handful of elementwise ops on one tensor, gradients are zeroed in one op, a diverged seed is frozen by
 masking one row, and a seed's state dict is one row sliced back into named tensors.
 
@@ -110,6 +111,23 @@ class FlatParams:
         self.leaves: dict[str, torch.Tensor] = {n: v.requires_grad_(True) for n, v in views(layout, self.data).items()}
         self.leaf_list = list(self.leaves.values())
         self._grad_views = list(views(layout, self.grad).values())
+
+    def row_chunks(self, buf: torch.Tensor) -> list[list[torch.Tensor]]:
+        """chunks[s][k]: the contiguous 1-D view of parameter k (`leaf_list` order) of seed s in an (S, P)
+        buffer shaped like `data` (the unit a fused optimiser kernel can update in place)."""
+        return [[buf[s, e.offset:e.offset + e.size] for e in self.layout.entries.values()]
+                for s in range(buf.shape[0])]
+
+    def rows_finite(self, grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """(S,) bool: seed s's gradients (autograd's, per leaf) are all finite.
+
+        One read of each gradient: a non-finite entry makes its row's sum non-finite.
+        """
+        total = torch.zeros(self.data.shape[0], dtype=self.data.dtype, device=self.data.device)
+        for g in grads:
+            if g is not None:
+                total += g.reshape(g.shape[0], -1).sum(1)
+        return torch.isfinite(total)
 
     def set_grads(self, grads: Sequence[torch.Tensor | None]) -> None:
         """Copy autograd's gradients of `leaf_list` (in order; None = zero) into the `grad` buffer."""
