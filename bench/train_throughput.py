@@ -11,7 +11,9 @@ S sequential single-seed runs (= S * t_1 / t_S). Evaluation time is not included
 
 It also prints the achieved GFLOP/s of the dSprites MLP training step (counted from the layer shapes:
 forward 2·in·out per example and layer, backward twice that except the input gradient of the first
-layer) against this machine's measured float32 matmul rate (torch.mm 2048x2048x2048, same threads).
+layer) against this machine's measured float32 matmul rate (torch.mm 2048x2048x2048, same threads), and
+what bounds it: the forward and backward passes timed alone, and the memory traffic of the rest of the step
+(finiteness check, optimiser update) against the measured one-thread copy bandwidth.
 """
 
 from __future__ import annotations
@@ -105,6 +107,27 @@ def matmul_rate(threads: int, n: int = 2048, reps: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def copy_bandwidth(mbytes: int = 256, reps: int = 5) -> float:
+    """GB/s of one thread streaming through memory: bytes read + written by a large tensor copy."""
+    src = torch.ones(mbytes * 2**20 // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = math.inf
+    for _ in range(reps):
+        t0 = CLOCK()
+        dst.copy_(src)
+        best = min(best, CLOCK() - t0)
+    return 2 * src.numel() * 4 / best / 1e9
+
+
+def rest_traffic_bytes(run: TrialRun) -> int:
+    """Bytes the memory-bound rest moves at least, per step: the finiteness check reads the gradient once;
+    the fused optimiser reads parameters, gradient and its n state buffers and writes parameters and state
+    (1 + (2 + n) + (1 + n) passes over P floats; Adagrad n = 1, Adam n = 2)."""
+    n = len(run.opt.state_names)
+    return (4 + 2 * n) * run.params.data.numel() * run.params.data.element_size()
+
+
 def fits_in_memory(dataset: str, seeds: int) -> bool:
     """Parameters, gradients, one or two optimiser states and activations must fit in half the free RAM."""
     probe = TrialRun(trial_for(dataset, 1), study="bench", study_uri=None, plan=plan_device(gpus=0))
@@ -129,6 +152,7 @@ def main() -> None:
     print(f"threads={args.threads}; times are CPU seconds of this process, best of the timed steps; block and "
           f"single seed measured side by side (t_1 re-timed next to every S)\n")
     peak = matmul_rate(args.threads)
+    bandwidth = copy_bandwidth()
     for dataset in args.datasets.split(","):
         epochs, steps_per_epoch = SCHEDULE[dataset]
         restart_steps = epochs * steps_per_epoch
@@ -163,6 +187,11 @@ def main() -> None:
                                                                    for k, v in parts.items()))
             print(f"     forward+backward alone: {flops / mm / 1e9:.1f} GFLOP/s = {100 * flops / mm / 1e9 / peak:.0f}% "
                   f"of the measured matmul rate (batch 64 makes the weight-gradient matmuls K = 64 thin)")
+            moved = rest_traffic_bytes(one)
+            rate = moved / parts["memory-bound rest"] / 1e9
+            print(f"     memory-bound rest: moves >= {moved / 1e6:.0f} MB per step = {rate:.1f} GB/s effective, "
+                  f"vs {bandwidth:.1f} GB/s measured for a one-thread copy of 256 MB (it runs at memory speed; "
+                  f"without it the step could reach the forward+backward rate above)")
         print()
 
 
