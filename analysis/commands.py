@@ -1,4 +1,4 @@
-"""CLI commands of the analysis: sql, views, stats, plots, report (registered into `orthosweep`)."""
+"""CLI commands of the analysis: sql, views, stats, plots, report, compare (registered into `orthosweep`)."""
 
 from __future__ import annotations
 
@@ -55,14 +55,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for correlation intervals")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("compare", help="measured vs published numbers of a paper study (Markdown)")
+    p.add_argument("study_dir", nargs="+", help="study folder(s) <storage>/<study>")
+    p.set_defaults(func=cmd_compare)
+
 
 class _Opened:
     """A read-only connection plus the single study folder it reads (None when several)."""
 
     def __init__(self, args: argparse.Namespace):
-        from analysis.db import resolve_studies, views_connection
+        from workers.store.layout import read_study_yaml, resolve_studies, warn_renamed
+        from workers.store.views import views_connection
 
         locs = resolve_studies(args.study_dir, args.study)
+        for loc in locs:  # a copied or renamed folder is read as it is, with a warning
+            warn_renamed(loc.uri, (read_study_yaml(loc.uri) or {}).get("study"))
         self.con = views_connection(locs)
         self.study_uri = locs[0].uri if len(locs) == 1 else None
 
@@ -83,8 +90,8 @@ def _fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from analysis.db import ReadOnlyError
     from analysis.sqlout import interactive, run_query
+    from workers.store.views import ReadOnlyError
 
     if args.format == "parquet" and not args.out:
         return _fail("--format parquet writes a binary file: give --out FILE")
@@ -103,7 +110,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
-    from analysis.db import VIEWS, view_columns, views_connection
+    from workers.store.views import VIEWS, view_columns, views_connection
 
     if args.study_dir:
         opened = _open(args)
@@ -144,7 +151,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def _outputs(args: argparse.Namespace, default_name: str, write) -> int:  # noqa: ANN001
     """Open the store, then `write(opened, out)` where out is --out or `<study folder>/<default_name>`."""
-    from analysis.db import join_uri
+    from workers.store.layout import join_uri
 
     opened = _open(args)
     if isinstance(opened, int):
@@ -154,8 +161,8 @@ def _outputs(args: argparse.Namespace, default_name: str, write) -> int:  # noqa
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
-    from analysis.db import join_uri, write_bytes
     from analysis.figures import all_figures
+    from workers.store.layout import join_uri, write_bytes
 
     def write(opened: _Opened, out: str) -> None:
         for name, png in all_figures(opened.con, opened.study_uri).items():
@@ -165,11 +172,19 @@ def cmd_plots(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.db import write_bytes
     from analysis.report import build_report
+    from workers.store.layout import write_bytes
 
     def write(opened: _Opened, out: str) -> None:
         html = build_report(opened.con, opened.study_uri or args.study_dir, n_boot=args.bootstrap)
         print(write_bytes(out, html.encode("utf-8")))
 
     return _outputs(args, "report.html", write)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from analysis.reproduction import study_markdown
+
+    for d in args.study_dir:
+        print(study_markdown(d))
+    return 0

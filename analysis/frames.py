@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from workers.data.catalog import DATASETS
-from workers.sink import METRIC_COLUMNS
+from workers.store.schema import METRIC_COLUMNS
 
 ID_COLUMNS = ("study", "dataset", "model", "config_key", "run_key", "seed", "beta", "hparams", "latent_dim", "epoch",
               "epochs", "status")  # not `config`: long JSON, needed for two restarts at most (`restart_config`)

@@ -21,9 +21,11 @@ import pandas as pd
 from analysis.frames import metrics_present, n_factors, restarts
 from analysis.stats import SplitMethod, correlation_table, group_table, overpruned, restart_statistics
 from analysis.tables import fmt, mean_std, text_table
+from workers.metrics.registry import TRAINER_COLUMNS, headline_columns
 
-TABLE_METRICS = ("dto", "dto_active", "ds", "mig", "mig_sup", "dci_disentanglement", "sap", "factorvae_eval",
-                 "betavae_eval", "c_ima", "recon", "kl", "loss", "active_units", "polarized_fraction")
+# Per-group table: orthogonality, then every disentanglement score, losses, the posterior's state.
+TABLE_METRICS = (*headline_columns("orthogonality"), *headline_columns("disentanglement"), "recon", "kl", "loss",
+                 *headline_columns("posterior"), *TRAINER_COLUMNS)
 
 
 def group_name(row: dict[str, Any] | pd.Series) -> str:
@@ -200,10 +202,10 @@ def expected_restarts(spec_text: str | None) -> int | None:
 def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int = 1000,
                  figures: dict[str, bytes] | None = None) -> str:
     """The whole report as one HTML string (no external resources, no scripts)."""
-    from analysis.db import read_study_yaml
     from analysis.figures import all_figures
+    from workers.store.layout import read_study_text
 
-    spec = read_study_yaml(study_uri)
+    spec = read_study_text(study_uri)
     runs = restarts(con)
     st = study_statistics(con, n_boot=n_boot, runs=runs)
     figs = all_figures(con, study_uri, runs) if figures is None else figures

@@ -10,7 +10,6 @@ for Table 3.2, which gives no spread, |Δ| ≤ 3 percentage points); otherwise "
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ METRICS = ("dto", "ds", "mig", "dci_disentanglement", "factorvae_eval", "sap", "
 
 def load_rows(study_dir: str) -> pd.DataFrame:
     """Deduplicated checkpoint rows (status ok) with the selectors the published tables use."""
-    from analysis.db import connect
+    from workers.store.views import connect
 
     con = connect(study_dir)
     return con.execute(
@@ -181,15 +180,3 @@ def study_markdown(study_dir: str) -> str:
     if not rows and not cl:
         parts.append("No published numbers registered for this study.")
     return "\n".join(parts)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="measured vs published numbers of a paper study (Markdown)")
-    p.add_argument("study_dir", nargs="+", help="study folder(s) <storage>/<study>")
-    p.set_defaults(func=_cmd_compare)
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    for d in args.study_dir:
-        print(study_markdown(d))
-    return 0

@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from analysis.db import ReadOnlyError, check_read_only, write_bytes
 from analysis.tables import text_table
+from workers.store.layout import write_bytes
+from workers.store.views import ReadOnlyError, check_read_only
 
 
 def result_table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -73,7 +74,7 @@ def interactive(con: duckdb.DuckDBPyConnection) -> int:
         import readline  # noqa: F401 - line editing and history when available
     except ImportError:
         pass
-    from analysis.db import VIEWS
+    from workers.store.views import VIEWS
 
     print("orthosweep sql (read-only). Statements end with ';'. .views lists the views, .quit leaves.")
     buf: list[str] = []

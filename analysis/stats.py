@@ -21,13 +21,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from workers.metrics.registry import headline_columns
+
 DISENTANGLED, ENTANGLED, MIDDLE = 1, 0, -1
 SplitMethod = Literal["topk", "threshold", "mixture"]
 MIN_BOOT = 200  # fewer bootstrap resamples than this: normal-approximation intervals instead
 BC_BIMODAL = 5 / 9  # bimodality coefficient of the uniform distribution: above it suggests two modes
 
 COMPARE_COLUMNS = ("dto", "recon", "kl", "active_units")
-DISENTANGLEMENT_METRICS = ("ds", "mig", "mig_sup", "dci_disentanglement", "sap", "factorvae_eval", "betavae_eval")
+DISENTANGLEMENT_METRICS = headline_columns("disentanglement")  # ds, mig, mig_sup, dci_disentanglement, ...
 GROUP_BY = ("study", "dataset", "model", "config_key")
 
 

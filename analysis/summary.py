@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import duckdb
 
-from analysis.db import connect, join_uri, write_bytes
 from analysis.tables import mean_std, text_table
+from workers.store.layout import join_uri, write_bytes
+from workers.store.views import connect
 
 SUMMARY_METRICS = ("dto", "mig", "ds")
 NAMES = {"dto": "DtO", "mig": "MIG", "ds": "DS"}
@@ -53,7 +54,35 @@ def final_summary(study_uri: str) -> str:
         for r in recs
     ]
     df = con.execute("SELECT dataset, model, epoch, dto, mig FROM runs WHERE status = 'ok'").df()
+    pruned = overpruned_note(con)
     fig = scatter_dto_vs_metric(df, "mig", color_by="group", title="DtO vs MIG at the last checkpoint")
     png_uri = join_uri(study_uri, "plots", "dto_vs_mig.png")
     write_bytes(png_uri, figure_png(fig))
-    return text_table(headers, table) + f"\n\nDtO vs MIG scatter: {png_uri}"
+    return text_table(headers, table) + (f"\n{pruned}" if pruned else "") + f"\n\nDtO vs MIG scatter: {png_uri}"
+
+
+def overpruned_note(con: duckdb.DuckDBPyConnection) -> str:
+    """Names the restarts (status ok, last checkpoint) with fewer active units than the data has factors: a
+    collapsed code's low DtO says nothing about disentanglement. Empty when there are none."""
+    import numpy as np
+
+    from analysis.stats import overpruned
+    from workers.data.catalog import DATASETS
+
+    rows = con.execute("SELECT dataset, model, beta, seed, active_units FROM runs WHERE status = 'ok' "
+                       "ORDER BY dataset, model, beta, seed").fetchall()
+    if not rows:
+        return ""
+    factors = np.array([DATASETS[r[0]].num_factors if r[0] in DATASETS else 0 for r in rows])
+    active = np.array([np.nan if r[4] is None else r[4] for r in rows], float)
+    flagged = [(r, int(f)) for r, f, bad in zip(rows, factors, overpruned(active, factors), strict=True) if bad]
+    if not flagged:
+        return ""
+    groups: dict[tuple, list[str]] = {}
+    for (d, m, beta, seed, a), f in flagged:
+        key = (d, m, beta, f)
+        groups.setdefault(key, []).append(f"{seed} ({int(a)} active)")
+    parts = [f"{d}/{m}" + (f" beta={beta:g}" if beta is not None else "") + f" seeds {', '.join(seeds)} of {f} factors"
+             for (d, m, beta, f), seeds in groups.items()]
+    return (f"over-pruned restarts (fewer active units than factors; their DtO describes a collapsed code, and "
+            f"`orthosweep stats` leaves them out): {len(flagged)}: " + "; ".join(parts))

@@ -1,6 +1,6 @@
 """Synthetic Parquet stores with planted structure, for the analysis tests and `bench/analysis.py`.
 
-Rows are written through `workers.sink` (schema v1), exactly as training writes them, so everything the
+Rows are written through `workers.store.write` (schema v1), exactly as training writes them, so everything the
 analysis reads has been through the real writer. Nothing here trains a model.
 """
 
@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from workers.sink import CHECKPOINT_SCHEMA, filesystem, write_table_atomic
+from workers.store.layout import filesystem
+from workers.store.schema import CHECKPOINT_SCHEMA
+from workers.store.write import write_table_atomic
 
 
 def checkpoint_row(run_key: str, epoch: int, *, config_key: str = "cfg", dataset: str = "synth_lin",

@@ -31,9 +31,10 @@ def decode_traversal(config: dict, state_uri: str, steps: int = TRAVERSAL_STEPS,
     from workers.checkpoint import load_torch
     from workers.data.catalog import DATASETS
     from workers.models.vae import BatchedVAE
+    from workers.trial import RestartConfig
 
     state = load_torch(state_uri, weights_only=True)
-    vae = BatchedVAE(config, DATASETS[config["dataset"]].observation_shape)
+    vae = BatchedVAE(RestartConfig.from_dict(config), DATASETS[config["dataset"]].observation_shape)
     model = vae.load_seed(state)
     d = model.latent_dim
     values = np.linspace(-span, span, steps)
@@ -63,8 +64,7 @@ def traversal_figure(runs: pd.DataFrame, study_uri: str, config_of: Callable[[st
 
     config_of: run_key -> the restart's config (e.g. `functools.partial(frames.restart_config, con)`).
     """
-    from workers.checkpoint import model_uri
-    from workers.sink import filesystem
+    from workers.store.layout import filesystem, model_uri
 
     title = f"Latent traversals: best vs worst restart by {metric.upper()}"
     if metric not in runs or runs[metric].isna().all():

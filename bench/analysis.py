@@ -54,7 +54,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.generate:
         from analysis.synthetic import bench_table, reemitted, write_bench_store
-        from workers.sink import filesystem, write_table_atomic
+        from workers.store.layout import filesystem
+        from workers.store.write import write_table_atomic
 
         rng = np.random.default_rng(0)
         table = bench_table(args.restarts, args.checkpoints, args.configs, rng)
@@ -68,9 +69,11 @@ def main() -> int:
 
     import duckdb
 
-    from analysis.db import connect, parquet_files, resolve_studies
     from analysis.figures import all_figures
     from analysis.report import build_report, study_statistics
+    from workers.store.files import parquet_files
+    from workers.store.layout import resolve_studies
+    from workers.store.views import connect
     print(describe())
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="orthosweep-bench-"))
     study = str(root / "bench")

@@ -27,22 +27,16 @@ import torch
 from machine import describe  # bench/machine.py (the script's folder is on sys.path)
 from scipy.stats import ortho_group
 
-from workers.metrics import (
-    betavae_score,
-    dci,
-    ds,
-    factorvae_score,
-    jacobian_metrics,
-    mig,
-    mig_sup,
-    nearest_signed_permutation,
-    nearest_signed_permutation_milp,
-    polarized,
-    sap,
-)
-from workers.metrics.dci import completeness, disentanglement, importance_matrix_sklearn
+from workers.metrics.betavae import betavae_score
+from workers.metrics.dci import completeness, dci, disentanglement, importance_matrix_sklearn
 from workers.metrics.discrete import factor_classes
+from workers.metrics.ds import ds
+from workers.metrics.dto import jacobian_metrics, nearest_signed_permutation, nearest_signed_permutation_milp
+from workers.metrics.factorvae import factorvae_score
 from workers.metrics.gbt import default_threads
+from workers.metrics.mig import mig, mig_sup
+from workers.metrics.polarized import polarized
+from workers.metrics.sap import sap
 
 DSPRITES_SIZES = (3, 6, 40, 32, 32)
 LATENT = 10

@@ -4,7 +4,7 @@
 
 Whole path = study spec -> plan (store read) -> Ray Tune (one trial per seed block, reuse_actors) -> the
 trainable contract (`sweep.stub_trainable`: Tune checkpoint + one Parquet file per checkpoint epoch through
-`workers.sink`) -> the store decides completion -> `compact`. The stub does no training, so the sweep's wall
+`workers.store.write`) -> the store decides completion -> `compact`. The stub does no training, so the sweep's wall
 time per restart *is* the overhead. Each block size runs in its own process (one in-process local Ray each) so
 the driver's peak RSS is measured per configuration; the ratio between block sizes is printed side by side.
 Targets (issue 6): <= 50 ms per restart with blocks of 16; driver <= 1 GB; <= 1 file per partition after compact.
@@ -32,9 +32,9 @@ def one(restarts: int, block: int, workdir: Path) -> dict:
     """Run one configuration in this process; returns its measurements."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from sweep.compact import compact_study, count_files
     from sweep.driver import run_sweep
     from sweep.spec import load_study
+    from workers.store.compact import compact_study, count_files
 
     path = workdir / f"bench-{block}.yaml"
     path.write_text(yaml.safe_dump({

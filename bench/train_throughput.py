@@ -25,9 +25,10 @@ import time
 import torch
 from machine import describe
 
-from sweep.spec import TrialSpec, validate_study
+from sweep.spec import validate_study
 from workers.device import plan_device
 from workers.train import TrialRun
+from workers.trial import TrialSpec
 
 SCHEDULE = {"synth_nonlin": (600, 625), "dsprites": (50, 737_280 * 8 // 10 // 64)}  # (epochs, steps/epoch)
 SUBSET = {"synth_nonlin": None, "dsprites": 4096}

@@ -1,18 +1,17 @@
 """The `orthosweep` command: one entry point, subcommands registered by the package that owns them.
 
-sweep.commands          submit, resume, status, compact, validate
-analysis.commands       sql, views, stats, plots, report
-analysis.reproduction   compare (measured vs published)
-workers.data.commands   datasets
+The command families are the `orthosweep.commands` entry points of pyproject.toml (sweep.extensions):
+submit, resume, status, compact and validate (sweep), sql, views, stats, plots and report (analysis),
+compare (measured vs published), datasets (workers.data). Each family imports its heavy modules only
+inside the command that needs them, so `--help` and the read-only commands start fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-COMMAND_MODULES = ("sweep.commands", "analysis.commands", "analysis.reproduction", "workers.data.commands")
+from sweep.extensions import command_modules
 
 EXIT_BAD_INPUT = 2
 
@@ -20,13 +19,7 @@ EXIT_BAD_INPUT = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orthosweep", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a command family not built yet must not break the others
-            if e.name != name:
-                raise
-            continue
+    for module in command_modules():
         module.register(sub)
     return parser
 

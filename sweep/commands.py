@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -109,7 +110,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
-    from sweep.driver import DEFAULT_TRAINABLE, print_summary, run_sweep
+    from sweep.driver import DEFAULT_TRAINABLE, run_sweep
+    from sweep.extensions import after_sweep
     from sweep.preflight import PreflightError
 
     try:
@@ -119,7 +121,8 @@ def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
         return _bad(str(e))
     print(f"[orthosweep] {outcome.done}/{outcome.total} restarts done, {outcome.failed} failed "
           f"({outcome.trained} scheduled by this run, {outcome.seconds:.1f} s)")
-    print_summary(study.study_uri)  # type: ignore[attr-defined]
+    for text in after_sweep(study.study_uri):  # type: ignore[attr-defined]
+        print(text, flush=True)
     if outcome.failed:
         print(f"[orthosweep] {outcome.failed} restarts failed (status 'failed' with the error in the store); "
               f"`orthosweep resume {study.study_uri}` retries them", file=sys.stderr)  # type: ignore[attr-defined]
@@ -133,20 +136,20 @@ def _bad(message: str) -> int:
 
 
 def load_study_dir(study_dir: str):  # noqa: ANN201 - returns sweep.spec.Study (imported lazily)
-    """The Study stored in `<storage>/<study>/study.yaml`, with storage set to the folder's parent."""
-    from sweep import store
-    from sweep.spec import SpecError, validate_study
+    """The Study stored in `<storage>/<study>/study.yaml`, read from that folder (which may have been copied or
+    renamed: then a warning says so, and the store is still the folder given)."""
+    from sweep.spec import validate_study
+    from workers.store import layout
 
-    storage, name = store.split_study_dir(study_dir)
-    data = store.read_study_yaml(study_dir)
+    storage, _ = layout.split_study_dir(study_dir)
+    data = layout.read_study_yaml(study_dir)
     if data is None:
         raise FileNotFoundError(f"{study_dir!r} holds no study.yaml: expected the folder written by "
                                 "`orthosweep submit` (<storage>/<study>)")
-    if data.get("study") != name:
-        raise SpecError([f"field 'study': {data.get('study')!r} in study.yaml does not match the folder name "
-                         f"{name!r}"], f"{study_dir}/study.yaml")
+    layout.warn_renamed(study_dir, data.get("study"))
     data["storage"] = storage
-    return validate_study(data, source=f"{study_dir}/study.yaml")
+    study = validate_study(data, source=f"{study_dir}/study.yaml")
+    return dataclasses.replace(study, folder=study_dir)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -161,7 +164,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from sweep.compact import compact_study
+    from workers.store.compact import compact_study
 
     r = compact_study(args.study_dir)
     print(f"compacted {args.study_dir}: {r.files_before} files -> {r.files_after} in {r.partitions} partitions "

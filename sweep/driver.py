@@ -31,7 +31,6 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the Parquet 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0 (no tables)
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from sweep import store  # noqa: E402
 from sweep.failures import record_failed_trial  # noqa: E402
 from sweep.preflight import (  # noqa: E402
     PreflightError,
@@ -41,8 +40,11 @@ from sweep.preflight import (  # noqa: E402
     check_storage,
     wait_for_resources,
 )
-from sweep.spec import Study, TrialSpec  # noqa: E402
-from workers.sink import filesystem, join_uri  # noqa: E402
+from sweep.spec import Study  # noqa: E402
+from workers.store import layout  # noqa: E402
+from workers.store.layout import filesystem, join_uri  # noqa: E402
+from workers.store.restarts import completed_run_keys, final_states  # noqa: E402
+from workers.trial import TrialSpec  # noqa: E402
 
 DEFAULT_TRAINABLE = "workers.train:tune_trainable"
 RESOURCE_WAIT_S = 300.0  # on a cluster: how long to wait for the autoscaler to add a node a trial fits on
@@ -69,24 +71,15 @@ class Plan:
 
 
 def shrink_trials(trials: list[TrialSpec], done: set[str]) -> list[TrialSpec]:
-    """Drop finished restarts from each seed block and blocks left empty (a seed's result does not depend
-    on the other seeds of its block, so a smaller block trains the same restarts)."""
-    out = []
-    for t in trials:
-        keep = [i for i, rk in enumerate(t.run_keys) if rk not in done]
-        if len(keep) == len(t.run_keys):
-            out.append(t)
-        elif keep:
-            out.append(dataclasses.replace(t, seeds=[t.seeds[i] for i in keep],
-                                           run_keys=[t.run_keys[i] for i in keep]))
-    return out
+    """Drop finished restarts from each seed block and blocks left empty (`TrialSpec.without`)."""
+    return [s for s in (t.without(done) for t in trials) if s is not None]
 
 
 def plan_sweep(study: Study, done: set[str] | None = None) -> Plan:
     """The sweep's plan given the store (read now unless `done` is given)."""
     all_keys = [r.run_key for r in study.restarts]
     if done is None:
-        done = store.completed_run_keys(study.study_uri, all_keys) if _store_exists(study.study_uri) else set()
+        done = completed_run_keys(study.study_uri, all_keys) if _store_exists(study.study_uri) else set()
     done = done & set(all_keys)
     return Plan(shrink_trials(study.trials, done), done, len(all_keys))
 
@@ -106,7 +99,7 @@ def describe_plan(study: Study, plan: Plan, max_concurrent: int | None) -> str:
              f"{plan.pending_restarts} to train in {len(plan.trials)} trials"]
     cells: dict[tuple[str, str], list[int]] = {}
     for t in plan.trials:
-        c = cells.setdefault((t.config["dataset"], t.config["model"]), [0, 0, 0])
+        c = cells.setdefault(t.partition, [0, 0, 0])
         c[0] += 1
         c[1] += len(t.seeds)
         c[2] = max(c[2], len(t.seeds))
@@ -188,18 +181,14 @@ def _skip_completed(config: dict[str, Any]) -> dict[str, Any] | None:
     so a restored trial keeps it)."""
     from ray import tune
 
-    t = config["trial"]
-    done = store.completed_run_keys(config["study_uri"], t["run_keys"],
-                                    (t["config"]["dataset"], t["config"]["model"]))
-    if not done:
-        return config
-    if done >= set(t["run_keys"]):
+    t = TrialSpec.from_dict(config["trial"])
+    done = completed_run_keys(config["study_uri"], t.run_keys, t.partition)
+    left = t.without(done)
+    if left is None:
         return None
-    if tune.get_checkpoint() is not None:
+    if left is t or tune.get_checkpoint() is not None:
         return config
-    keep = [i for i, rk in enumerate(t["run_keys"]) if rk not in done]
-    trial = {**t, "seeds": [t["seeds"][i] for i in keep], "run_keys": [t["run_keys"][i] for i in keep]}
-    return {**config, "trial": trial}
+    return {**config, "trial": left.to_dict()}
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -235,13 +224,13 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
     """
     out = out or sys.stdout
     started = time.time()
-    if "://" not in study.storage and not os.path.isabs(study.storage):  # trials may run in another cwd
-        study = study.with_storage(os.path.abspath(os.path.expanduser(study.storage)))
+    if "://" not in study.study_uri and not os.path.isabs(study.study_uri):  # trials may run in another cwd
+        study = dataclasses.replace(study, folder=os.path.abspath(os.path.expanduser(study.study_uri)))
     check_address(address)
     check_storage(study.study_uri)
     fn = load_trainable(trainable)
     if not resume and not plan_sweep(study).trials:  # everything is in the store: no Ray needed
-        store.write_study_yaml(study.study_uri, study.normalized)
+        layout.write_study_yaml(study.study_uri, study.normalized)
         print(describe_plan(study, plan_sweep(study), max_concurrent), file=out, flush=True)
         return SweepOutcome(len(study.restarts), len(study.restarts), 0, 0, time.time() - started)
     with ray_session(address):
@@ -254,7 +243,7 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
 
             request_resources(bundles=[{"CPU": r.cpu, **({"GPU": r.gpu} if r.gpu else {})}])
         wait_for_resources(r.cpu, r.gpu, ray.nodes, wait, say=lambda m: print(m, file=out, flush=True))
-        store.write_study_yaml(study.study_uri, study.normalized)
+        layout.write_study_yaml(study.study_uri, study.normalized)
         failed: set[str] = set()
         trained = 0
         if resume:
@@ -272,8 +261,8 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
             name = EXPERIMENT_PREFIX + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
             progress = _fit(study, fn, plan, name, max_concurrent, out, progress_every, restore=False)
             trained += progress.trained
-        states = store.final_states(study.study_uri, [r.run_key for r in study.restarts])
-    done = sum(1 for s in states.values() if s.status in store.DONE_STATUSES)
+        states = final_states(study.study_uri, [r.run_key for r in study.restarts])
+    done = sum(1 for s in states.values() if s.done)
     n_failed = sum(1 for s in states.values() if s.status == "failed")
     return SweepOutcome(len(study.restarts), done, n_failed, trained, time.time() - started)
 
@@ -300,7 +289,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
     resources = {"cpu": r.cpu, "gpu": r.gpu} if r.gpu else {"cpu": r.cpu}
     fs, tune_dir = filesystem(join_uri(study.study_uri, "tune"))
     if restore:
-        text = store.read_text(_plan_uri(study.study_uri, name))
+        text = layout.read_text(_plan_uri(study.study_uri, name))
         path = f"{tune_dir}/{name}"
         if text is None or not tune.Tuner.can_restore(path, storage_filesystem=fs):
             print(f"[orthosweep] experiment {name} cannot be restored; the store decides what is left",
@@ -310,10 +299,10 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
     else:
         assert plan is not None
         trials = {t.trial_id: t.to_dict() for t in plan.trials}
-        store.write_text(_plan_uri(study.study_uri, name), json.dumps(trials))
+        layout.write_text(_plan_uri(study.study_uri, name), json.dumps(trials))
     trainable = tune.with_resources(
         tune.with_parameters(_wrap_trainable(fn, r.gpu, check_store=restore), trials=trials), resources)
-    done = plan.done_keys if plan is not None else store.completed_run_keys(
+    done = plan.done_keys if plan is not None else completed_run_keys(
         study.study_uri, [x.run_key for x in study.restarts])
     progress = SweepProgress(study.study_uri, trials, len(study.restarts), done,
                              functools.partial(record_failed_trial, study.study_uri, study.name),
@@ -342,15 +331,3 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
         )
     tuner.fit()
     return progress
-
-
-def print_summary(study_uri: str, out: TextIO | None = None) -> None:
-    """The results table per (dataset, model) and the DtO-vs-MIG scatter (analysis.summary), if available."""
-    out = out or sys.stdout
-    try:
-        from analysis.summary import final_summary
-    except ImportError:
-        print(f"[orthosweep] results are in {study_uri} (analysis.summary is not available yet for the table)",
-              file=out)
-        return
-    print(final_summary(study_uri), file=out, flush=True)

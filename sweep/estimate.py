@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sweep.spec import Study, TrialSpec
+from sweep.spec import Study
+from workers.trial import TrialSpec
 
 
 @dataclass
@@ -79,12 +80,12 @@ def machine_description() -> str:
 
 def _cost_class(t: TrialSpec) -> tuple[Any, ...]:
     c = t.config
-    return (c["dataset"], c["model"], c["arch"]["kind"], c["latent_dim"], c["batch_size"], len(t.seeds))
+    return (c.dataset, c.model, c.arch.kind, c.latent_dim, c.batch_size, len(t.seeds))
 
 
 def _eval_class(t: TrialSpec) -> tuple[Any, ...]:
     c = t.config
-    return (c["dataset"], c["arch"]["kind"], c["latent_dim"], tuple(t.eval["metrics"]))
+    return (c.dataset, c.arch.kind, c.latent_dim, t.eval.metrics)
 
 
 def time_steps(trial: TrialSpec, steps: int, *, cpus: float, gpus: float, warmup: int = 5) -> tuple[float, Any]:
@@ -151,9 +152,9 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
                 eval_cost[ek] = time_eval(run)
         c = classes[key]
         n_train = _train_size(t)
-        steps_per_epoch = max(1, n_train // t.config["batch_size"])
+        steps_per_epoch = max(1, n_train // t.config.batch_size)
         c.trials += 1
-        c.train_seconds += t.config["epochs"] * steps_per_epoch * c.seconds_per_step
+        c.train_seconds += t.config.epochs * steps_per_epoch * c.seconds_per_step
         c.eval_seconds += len(t.checkpoints) * len(t.seeds) * eval_cost[_eval_class(t)]
     return Estimate(list(classes.values()), time.perf_counter() - t_start, machine_description())
 
@@ -166,6 +167,6 @@ def _split_size(dataset: str, options_json: str) -> int:
 
 
 def _train_size(t: TrialSpec) -> int:
-    full = _split_size(t.config["dataset"], json.dumps(t.config.get("dataset_options", {}), sort_keys=True))
-    cap = t.config.get("max_train")
+    full = _split_size(t.config.dataset, json.dumps(t.config.dataset_options, sort_keys=True))
+    cap = t.config.max_train
     return min(full, int(cap)) if cap else full

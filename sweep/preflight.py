@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from workers.sink import filesystem, join_uri
+from workers.store.layout import filesystem, join_uri
 
 T = TypeVar("T")
 

@@ -16,14 +16,10 @@ from typing import Any, TextIO
 
 from ray import tune
 
-from sweep import store
+from sweep.status import format_seconds
+from workers.store import layout
 
 QUIET_PRINT_S = 60.0  # with nothing changing, one progress line a minute
-
-
-def format_seconds(s: float) -> str:
-    s = max(0, int(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 class SweepProgress(tune.Callback):
@@ -148,7 +144,7 @@ class SweepProgress(tune.Callback):
             print(self.line(), file=self.out, flush=True)
             self._last_counts, self._last_line_at = counts, now
         try:
-            store.write_driver_state(self.study_uri, {
+            layout.write_driver_state(self.study_uri, {
                 "experiment": self.experiment, "host": socket.gethostname(), "pid": os.getpid(),
                 "started": self.started, "heartbeat": now, "finished": finished,
                 "total": self.total, "done": self.done, "failed": self.failed,

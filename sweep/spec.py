@@ -7,9 +7,8 @@ value and what is allowed; the CLI prints them and exits with code 2 before Ray 
 
 from __future__ import annotations
 
-import hashlib
+import difflib
 import itertools
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sweep import defaults as D
 from workers.data.catalog import DATASETS
-from workers.metrics.catalog import METRICS
+from workers.metrics.registry import METRICS
 from workers.models.catalog import ACTIVATIONS, ARCHITECTURES, LIKELIHOODS, OBJECTIVES, OPTIMIZERS
+from workers.store.layout import join_uri
+from workers.trial import Arch, EvalSettings, Optimizer, RestartConfig, TrialSpec, stable_key
 
-KEY_LENGTH = 16  # hex characters of sha256: 64 bits, collision-free far beyond any study size
+__all__ = ["Restart", "SpecError", "Study", "StudySpec", "TrialSpec", "load_study", "stable_key", "validate_study"]
 
 
 class SpecError(ValueError):
@@ -71,6 +72,22 @@ class EvalSpec(_Strict):
     n_test_supervised: int | None = None  # DCI / SAP test points (disentanglement_lib: 5,000)
 
 
+class OverrideSpec(TrainSpec):
+    """One entry of `overrides`: any train setting (validated exactly as under `train`), `latent_dim` as an
+    axis (a list), and model hyperparameters or dataset options as axes (checked against the catalogs)."""
+
+    model_config = ConfigDict(extra="allow", strict=False)
+    latent_dim: int | list[int] | None = None
+
+    def train_settings(self) -> dict[str, Any]:
+        """The train settings this override sets (only those given)."""
+        return {k: getattr(self, k) for k in self.model_fields_set if k in TrainSpec.model_fields}
+
+    def axes(self) -> dict[str, Any]:
+        """Hyperparameters and dataset options this override sets (not train settings)."""
+        return dict(self.model_extra or {})
+
+
 class ResourcesSpec(_Strict):
     cpu: float = 1.0
     gpu: float = 0.0  # fractional GPUs allowed (0.25 = four trials per GPU)
@@ -82,7 +99,7 @@ class StudySpec(_Strict):
     study: str
     storage: str = "./results"
     grid: dict[str, Any]
-    overrides: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, OverrideSpec] = {}
     train: TrainSpec = TrainSpec()
     eval: EvalSpec = EvalSpec()
     resources: ResourcesSpec = ResourcesSpec()
@@ -106,33 +123,7 @@ class Restart:
     run_key: str
     config_key: str
     seed: int
-    config: dict[str, Any]  # canonical restart definition without the seed (what config_key hashes)
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """One Ray Tune trial: a block of seeds of one configuration, trained as one batched model."""
-
-    trial_id: str
-    config_key: str
-    config: dict[str, Any]
-    seeds: list[int]
-    run_keys: list[str]
-    checkpoints: list[int]
-    trace_every: int
-    precision: str
-    eval: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "trial_id": self.trial_id, "config_key": self.config_key, "config": self.config,
-            "seeds": self.seeds, "run_keys": self.run_keys, "checkpoints": self.checkpoints,
-            "trace_every": self.trace_every, "precision": self.precision, "eval": self.eval,
-        }
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> TrialSpec:
-        return TrialSpec(**d)
+    config: RestartConfig
 
 
 @dataclass
@@ -140,9 +131,10 @@ class Study:
     spec: StudySpec
     restarts: list[Restart]
     trials: list[TrialSpec]
-    eval: dict[str, Any]
+    eval: EvalSettings
     source: str = "study"
     normalized: dict[str, Any] = field(default_factory=dict)
+    folder: str | None = None  # the study folder when read from one (a copied or renamed folder keeps its path)
 
     @property
     def name(self) -> str:
@@ -154,21 +146,13 @@ class Study:
 
     @property
     def study_uri(self) -> str:
-        """`<storage>/<study>`: where this study's Parquet store lives."""
-        from workers.sink import join_uri
-
-        return join_uri(self.spec.storage, self.spec.study)
+        """Where this study's Parquet store lives: `<storage>/<study>`, or the folder it was read from."""
+        return self.folder or join_uri(self.spec.storage, self.spec.study)
 
     def with_storage(self, storage: str) -> Study:
         data = self.spec.model_dump()
         data["storage"] = storage
         return validate_study(data, source=self.source, base_dir=None)
-
-
-def stable_key(obj: Any) -> str:
-    """Short stable hash of the canonical JSON of `obj` (sorted keys, no whitespace)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,6 +229,7 @@ def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Pat
         raise SpecError(problems, source)
     restarts, trials, eval_cfg = _expand(spec, cells)
     normalized = spec.model_dump()
+    normalized["overrides"] = {k: v.model_dump(exclude_unset=True) for k, v in spec.overrides.items()}
     return Study(spec=spec, restarts=restarts, trials=trials, eval=eval_cfg, source=source,
                  normalized=normalized)
 
@@ -253,12 +238,9 @@ def _pydantic_problem(err: dict[str, Any]) -> str:
     loc = ".".join(str(x) for x in err["loc"])
     value = err.get("input")
     if err["type"] == "extra_forbidden":
-        field_name = str(err["loc"][-1])
         parent = ".".join(str(x) for x in err["loc"][:-1]) or "top level"
-        allowed = _allowed_keys(err["loc"][:-1])
-        hint = _closest(field_name, allowed)
-        hint_s = f" (did you mean {hint!r}?)" if hint else ""
-        return f"field {loc!r}: unknown key in {parent}{hint_s}; allowed keys: {', '.join(sorted(allowed))}"
+        return unknown_name(loc, f"key in {parent}", None, sorted(_allowed_keys(err["loc"][:-1])),
+                            allowed_label="allowed keys")
     if err["type"] == "missing":
         return f"field {loc!r}: required but missing"
     return f"field {loc!r}: got {value!r}; {err['msg']}"
@@ -271,10 +253,22 @@ def _allowed_keys(parent_loc: tuple[Any, ...]) -> list[str]:
 
 
 def _closest(name: str, options: list[str]) -> str | None:
-    import difflib
-
     match = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     return match[0] if match else None
+
+
+def unknown_name(field_name: str, what: str, value: Any, allowed: list[str], *, allowed_label: str = "allowed",
+                 hint_from: list[str] | None = None) -> str:
+    """The one message for a name that is not allowed: field, value, the closest allowed name, the list.
+
+    value None: the name is the field's last part (an unknown key). hint_from: where the closest name is
+    looked for, when that differs from `allowed`.
+    """
+    name = str(value) if value is not None else field_name.rsplit(".", 1)[-1]
+    hint = _closest(name, hint_from if hint_from is not None else allowed)
+    shown = f" {value!r}" if value is not None else ""
+    return (f"field {field_name!r}: unknown {what}{shown}{f' (did you mean {hint!r}?)' if hint else ''}"
+            + (f"; {allowed_label}: {', '.join(allowed)}" if allowed else ""))
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -317,16 +311,8 @@ def _check_semantics(spec: StudySpec, problems: list[str]) -> list[_Cell]:
     if not models or models == [None]:
         problems.append(f"field 'grid.model': missing or empty; allowed: {', '.join(OBJECTIVES)}")
         models = []
-    for d in datasets:
-        if d not in DATASETS:
-            hint = _closest(str(d), list(DATASETS))
-            problems.append(f"field 'grid.dataset': unknown dataset {d!r}"
-                            f"{f' (did you mean {hint!r}?)' if hint else ''}; allowed: {', '.join(DATASETS)}")
-    for m in models:
-        if m not in OBJECTIVES:
-            hint = _closest(str(m), list(OBJECTIVES))
-            problems.append(f"field 'grid.model': unknown model {m!r}"
-                            f"{f' (did you mean {hint!r}?)' if hint else ''}; allowed: {', '.join(OBJECTIVES)}")
+    problems += [unknown_name("grid.dataset", "dataset", d, list(DATASETS)) for d in datasets if d not in DATASETS]
+    problems += [unknown_name("grid.model", "model", m, list(OBJECTIVES)) for m in models if m not in OBJECTIVES]
     if len(set(map(str, datasets))) != len(datasets) or len(set(map(str, models))) != len(models):
         problems.append("field 'grid.dataset'/'grid.model': duplicate entries; list each name once")
 
@@ -365,12 +351,11 @@ def _check_semantics(spec: StudySpec, problems: list[str]) -> list[_Cell]:
         elif k in AXIS_FIELDS:
             pass
         else:
-            hint = _closest(k, sorted(all_hparams | all_options | AXIS_FIELDS | {"dataset", "model", "seeds"}))
-            problems.append(
-                f"field 'grid.{k}': unknown grid key{f' (did you mean {hint!r}?)' if hint else ''}; allowed: "
-                f"dataset, model, seeds, a model hyperparameter ({', '.join(sorted(all_hparams))}), a dataset "
-                f"option ({', '.join(sorted(all_options))}) or latent_dim"
-            )
+            problems.append(unknown_name(
+                f"grid.{k}", "grid key", None,
+                [f"dataset, model, seeds, a model hyperparameter ({', '.join(sorted(all_hparams))}), a dataset "
+                 f"option ({', '.join(sorted(all_options))}) or latent_dim"],
+                hint_from=sorted(all_hparams | all_options | AXIS_FIELDS | {"dataset", "model", "seeds"})))
 
     # overrides
     for key, ov in spec.overrides.items():
@@ -380,12 +365,9 @@ def _check_semantics(spec: StudySpec, problems: list[str]) -> list[_Cell]:
             problems.append(f"field 'overrides.{key}': not a dataset, a model or 'dataset/model'; datasets: "
                             f"{', '.join(DATASETS)}; models: {', '.join(OBJECTIVES)}")
             continue
-        if not isinstance(ov, dict):
-            problems.append(f"field 'overrides.{key}': expected a mapping of settings, got {ov!r}")
-            continue
         d_name = key.split("/")[0] if key.split("/")[0] in DATASETS else None
         m_name = key.split("/")[-1] if key.split("/")[-1] in OBJECTIVES else None
-        for k in ov:
+        for k in ov.axes():
             if k in all_hparams:
                 if m_name and k not in OBJECTIVES[m_name].hparams:
                     problems.append(f"field 'overrides.{key}.{k}': model {m_name!r} does not take hyperparameter "
@@ -394,19 +376,13 @@ def _check_semantics(spec: StudySpec, problems: list[str]) -> list[_Cell]:
                 if d_name and k not in DATASETS[d_name].options:
                     problems.append(f"field 'overrides.{key}.{k}': dataset {d_name!r} has no option {k!r}; "
                                     f"options: {', '.join(DATASETS[d_name].options) or 'none'}")
-            elif k in TRAIN_FIELDS:
-                pass
             else:
-                hint = _closest(k, sorted(all_hparams | all_options | TRAIN_FIELDS))
-                problems.append(f"field 'overrides.{key}.{k}': unknown setting"
-                                f"{f' (did you mean {hint!r}?)' if hint else ''}")
+                problems.append(unknown_name(f"overrides.{key}.{k}", "setting", None, [],
+                                             hint_from=sorted(all_hparams | all_options | TRAIN_FIELDS)))
 
     # eval
-    for m in spec.eval.metrics or []:
-        if m not in METRICS:
-            hint = _closest(m, list(METRICS))
-            problems.append(f"field 'eval.metrics': unknown metric {m!r}"
-                            f"{f' (did you mean {hint!r}?)' if hint else ''}; allowed: {', '.join(METRICS)}")
+    problems += [unknown_name("eval.metrics", "metric", m, list(METRICS))
+                 for m in spec.eval.metrics or [] if m not in METRICS]
     for name in ("n_eval", "n_train_supervised", "n_test_supervised"):
         v = getattr(spec.eval, name)
         if v is not None and v < 10:
@@ -470,12 +446,15 @@ def _resolve_cell(spec: StudySpec, dataset: str, model: str, grid: dict[str, Any
         if (k in obj.hparams) or (k in ds.options) or k in AXIS_FIELDS:
             axes[k] = _as_list(v)
     for key in (dataset, model, f"{dataset}/{model}"):
-        for k, v in spec.overrides.get(key, {}).items():
-            if k in obj.hparams or k in ds.options or k in AXIS_FIELDS:
-                axes[k] = _as_list(v)
-            elif k in TRAIN_FIELDS:
-                train[k] = v
-            # hyperparameters of other models in a dataset override are simply not taken by this model
+        ov = spec.overrides.get(key)
+        if ov is None:
+            continue
+        settings = ov.train_settings()
+        if "latent_dim" in settings:  # latent_dim is also an axis: a list sweeps it
+            axes["latent_dim"] = _as_list(settings.pop("latent_dim"))
+        train.update(settings)
+        # hyperparameters of other models in a dataset override are simply not taken by this model
+        axes.update({k: _as_list(v) for k, v in ov.axes().items() if k in obj.hparams or k in ds.options})
     where = f"{dataset}/{model}"
     # hyperparameters: defaults, range checks
     for h, hp in obj.hparams.items():
@@ -545,10 +524,11 @@ def _check_train(t: dict[str, Any], where: str, problems: list[str]) -> None:
             bad("checkpoints", "duplicate epochs; list each once")
 
 
-def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[TrialSpec], dict[str, Any]]:
+def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[TrialSpec], EvalSettings]:
     seeds_raw = spec.grid["seeds"]
     seeds = list(range(seeds_raw)) if _is_int(seeds_raw) else sorted(seeds_raw)
-    eval_cfg = {**D.EVAL_DEFAULTS, **{k: v for k, v in spec.eval.model_dump().items() if v is not None}}
+    eval_cfg = EvalSettings.from_dict(
+        {**D.EVAL_DEFAULTS, **{k: v for k, v in spec.eval.model_dump().items() if v is not None}})
     restarts: list[Restart] = []
     trials: list[TrialSpec] = []
     seen: set[str] = set()
@@ -570,37 +550,26 @@ def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[Tr
             if "latent_dim" in chosen:
                 t["latent_dim"] = chosen["latent_dim"]
             epochs = t["epochs"]
-            checkpoints = sorted(set(t["checkpoints"] if t.get("checkpoints") is not None else [0]) | {epochs})
-            config = {
-                "dataset": cell.dataset,
-                "dataset_options": options,
-                "model": cell.model,
-                "hparams": hparams,
-                "arch": {
-                    "kind": t["arch"],
-                    "encoder": list(t["encoder"]) if t["arch"] == "mlp" else [],
-                    "decoder": list(t["decoder"]) if t["arch"] == "mlp" else [],
-                    "encoder_act": t["encoder_act"] if t["arch"] == "mlp" else "none",
-                    "decoder_act": t["decoder_act"] if t["arch"] == "mlp" else "none",
-                },
-                "latent_dim": t["latent_dim"],
-                "likelihood": t["likelihood"],
-                "optimizer": {"name": t["optimizer"], "lr": float(t["lr"])},
-                "epochs": epochs,
-                "batch_size": t["batch_size"],
-                "max_train": t.get("max_train"),
-            }
-            config_key = stable_key(config)
+            checkpoints = tuple(sorted(set(t["checkpoints"] if t.get("checkpoints") is not None else [0]) | {epochs}))
+            mlp = t["arch"] == "mlp"
+            config = RestartConfig(
+                dataset=cell.dataset, dataset_options=options, model=cell.model, hparams=hparams,
+                arch=Arch(t["arch"], tuple(t["encoder"]) if mlp else (), tuple(t["decoder"]) if mlp else (),
+                          t["encoder_act"] if mlp else "none", t["decoder_act"] if mlp else "none"),
+                latent_dim=t["latent_dim"], likelihood=t["likelihood"],
+                optimizer=Optimizer(t["optimizer"], float(t["lr"])), epochs=epochs, batch_size=t["batch_size"],
+                max_train=t.get("max_train"))
+            config_key = config.key
             if config_key in seen:  # same restart reached twice (e.g. an axis a model ignores)
                 continue
             seen.add(config_key)
-            run_keys = [stable_key({**config, "seed": s}) for s in seeds]
+            run_keys = [config.run_key(s) for s in seeds]
             restarts.extend(Restart(rk, config_key, s, config) for rk, s in zip(run_keys, seeds, strict=True))
             S = t["seeds_per_trial"]
             for b in range(0, len(seeds), S):
                 trials.append(TrialSpec(
                     trial_id=f"{config_key[:10]}-{b // S}", config_key=config_key, config=config,
-                    seeds=seeds[b:b + S], run_keys=run_keys[b:b + S], checkpoints=checkpoints,
+                    seeds=tuple(seeds[b:b + S]), run_keys=tuple(run_keys[b:b + S]), checkpoints=checkpoints,
                     trace_every=t["trace_every"], precision=t["precision"], eval=eval_cfg,
                 ))
     return restarts, trials, eval_cfg

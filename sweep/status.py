@@ -9,27 +9,33 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from sweep import store
-from sweep.progress import format_seconds
 from sweep.spec import Study
+from workers.store.layout import read_driver_state
+from workers.store.restarts import final_states
 
 STALE_AFTER_S = 120.0  # a driver heartbeat older than this: the driver is not running
 
 
+def format_seconds(s: float) -> str:
+    """Seconds as H:MM:SS."""
+    s = max(0, int(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 def study_status(study: Study, now: float | None = None) -> str:
     now = time.time() if now is None else now
-    states = store.final_states(study.study_uri, [r.run_key for r in study.restarts])
-    driver = store.read_driver_state(study.study_uri)
+    states = final_states(study.study_uri, [r.run_key for r in study.restarts])
+    driver = read_driver_state(study.study_uri)
     live = bool(driver and not driver.get("finished") and now - driver.get("heartbeat", 0) < STALE_AFTER_S)
     running_keys = {k for keys in (driver or {}).get("running", {}).values() for k in keys} if live else set()
 
-    cell_of = {r.run_key: (r.config["dataset"], r.config["model"]) for r in study.restarts}
+    cell_of = {r.run_key: (r.config.dataset, r.config.model) for r in study.restarts}
     counts: dict[tuple[str, str], Counter[str]] = {}
     for rk, cell in cell_of.items():
         c = counts.setdefault(cell, Counter())
         c["total"] += 1
         st = states.get(rk)
-        if st is not None and st.status in store.DONE_STATUSES:
+        if st is not None and st.done:
             c["done"] += 1
         elif rk in running_keys:
             c["running"] += 1

@@ -72,7 +72,7 @@ def make_bucket(endpoint: str, bucket: str) -> None:
 
 def view_counts(study_uri: str) -> tuple[int, int, int]:
     """(rows in `checkpoints_raw`, rows in the dedup `checkpoints` view, distinct (run_key, epoch))."""
-    from analysis.db import connect
+    from workers.store.views import connect
 
     con = connect(study_uri)
     raw = con.execute("SELECT count(*) FROM checkpoints_raw").fetchone()[0]
@@ -82,6 +82,6 @@ def view_counts(study_uri: str) -> tuple[int, int, int]:
 
 
 def view_rows(study_uri: str, columns: str = "run_key, epoch, status, loss, dto, mig") -> list[tuple]:
-    from analysis.db import connect
+    from workers.store.views import connect
 
     return connect(study_uri).execute(f"SELECT {columns} FROM checkpoints ORDER BY run_key, epoch").fetchall()

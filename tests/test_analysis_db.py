@@ -1,4 +1,4 @@
-"""analysis.db and the sql/views commands on stores written through workers.sink with planted content."""
+"""The store views (workers.store.views) and the sql/views commands on stores with planted content."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.db import ReadOnlyError, UnreadableFileWarning, check_read_only, connect
 from analysis.summary import final_summary
 from analysis.synthetic import checkpoint_row
 from sweep.cli import main as cli
-from workers.sink import write_rows
+from workers.store.files import UnreadableFileWarning
+from workers.store.views import ReadOnlyError, check_read_only, connect
+from workers.store.write import write_rows
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -160,7 +161,7 @@ def test_dedup_plan_equals_the_window_definition_on_random_replays(tmp_path: Pat
     connect-time plan gives exactly the rows of the documented window over all rows."""
     import random
 
-    from analysis.db import _DEDUP
+    from workers.store.views import _DEDUP
 
     rnd = random.Random(0)
     study = tmp_path / "replays"

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.db import connect
 from analysis.figures import all_figures
 from analysis.frames import restart_config
 from analysis.plots import figure_png, message_figure
@@ -21,8 +20,10 @@ from analysis.synthetic import checkpoint_row
 from analysis.traversals import decode_traversal, traversal_figure
 from sweep.cli import main as cli
 from sweep.spec import validate_study
-from workers.checkpoint import model_uri, save_torch
-from workers.sink import write_rows
+from workers.checkpoint import save_torch
+from workers.store.layout import model_uri
+from workers.store.views import connect
+from workers.store.write import write_rows
 
 EPOCHS = (0, 5, 10)
 
@@ -31,7 +32,7 @@ def _configs(tmp_path: Path) -> list[dict]:
     """Real restart configs (linear synth_lin beta-VAE, two betas) as the spec expands them."""
     study = validate_study({"study": "planted", "storage": str(tmp_path), "train": {"epochs": 10},
                             "grid": {"dataset": "synth_lin", "model": "beta_vae", "beta": [1e-3, 1e-2], "seeds": 1}})
-    return [r.config for r in study.restarts]
+    return [r.config.to_dict() for r in study.restarts]
 
 
 def _decoder_state(w: np.ndarray, b: np.ndarray) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""analysis.db and final_summary on s3:// storage, against a local moto server (no network)."""
+"""The store views and final_summary on s3:// storage, against a local moto server (no network)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import pyarrow.fs as pafs
 import pytest
 
-from analysis.db import UnreadableFileWarning, connect
 from analysis.summary import final_summary
 from analysis.synthetic import checkpoint_row
-from workers.sink import write_rows
+from workers.store.files import UnreadableFileWarning
+from workers.store.views import connect
+from workers.store.write import write_rows
 
 
 @pytest.fixture(scope="module")

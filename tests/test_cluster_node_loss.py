@@ -16,8 +16,8 @@ from sweep_helpers import STUB, view_counts, view_rows, write_study
 
 from sweep.driver import run_sweep
 from sweep.spec import Study, load_study
-from sweep.store import read_rows
 from sweep.stub_trainable import stub_value
+from workers.store.views import connect
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -54,7 +54,7 @@ def _both_nodes_mid_trial(study_uri: str, left: int) -> bool:
     (Waiting for any unfinished restart raced on an idle machine: the doomed node's trial could finish in the
     moment between the check and the kill, leaving the retry nothing to write.)"""
     try:
-        t = read_rows(study_uri, ["run_key", "epoch", "epochs"]).to_pydict()
+        t = connect(study_uri).sql("SELECT run_key, epoch, epochs FROM checkpoints_raw").to_arrow_table().to_pydict()
     except (OSError, ValueError):  # nothing written yet
         return False
     latest: dict[str, tuple[int, int]] = {}
@@ -90,7 +90,8 @@ def sweep_losing_a_node(cluster, study: Study, trainable: str, *, left: int) -> 
 def retried(study_uri: str) -> bool:
     """Evidence that a trial ran again: a row written by a later attempt, or rows written twice."""
     raw, dedup, _ = view_counts(study_uri)
-    return max(read_rows(study_uri, ["attempt"]).column("attempt").to_pylist()) >= 1 or raw > dedup
+    max_attempt, = connect(study_uri).execute("SELECT max(attempt) FROM checkpoints_raw").fetchone()
+    return max_attempt >= 1 or raw > dedup
 
 
 def test_node_killed_mid_sweep_stub_values_known_by_construction(cluster, tmp_path: Path) -> None:

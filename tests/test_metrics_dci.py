@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workers.metrics import completeness, dci, disentanglement
+from workers.metrics.dci import completeness, dci, disentanglement
 
 
 def test_diagonal_importance_is_perfect():

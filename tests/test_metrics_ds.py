@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workers.metrics import ds
+from workers.metrics.ds import ds
 
 
 def _discrete(n=3000, sizes=(3, 4, 5), seed=0):

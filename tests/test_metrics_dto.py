@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.stats import ortho_group
 
-from workers.metrics import (
+from workers.metrics.dto import (
     c_ima_from_gram,
     decoder_gram,
     distance_to_signed_permutation,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from metrics_toydata import ToyGrid, numpy_encoder, rotation
 
-from workers.metrics import betavae_score, factorvae_score
+from workers.metrics.betavae import betavae_score
+from workers.metrics.factorvae import factorvae_score
 
 SMALL = dict(num_train=300, num_eval=200)
 

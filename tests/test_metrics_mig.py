@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import mutual_info_score
 
-from workers.metrics import mig, mig_sup
 from workers.metrics.discrete import histogram_discretize, mutual_info
+from workers.metrics.mig import mig, mig_sup
 
 
 def _factors(n=10_000, sizes=(3, 6, 10, 8), seed=0):

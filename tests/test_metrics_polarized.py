@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workers.metrics import polarized, polarized_fraction
+from workers.metrics.polarized import polarized, polarized_fraction
 
 
 def _two_active_two_passive(n=2000, seed=0):

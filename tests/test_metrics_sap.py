@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workers.metrics import sap
+from workers.metrics.sap import sap
 
 
 def _split(f, codes):

@@ -11,13 +11,14 @@ from torch import nn
 from workers.models.params import init_flat, views
 from workers.models.vae import BatchedVAE
 from workers.seed_streams import seed_generator
+from workers.trial import Arch, Optimizer, RestartConfig
 
 
 def config(model="beta_vae", kind="mlp", enc=(7, 5), dec=(6,), enc_act="relu", dec_act="tanh", d=3,
-           likelihood="gaussian"):
-    return {"model": model, "hparams": {"beta": 1.0}, "likelihood": likelihood, "latent_dim": d,
-            "arch": {"kind": kind, "encoder": list(enc), "decoder": list(dec), "encoder_act": enc_act,
-                     "decoder_act": dec_act}}
+           likelihood="gaussian") -> RestartConfig:
+    return RestartConfig(dataset="synth_lin", dataset_options={}, model=model, hparams={"beta": 1.0},
+                         arch=Arch(kind, tuple(enc), tuple(dec), enc_act, dec_act), latent_dim=d,
+                         likelihood=likelihood, optimizer=Optimizer("adam", 1e-3), epochs=1, batch_size=64)
 
 
 def build(cfg, obs_shape, S=3):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.db import connect
+from workers.store.views import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from analysis.published import PUBLISHED
 from analysis.reproduction import claims, compare, load_rows, study_markdown
-from workers.sink import write_rows
+from workers.store.write import write_rows
 
 
 def _row(study: str, dataset: str, model: str, seed: int, epoch: int, **metrics) -> dict:
@@ -57,7 +57,7 @@ def test_degenerate_claim_detects_a_non_monotone_trend(tmp_path: Path) -> None:
 
 
 def test_every_published_row_names_a_stored_column() -> None:
-    from workers.sink import CHECKPOINT_SCHEMA
+    from workers.store.schema import CHECKPOINT_SCHEMA
 
     for rows in PUBLISHED.values():
         for p in rows:

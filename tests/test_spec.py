@@ -57,20 +57,20 @@ def test_expansion_counts_and_paper_defaults(tmp_path: Path) -> None:
     # ae takes no beta: 2 datasets x (beta_vae 2 betas + sigma 2 betas + ae 1) x 5 seeds
     assert len(study.restarts) == 2 * 5 * 5
     assert len(study.trials) == 2 * 5 * 3  # blocks of 2 seeds: 2, 2, 1
-    by = {(r.config["dataset"], r.config["model"]) for r in study.restarts}
+    by = {(r.config.dataset, r.config.model) for r in study.restarts}
     assert ("synth_lin", "ae") in by
-    nonlin = next(r.config for r in study.restarts if r.config["dataset"] == "synth_nonlin")
+    nonlin = next(r.config.to_dict() for r in study.restarts if r.config.dataset == "synth_nonlin")
     assert nonlin["arch"] == {"kind": "mlp", "encoder": [60, 40, 20], "decoder": [60, 40, 20],
                               "encoder_act": "tanh", "decoder_act": "tanh"}
     assert nonlin["optimizer"] == {"name": "adam", "lr": 1e-3}
     assert nonlin["latent_dim"] == 2
-    assert all(t.checkpoints == [0, 3] for t in study.trials)
+    assert all(t.checkpoints == (0, 3) for t in study.trials)
 
 
 def test_paper_beta_fills_a_missing_grid_beta(tmp_path: Path) -> None:
     data = {"study": "t", "storage": str(tmp_path),
             "grid": {"dataset": ["synth_lin", "synth_nonlin", "dsprites"], "model": ["beta_vae"], "seeds": 1}}
-    betas = {r.config["dataset"]: r.config["hparams"]["beta"] for r in validate_study(data).restarts}
+    betas = {r.config.dataset: r.config.hparams["beta"] for r in validate_study(data).restarts}
     assert betas == {"synth_lin": 1e-4, "synth_nonlin": 1e-3, "dsprites": 4.0}
 
 
@@ -107,7 +107,7 @@ def test_override_replaces_axis_for_one_dataset(tmp_path: Path) -> None:
     data = copy.deepcopy(BASE)
     data["overrides"] = {"synth_nonlin": {"beta": [1e-3], "epochs": 4}}
     study = validate_study({**data, "storage": str(tmp_path)})
-    nonlin = [r.config for r in study.restarts if r.config["dataset"] == "synth_nonlin" and r.config["model"] ==
+    nonlin = [r.config.to_dict() for r in study.restarts if r.config.dataset == "synth_nonlin" and r.config.model ==
               "beta_vae"]
     assert {c["hparams"]["beta"] for c in nonlin} == {1e-3}
     assert {c["epochs"] for c in nonlin} == {4}
@@ -117,7 +117,7 @@ def test_degenerate_ratio_axis_applies_to_synth_lin(tmp_path: Path) -> None:
     data = {"study": "t", "storage": str(tmp_path),
             "grid": {"dataset": ["synth_lin"], "model": ["beta_vae"], "ratio": [1.0, 1.2, 1.5], "seeds": 2}}
     study = validate_study(data)
-    assert sorted({r.config["dataset_options"]["ratio"] for r in study.restarts}) == [1.0, 1.2, 1.5]
+    assert sorted({r.config.dataset_options["ratio"] for r in study.restarts}) == [1.0, 1.2, 1.5]
 
 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:
@@ -149,7 +149,7 @@ def test_extends_deep_merges_a_parent_study(tmp_path: Path) -> None:
     study = load_study(tmp_path / "cpu.yaml", storage=str(tmp_path / "s"))
     assert study.name == "cpu"
     assert len(study.restarts) == 2
-    assert study.restarts[0].config["epochs"] == 6 and study.restarts[0].config["batch_size"] == 64
+    assert study.restarts[0].config.epochs == 6 and study.restarts[0].config.batch_size == 64
 
 
 def test_extends_cycle_and_missing_parent_are_refused(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def test_permanent_failure_is_recorded_and_the_sweep_goes_on(env, tmp_path: Path
 
 
 def test_s3_storage_on_moto_and_compaction(env, tmp_path: Path) -> None:
-    from sweep.compact import compact_study, count_files
+    from workers.store.compact import compact_study, count_files
 
     make_bucket(env["endpoint"], "sweeps")
     storage = s3_uri(env["endpoint"], "sweeps", "team")

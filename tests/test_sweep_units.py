@@ -12,14 +12,15 @@ import yaml
 from sweep_helpers import free_port, view_counts, view_rows, write_study
 
 from sweep.cli import main
-from sweep.compact import compact_study, count_files
 from sweep.driver import describe_plan, plan_sweep, shrink_trials
 from sweep.failures import failed_rows
 from sweep.preflight import PreflightError, address_kind, check_address, check_resources
 from sweep.spec import load_study
-from sweep.store import completed_run_keys, final_states, split_study_dir
 from sweep.stub_trainable import stub_rows
-from workers.sink import write_rows
+from workers.store.compact import compact_study, count_files
+from workers.store.layout import split_study_dir
+from workers.store.restarts import completed_run_keys, final_states
+from workers.store.write import write_rows
 
 
 @pytest.fixture()
@@ -34,19 +35,19 @@ def _at(seconds: int) -> dt.datetime:
 
 def test_shrink_drops_finished_restarts_and_empty_blocks(study) -> None:
     trials = study.trials  # 2 models x blocks [0,1], [2,3], [4]
-    assert [t.seeds for t in trials[:3]] == [[0, 1], [2, 3], [4]]
+    assert [t.seeds for t in trials[:3]] == [(0, 1), (2, 3), (4,)]
     done = {trials[0].run_keys[1], trials[1].run_keys[0], trials[1].run_keys[1], trials[2].run_keys[0]}
     out = shrink_trials(trials, done)
-    assert [(t.trial_id, t.seeds) for t in out[:1]] == [(trials[0].trial_id, [0])]
-    assert out[0].run_keys == [trials[0].run_keys[0]]
+    assert [(t.trial_id, t.seeds) for t in out[:1]] == [(trials[0].trial_id, (0,))]
+    assert out[0].run_keys == (trials[0].run_keys[0],)
     assert out[1:] == trials[3:]  # the other model is untouched
     assert shrink_trials(trials, set()) == trials
 
 
 def test_plan_reads_completion_from_the_store(study) -> None:
     t0 = study.trials[0]
-    write_rows(study.study_uri, "checkpoints", stub_rows(t0.to_dict(), study.name, 2, 0.0, 0))  # final epoch
-    write_rows(study.study_uri, "checkpoints", stub_rows(study.trials[1].to_dict(), study.name, 1, 0.0, 0))
+    write_rows(study.study_uri, "checkpoints", stub_rows(t0, study.name, 2, 0.0, 0))  # final epoch
+    write_rows(study.study_uri, "checkpoints", stub_rows(study.trials[1], study.name, 1, 0.0, 0))
     plan = plan_sweep(study)
     assert plan.done_keys == set(t0.run_keys)
     assert plan.pending_restarts == 10 - 2 and len(plan.trials) == 6 - 1
@@ -54,9 +55,9 @@ def test_plan_reads_completion_from_the_store(study) -> None:
     assert "10 total, 2 already in the store, 8 to train in 5 trials" in text
 
 
-def test_final_states_latest_write_wins_but_done_is_never_undone(study) -> None:
-    trial = study.trials[0].to_dict()
-    a, b = trial["run_keys"]
+def test_final_states_latest_write_wins(study) -> None:
+    trial = study.trials[0]
+    a, b = trial.run_keys
     ok = stub_rows(trial, study.name, 2, 0.0, 0)
     for r in ok:
         r["written_at"] = _at(10)
@@ -65,28 +66,28 @@ def test_final_states_latest_write_wins_but_done_is_never_undone(study) -> None:
     for r in fails:
         r["written_at"] = _at(20)
     write_rows(study.study_uri, "checkpoints", fails)  # a (late) failed row over the finished restart a
-    states = final_states(study.study_uri)
-    assert states[a].status == "ok" and states[b].status == "failed" and states[b].error == "boom"
-    assert completed_run_keys(study.study_uri) == {a}
+    states = final_states(study.study_uri)  # the latest write wins (design.md §7), as in the runs view
+    assert states[a].status == "failed" and states[b].status == "failed" and states[b].error == "boom"
+    assert completed_run_keys(study.study_uri) == set()
     retried = stub_rows(trial, study.name, 2, 0.0, 1)
     for r in retried:
         r["written_at"] = _at(30)
-    write_rows(study.study_uri, "checkpoints", retried[1:])  # resume finishes b: the newer ok row wins
+    write_rows(study.study_uri, "checkpoints", retried)  # resume finishes both: the newer ok rows win
     assert completed_run_keys(study.study_uri) == {a, b}
 
 
 def test_failed_rows_skip_finished_restarts(study) -> None:
-    trial = study.trials[0].to_dict()
-    rows = failed_rows(study.name, trial, "err", skip={trial["run_keys"][0]})
-    assert [r["run_key"] for r in rows] == trial["run_keys"][1:]
+    trial = study.trials[0]
+    rows = failed_rows(study.name, trial, "err", skip={trial.run_keys[0]})
+    assert [r["run_key"] for r in rows] == list(trial.run_keys[1:])
     assert rows[0]["status"] == "failed" and rows[0]["epoch"] == rows[0]["epochs"] == 2
 
 
 def test_compact_keeps_every_view_identical(study) -> None:
     for trial in study.trials:
         for epoch in (0, 1, 2):
-            write_rows(study.study_uri, "checkpoints", stub_rows(trial.to_dict(), study.name, epoch, 0.0, 0))
-    write_rows(study.study_uri, "checkpoints", stub_rows(study.trials[0].to_dict(), study.name, 2, 0.0, 1))
+            write_rows(study.study_uri, "checkpoints", stub_rows(trial, study.name, epoch, 0.0, 0))
+    write_rows(study.study_uri, "checkpoints", stub_rows(study.trials[0], study.name, 2, 0.0, 1))
     before_rows, before_counts = view_rows(study.study_uri), view_counts(study.study_uri)
     assert count_files(study.study_uri)["checkpoints"] == 6 * 3 + 1
     result = compact_study(study.study_uri)
@@ -150,14 +151,14 @@ def test_cli_status_and_resume_of_a_folder_without_study_yaml(tmp_path: Path, ca
 
 
 def test_cli_status_counts_from_the_store(study, capsys) -> None:
-    from sweep import store
+    from workers.store import layout
 
-    store.write_study_yaml(study.study_uri, study.normalized)
-    t0, t1 = study.trials[0].to_dict(), study.trials[1].to_dict()
+    layout.write_study_yaml(study.study_uri, study.normalized)
+    t0, t1 = study.trials[0], study.trials[1]
     write_rows(study.study_uri, "checkpoints", stub_rows(t0, study.name, 2, 0.0, 0))
     write_rows(study.study_uri, "checkpoints", failed_rows(study.name, t1, "CUDA out of memory", set()))
-    store.write_driver_state(study.study_uri, {"heartbeat": time.time(), "started": time.time(), "finished": False,
-                                               "running": {"x": study.trials[3].run_keys}, "host": "h", "pid": 1})
+    layout.write_driver_state(study.study_uri, {"heartbeat": time.time(), "started": time.time(), "finished": False,
+                                                "running": {"x": study.trials[3].run_keys}, "host": "h", "pid": 1})
     assert main(["status", study.study_uri]) == 0
     out = capsys.readouterr().out
     lines = {ln.split()[1]: ln.split()[2:] for ln in out.splitlines() if ln.startswith("synth_lin")}

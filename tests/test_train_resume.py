@@ -7,8 +7,9 @@ import pytest
 import torch
 from trainhelpers import make_trial
 
-from workers.checkpoint import load_torch, model_uri
+from workers.checkpoint import load_torch
 from workers.models.vae import BatchedVAE
+from workers.store.layout import model_uri
 from workers.train import STATE_FILE, run_trial
 
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from trainhelpers import make_trial
 
-from workers.checkpoint import load_torch, model_uri
+from workers.checkpoint import load_torch
+from workers.store.layout import model_uri
 from workers.train import run_trial, tune_trainable
 
 pytestmark = pytest.mark.slow

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from sweep.spec import TrialSpec, stable_key
 from workers.data import Dataset
+from workers.trial import TrialSpec, stable_key
 
 ARCHS = {
     "linear": {"kind": "linear", "encoder": [], "decoder": [], "encoder_act": "none", "decoder_act": "none"},
@@ -30,13 +30,13 @@ def make_trial(seeds: list[int], *, model: str = "beta_vae", dataset: str = "syn
         "epochs": epochs, "batch_size": batch_size, "max_train": None,
     }
     ck = stable_key(config)
-    return TrialSpec(
+    return TrialSpec.from_dict(dict(
         trial_id=f"{ck[:10]}-0", config_key=ck, config=config, seeds=seeds,
         run_keys=[stable_key({**config, "seed": s}) for s in seeds],
         checkpoints=sorted(set(checkpoints if checkpoints is not None else [0, epochs])),
         trace_every=trace_every, precision="fp32",
         eval={"metrics": metrics if metrics is not None else ["polarized"], "n_eval": 200},
-    )
+    ))
 
 
 class TinyImages(Dataset):

@@ -1,6 +1,6 @@
 """torch.save / torch.load through the study's pyarrow filesystem, atomically (local paths and s3:// alike).
 
-Per-seed state dicts go to `<study_uri>/models/<run_key>/e<epoch>.pt` (design.md §7) as plain dicts of
+Per-seed state dicts go to `workers.store.layout.model_uri` (design.md §7) as plain dicts of
 tensors, loadable with `torch.load(..., weights_only=True)`.
 """
 
@@ -14,12 +14,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import torch
 
-from workers.sink import filesystem, join_uri
-
-
-def model_uri(study_uri: str, run_key: str, epoch: int) -> str:
-    """`<study_uri>/models/<run_key>/e<epoch>.pt` (keeps an s3 query string at the end)."""
-    return join_uri(study_uri, "models", run_key, f"e{epoch}.pt")
+from workers.store.layout import filesystem
 
 
 def save_torch(obj: Any, uri: str) -> str:

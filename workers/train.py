@@ -27,15 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from sweep.spec import TrialSpec
-from workers import sink
-from workers.checkpoint import model_uri, save_torch
+from workers.checkpoint import save_torch
 from workers.data import Dataset, load
 from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
+from workers.metrics.evaluate import evaluate_checkpoint
+from workers.metrics.polarized import polarized, polarized_fraction
 from workers.models.optim import SeedAdam, SeedOptimizer, make_optimizer
 from workers.models.params import FlatParams, init_flat
 from workers.models.vae import BatchedVAE, StepTerms
 from workers.seed_streams import SeedStreams, seed_generator
+from workers.store.layout import model_uri
+from workers.store.schema import METRIC_COLUMNS
+from workers.store.write import write_rows
+from workers.trial import TrialSpec
 
 STATE_VERSION = 1
 STATE_FILE = "trial_state.pt"
@@ -99,20 +103,19 @@ class TrialRun:
         cfg = trial.config
         self.trial, self.cfg, self.study, self.study_uri, self.plan = trial, cfg, study, study_uri, plan
         self.device = plan.device
-        self.dataset = dataset if dataset is not None else load(cfg["dataset"], **cfg.get("dataset_options", {}))
+        self.dataset = dataset if dataset is not None else load(cfg.dataset, **cfg.dataset_options)
         train_idx = self.dataset.split_indices("train")
-        if cfg.get("max_train"):
-            train_idx = train_idx[: int(cfg["max_train"])]
+        if cfg.max_train:
+            train_idx = train_idx[: int(cfg.max_train)]
         self.data = TrainData(self.dataset, train_idx, self.device)
-        self.batch_size = min(int(cfg["batch_size"]), self.data.n)
+        self.batch_size = min(cfg.batch_size, self.data.n)
         self.steps_per_epoch = self.data.n // self.batch_size
         self.vae = BatchedVAE(cfg, self.dataset.observation_shape)
         self.S = len(trial.seeds)
         self.streams = SeedStreams(trial.seeds)
         self.params = FlatParams(self.vae.layout, init_flat(self.vae.layout, self.streams.gens["init"],
                                                             self.device))
-        opt = cfg["optimizer"]
-        self.opt: SeedOptimizer = make_optimizer(opt["name"], self.params, opt["lr"])
+        self.opt: SeedOptimizer = make_optimizer(cfg.optimizer.name, self.params, cfg.optimizer.lr)
         self.disc: FlatParams | None = None
         self.disc_opt: SeedOptimizer | None = None
         if self.vae.disc_layout is not None:
@@ -205,8 +208,6 @@ class TrialRun:
 
     def _trace(self, terms: StepTerms) -> None:
         """Trace rows of every live seed at this step (training batch): losses and the polarised regime."""
-        from workers.metrics.polarized import polarized
-
         loss, recon, kl = (t.detach().float().cpu().numpy() for t in (terms.loss, terms.recon, terms.kl))
         alive = self.alive.cpu().numpy()
         mu = terms.mu.float().cpu().numpy()
@@ -225,13 +226,13 @@ class TrialRun:
             self.pending_trace.append(row)
 
     def _trace_base(self, s: int) -> dict[str, Any]:
-        return {"study": self.study, "run_key": self.trial.run_keys[s], "config_key": self.trial.config_key,
-                "dataset": self.cfg["dataset"], "model": self.cfg["model"], "seed": self.trial.seeds[s],
-                "step": self.step, "epoch": self.step / self.steps_per_epoch, "attempt": self.attempt}
+        ident = self.trial.restart_columns(self.study, s)
+        return {k: ident[k] for k in ("study", "run_key", "config_key", "dataset", "model", "seed")} | {
+            "step": self.step, "epoch": self.step / self.steps_per_epoch, "attempt": self.attempt}
 
     # ---- evaluation ------------------------------------------------------------------------------
     def _eval_points(self) -> torch.Tensor:
-        idx = self.dataset.split_indices("test")[: int(self.trial.eval.get("n_eval", 10_000))]
+        idx = self.dataset.split_indices("test")[: self.trial.eval.n_eval]
         return torch.from_numpy(self.dataset.observations_at(idx)).to(self.device)
 
     @torch.no_grad()
@@ -277,8 +278,6 @@ class TrialRun:
                 except (ValueError, RuntimeError, np.linalg.LinAlgError) as e:  # undefined metric, not a bug
                     row.update(status="failed", error=f"metrics: {type(e).__name__}: {e}")
             if self.delta_kl[s]:
-                from workers.metrics.polarized import polarized_fraction
-
                 row["polarized_fraction"] = float(polarized_fraction(np.asarray(self.delta_kl[s])))
             if self.study_uri is not None:
                 state = self.vae.seed_state_dict(self.params.data, s, None if self.disc is None else self.disc.data)
@@ -287,46 +286,23 @@ class TrialRun:
         return rows
 
     def _metrics(self, s: int) -> dict[str, Any]:
-        """Metric columns of seed s (workers.metrics.evaluate when available; else the polarised regime)."""
+        """Metric columns of seed s (the study's `eval.metrics`, workers.metrics.evaluate)."""
         model = self.vae.seed_view(self.params.data, s)
-        seed = metric_seed(self.trial.run_keys[s])
-        try:
-            from workers.metrics.evaluate import evaluate_checkpoint
-        except ImportError:
-            return self._polarized_only(model)
-        out = evaluate_checkpoint(model, self.dataset, metrics=list(self.trial.eval.get("metrics", [])),
-                                  eval_cfg=self.trial.eval, seed=seed, device=self.device)
-        return {k: v for k, v in out.items() if k in sink.METRIC_COLUMNS}
-
-    @torch.no_grad()
-    def _polarized_only(self, model: Any) -> dict[str, Any]:
-        from workers.metrics.polarized import polarized
-
-        mu, post = model.encode(self.eval_x)
-        if self.vae.posterior == "none":
-            return {}
-        mu_np = mu.double().cpu().numpy()
-        p = polarized(mu_np, post["logvar"].double().cpu().numpy()) if "logvar" in post else \
-            polarized(mu_np, cov=_cov(post["scale_tril"].double().cpu().numpy()))
-        return {k: v for k, v in p.items() if k in sink.METRIC_COLUMNS}
+        out = evaluate_checkpoint(model, self.dataset, metrics=self.trial.eval.metrics,
+                                  eval_cfg=self.trial.eval.as_dict(), seed=metric_seed(self.trial.run_keys[s]),
+                                  device=self.device)
+        return {k: v for k, v in out.items() if k in METRIC_COLUMNS}
 
     def _checkpoint_base(self, s: int) -> dict[str, Any]:
-        cfg = self.cfg
-        return {
-            "study": self.study, "run_key": self.trial.run_keys[s], "config_key": self.trial.config_key,
-            "trial_id": self.trial.trial_id, "dataset": cfg["dataset"], "model": cfg["model"],
-            "arch": cfg["arch"]["kind"], "latent_dim": int(cfg["latent_dim"]), "seed": self.trial.seeds[s],
-            "hparams": cfg.get("hparams", {}), "config": cfg, "beta": cfg.get("hparams", {}).get("beta"),
-            "epoch": self.epoch, "epochs": int(cfg["epochs"]), "step": self.step,
-            "wall_seconds": self.wall_seconds, "attempt": self.attempt,
-        }
+        return self.trial.restart_columns(self.study, s) | {
+            "epoch": self.epoch, "step": self.step, "wall_seconds": self.wall_seconds, "attempt": self.attempt}
 
     # ---- the loop --------------------------------------------------------------------------------
     def run(self, *, stop_after_epoch: int | None = None, on_checkpoint: ReportFn | None = None) -> TrialResult:
         """Train from the current epoch to the last checkpoint (or `stop_after_epoch`), evaluating,
         writing and reporting at every checkpoint epoch not yet done."""
         result = TrialResult(state={}, epoch=self.epoch, step=self.step, alive=[])
-        epochs = int(self.cfg["epochs"])
+        epochs = self.cfg.epochs
         pending = sorted(c for c in self.trial.checkpoints if c > self.reported_epoch and c >= self.epoch)
         for target in pending:
             t0 = time.perf_counter()
@@ -342,8 +318,8 @@ class TrialRun:
                 r["wall_seconds"] = self.wall_seconds
             trace, self.pending_trace = self.pending_trace, []
             if self.study_uri is not None:
-                sink.write_rows(self.study_uri, "trace", trace)
-                sink.write_rows(self.study_uri, "checkpoints", rows)
+                write_rows(self.study_uri, "trace", trace)
+                write_rows(self.study_uri, "checkpoints", rows)
             self.reported_epoch = self.epoch
             result.checkpoint_rows.extend(rows)
             result.trace_rows.extend(trace)

@@ -17,13 +17,10 @@ here: with a single factor every code is trivially disentangled (D = 1), with a 
 is trivially complete (C = 1).
 
 Speed: sklearn's GBT sorts each node's samples again for every feature; gbt.py sorts each feature once
-(details there). dSprites-sized case (10,000 train / 5,000 test codes, d = 10, factors of 3, 6, 40, 32, 32
-classes, 11,300 trees), measured back to back on the shared 2-core bench machine while a study kept both
-cores busy (load average 4.7–6.5): `importance_matrix_sklearn` 373 s (343 s CPU), `importance_matrix`
-with one thread 31 s (29 s CPU), i.e. 12x; D, C and both informativeness scores identical, R within 7e-18.
-Under that load a second thread made it slower (77–82 s; gbt.py), so set OMP_NUM_THREADS=1 on a busy
-machine. The GBTs already use `gbt.default_threads()` threads, so `n_jobs` (factors in parallel
-processes, each with a share of those threads, the ones with the most classes first) defaults to 1.
+(details there) and gives the same trees, so D, C and both informativeness scores equal those of
+`importance_matrix_sklearn`, the reference it is tested and benchmarked against (bench/metrics.py). The
+GBTs already use `gbt.default_threads()` threads, so `n_jobs` (factors in parallel processes, each with a
+share of those threads, the ones with the most classes first) defaults to 1.
 """
 
 from __future__ import annotations

@@ -46,12 +46,10 @@ branches) when a node splits (the "presort" builder): O(depth · d · N) per tre
 replays above. The candidate proxy needs two divisions; a bound from precomputed reciprocals skips the
 exact evaluation of candidates that cannot beat the best (the result is unchanged). The trees of a stage
 are fitted concurrently by `n_threads` Python threads running GIL-free numba kernels, one tree at a time
-each; threads rather than numba's OpenMP loops because idle OpenMP threads spin at barriers, which on the
-shared bench machine took the CPU the working thread needed (2 threads ran 2.3x slower than 1). Threads
-only pay on idle cores: while a study kept both bench cores busy, dSprites-sized DCI took 77–82 s with 2
-threads and 28–31 s with 1 (there, pass n_threads=1 or set OMP_NUM_THREADS=1, see `default_threads`).
-The kernels are compiled on first use (10–15 s on the loaded bench machine) and cached next to this file
-(__pycache__); later processes load them in 0.6–1 s.
+each; threads rather than numba's OpenMP loops because idle OpenMP threads spin at barriers and take the
+CPU the working thread needs. Threads only pay on idle cores: on a machine whose cores are busy, pass
+n_threads=1 or set OMP_NUM_THREADS=1 (see `default_threads`). The kernels are compiled on first use and
+cached next to this file (__pycache__); later processes load them from there (bench/metrics.py times both).
 """
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from workers.models.params import ParamLayout
+from workers.trial import Arch
 
 
 class _Tanh(torch.autograd.Function):
@@ -146,24 +146,24 @@ def _mlp(prefix: str, n_in: int, widths: list[int], act: str, n_out: int) -> lis
     return layers
 
 
-def build_encoder(arch: dict[str, Any], obs_shape: tuple[int, ...], n_out: int,
+def build_encoder(arch: Arch, obs_shape: tuple[int, ...], n_out: int,
                   layout: ParamLayout) -> Network:
     """Encoder x (S, B, *obs_shape) -> (S, B, n_out) head outputs (posterior parameters)."""
     return _build("encoder", arch, obs_shape, (n_out,), layout)
 
 
-def build_decoder(arch: dict[str, Any], latent_dim: int, obs_shape: tuple[int, ...],
+def build_decoder(arch: Arch, latent_dim: int, obs_shape: tuple[int, ...],
                   layout: ParamLayout) -> Network:
     """Decoder z (S, B, d) -> (S, B, *obs_shape): logits (Bernoulli) or means (Gaussian)."""
     return _build("decoder", arch, (latent_dim,), obs_shape, layout)
 
 
-def _build(side: str, arch: dict[str, Any], in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+def _build(side: str, arch: Arch, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
            layout: ParamLayout) -> Network:
-    """`side` is "encoder" or "decoder"; arch is a TrialSpec config's `arch` (kind, widths, activations)."""
-    kind, prefix = arch["kind"], side[:3]
+    """`side` is "encoder" or "decoder"; arch: kind, widths, activations."""
+    kind, prefix = arch.kind, side[:3]
     if kind in ("linear", "mlp"):
-        widths, act = (list(arch[side]), arch[f"{side}_act"]) if kind == "mlp" else ([], "none")
+        widths, act = (list(getattr(arch, side)), getattr(arch, f"{side}_act")) if kind == "mlp" else ([], "none")
         layers = _mlp(prefix, math.prod(in_shape), widths, act, math.prod(out_shape))
     elif kind == "conv":
         image = in_shape if side == "encoder" else out_shape

@@ -12,13 +12,13 @@ Cholesky factor L with L_ii = exp(½ raw_i) and free strictly-lower entries; z =
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from workers.models import objectives as O
 from workers.models.networks import Network, build_decoder, build_discriminator, build_encoder
 from workers.models.params import ParamLayout, views
+from workers.trial import RestartConfig
 
 FULL_COVARIANCE = {"beta_vae_sigma"}
 
@@ -42,21 +42,21 @@ class StepTerms:
 
 
 class BatchedVAE:
-    """Architecture + objective of one configuration (a TrialSpec `config`), for any number of seeds."""
+    """Architecture + objective of one configuration (a `workers.trial.RestartConfig`), for any number of seeds."""
 
-    def __init__(self, config: dict[str, Any], obs_shape: tuple[int, ...]):
+    def __init__(self, config: RestartConfig, obs_shape: tuple[int, ...]):
         self.config = config
-        self.model: str = config["model"]
-        self.hparams: dict[str, float] = dict(config.get("hparams", {}))
-        self.likelihood: str = config["likelihood"]
-        self.latent_dim: int = int(config["latent_dim"])
+        self.model: str = config.model
+        self.hparams: dict[str, float] = dict(config.hparams)
+        self.likelihood: str = config.likelihood
+        self.latent_dim: int = int(config.latent_dim)
         self.obs_shape = tuple(obs_shape)
         self.posterior = posterior_kind(self.model)
         d = self.latent_dim
         head = {"none": d, "diag": 2 * d, "full": d + d * (d + 1) // 2}[self.posterior]
         self.layout = ParamLayout()
-        self.encoder: Network = build_encoder(config["arch"], self.obs_shape, head, self.layout)
-        self.decoder: Network = build_decoder(config["arch"], d, self.obs_shape, self.layout)
+        self.encoder: Network = build_encoder(config.arch, self.obs_shape, head, self.layout)
+        self.decoder: Network = build_decoder(config.arch, d, self.obs_shape, self.layout)
         self.disc_layout: ParamLayout | None = None
         self.discriminator: Network | None = None
         if self.model == "factorvae":

@@ -1,8 +1,8 @@
-"""Read-only DuckDB over a study's Parquet store (design.md §7–8).
+"""The read-only DuckDB views over a study's Parquet store: the one reader of the store (design.md §7–8).
 
-`connect(path, study=None)` opens every checkpoint and trace file of one or more studies (local paths or
-pyarrow filesystem URIs such as `s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http`) and
-returns a DuckDB connection with these views:
+`connect(path, study=None)` opens every readable checkpoint and trace file of one or more studies (local
+paths or pyarrow filesystem URIs such as `s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http`)
+and returns a DuckDB connection with these views:
 
     checkpoints_raw  every row of every readable checkpoint file, duplicates included
     checkpoints      one row per (study, run_key, epoch): the latest `written_at`, then the highest `attempt`
@@ -10,9 +10,10 @@ returns a DuckDB connection with these views:
     groups           one row per (study, config_key, epoch): restart counts and mean/std of the main metrics
     trace            training-time series, one row per (study, run_key, step), deduplicated the same way
 
-Files are read through pyarrow datasets with the schema v1 of `workers.sink` (columns a file lacks are
-null), so local and object storage behave identically. A truncated or corrupt file is skipped with an
-`UnreadableFileWarning` naming it (also printed to stderr): never a crash, never a silent omission.
+Files are listed by `workers.store.files` (unreadable ones skipped with a warning naming them) and read
+with the schema v1 (columns a file lacks are null, narrower integer columns are widened), so local and
+object storage give the same rows: local files through DuckDB's own Parquet reader (allowed file by file),
+object stores through a pyarrow dataset on the store's filesystem.
 
 The connection is read-only: the view catalog is a database file opened in read-only mode, and external
 access (COPY TO, ATTACH, reading or writing arbitrary files) is disabled and locked. Any statement that
@@ -22,23 +23,16 @@ would write or delete fails; `check_read_only(sql)` gives the CLI a clear messag
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
-import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from workers.sink import CHECKPOINT_SCHEMA, TRACE_SCHEMA, filesystem, join_uri
-
-
-class UnreadableFileWarning(UserWarning):
-    """A Parquet file of the store could not be read and was left out of every view."""
+from workers.store.files import Partition, open_dataset, scan_files
+from workers.store.layout import StudyLocation, resolve_studies
+from workers.store.schema import DEDUP_KEYS, TABLES
 
 
 class ReadOnlyError(PermissionError):
@@ -53,7 +47,6 @@ MAIN_METRICS = ("dto", "dto_active", "mig", "ds", "recon", "kl", "active_units")
 # (raw rows when no key is written twice; an anti-join of the superseded rows otherwise), ~4x faster.
 _DEDUP = ("SELECT * FROM _raw_{table} QUALIFY row_number() OVER (PARTITION BY study, run_key, {key} "
           "ORDER BY written_at DESC, attempt DESC) = 1")
-DEDUP_KEYS = {"checkpoints": "epoch", "trace": "step"}
 _GROUP_METRICS = ",\n       ".join(
     f"avg({m}) AS {m}_mean, stddev_samp({m}) AS {m}_std" for m in MAIN_METRICS
 )
@@ -88,108 +81,6 @@ VIEWS: dict[str, tuple[str, str]] = {
         "training-time series, one row per (study, run_key, step), deduplicated like checkpoints",
     ),
 }
-
-
-@dataclass(frozen=True)
-class StudyLocation:
-    """One study folder: its filesystem, the path inside it and the URI as the user can reuse it."""
-
-    fs: pafs.FileSystem
-    path: str
-    uri: str
-
-    @property
-    def name(self) -> str:
-        return self.path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _is_study_dir(fs: pafs.FileSystem, path: str) -> bool:
-    infos = fs.get_file_info([f"{path}/study.yaml", f"{path}/checkpoints"])
-    return any(i.type != pafs.FileType.NotFound for i in infos)
-
-
-def resolve_studies(path: str, study: str | Iterable[str] | None = None) -> list[StudyLocation]:
-    """Study folders named by `path` (a study folder, or a storage root) and `study` (name or names).
-
-    A storage root without `study` means every study folder directly under it. Raises FileNotFoundError
-    naming what was looked for when nothing matches.
-    """
-    names = [study] if isinstance(study, str) else list(study or [])
-    fs, base = filesystem(path)
-    if names:
-        locs = [StudyLocation(fs, f"{base}/{n}", join_uri(path, n)) for n in names]
-        missing = [loc.uri for loc in locs if not _is_study_dir(fs, loc.path)]
-        if missing:
-            raise FileNotFoundError(f"no study folder (study.yaml or checkpoints/) at {', '.join(missing)}")
-        return locs
-    info = fs.get_file_info(base)
-    if info.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"{path!r} does not exist; give a study folder (<storage>/<study>) or a storage root")
-    if _is_study_dir(fs, base):
-        return [StudyLocation(fs, base, path)]
-    subdirs = [i for i in fs.get_file_info(pafs.FileSelector(base)) if i.type == pafs.FileType.Directory]
-    locs = [StudyLocation(fs, i.path, join_uri(path, i.base_name)) for i in sorted(subdirs, key=lambda i: i.path)
-            if _is_study_dir(fs, i.path)]
-    if not locs:
-        raise FileNotFoundError(f"{path!r} is neither a study folder (no study.yaml or checkpoints/) nor a storage "
-                                "root holding study folders")
-    return locs
-
-
-def parquet_files(loc: StudyLocation, table: str) -> list[str]:
-    """Published Parquet files of `table` in a study (temporary `.name.tmp` files excluded), sorted."""
-    info = loc.fs.get_file_info(f"{loc.path}/{table}")
-    if info.type == pafs.FileType.NotFound:
-        return []
-    sel = pafs.FileSelector(f"{loc.path}/{table}", recursive=True)
-    return sorted(i.path for i in loc.fs.get_file_info(sel)
-                  if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
-                  and not i.base_name.startswith((".", "_")))
-
-
-def _readable(fs: pafs.FileSystem, path: str, schema: pa.Schema) -> str | None:
-    """None if the file's footer reads and its columns fit `schema`; otherwise why not."""
-    try:
-        file_schema = pq.read_schema(path, filesystem=fs)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is reported, not raised
-        return f"{type(e).__name__}: {e}"
-    for f in file_schema:
-        if f.name in schema.names and not _compatible(f.type, schema.field(f.name).type):
-            return f"column {f.name!r} has type {f.type}, schema v1 says {schema.field(f.name).type}"
-    return None
-
-
-def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
-    if got == want or pa.types.is_null(got):
-        return True
-    if pa.types.is_timestamp(got) and pa.types.is_timestamp(want):
-        return True
-    return pa.types.is_integer(got) and (pa.types.is_integer(want) or pa.types.is_floating(want))
-
-
-def warn_unreadable(path: str, reason: str) -> None:
-    msg = f"skipping unreadable Parquet file {path}: {reason}"
-    warnings.warn(msg, UnreadableFileWarning, stacklevel=3)
-    print(f"warning: {msg}", file=sys.stderr)
-
-
-def open_dataset(locs: list[StudyLocation], table: str) -> pads.Dataset:
-    """One pyarrow dataset over the readable files of `table` in all `locs` (schema v1; unreadable skipped)."""
-    schema = {"checkpoints": CHECKPOINT_SCHEMA, "trace": TRACE_SCHEMA}[table]
-    children = []
-    for loc in locs:
-        good = []
-        for f in parquet_files(loc, table):
-            why = _readable(loc.fs, f, schema)
-            if why is None:
-                good.append(f)
-            else:
-                warn_unreadable(f if isinstance(loc.fs, pafs.LocalFileSystem) else f"{loc.fs.type_name}://{f}", why)
-        if good:
-            children.append(pads.dataset(good, schema=schema, format="parquet", filesystem=loc.fs))
-    if not children:
-        return pads.dataset(schema.empty_table())
-    return children[0] if len(children) == 1 else pads.dataset(children)
 
 
 def connect(path: str, study: str | Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
@@ -238,21 +129,58 @@ def _dedup_plan(con: duckdb.DuckDBPyConnection, table: str, key: str) -> tuple[s
     return keep, extra
 
 
-def views_connection(locs: list[StudyLocation]) -> duckdb.DuckDBPyConnection:
-    """The read-only connection with every view over the given study folders (none: empty views)."""
-    raw = {"_raw_checkpoints": open_dataset(locs, "checkpoints"), "_raw_trace": open_dataset(locs, "trace")}
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t):
+        return f"{_duck_type(t.value_type)}[]"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
+    return {pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR"}[t]
+
+
+def _local_source(locs: list[StudyLocation], table: str, partition: Partition | None) -> tuple[str, list[str]]:
+    """(SELECT over the readable local files of `table` with the schema v1's columns and types, the files)."""
+    scanned = [fc for loc in locs for fc in scan_files(loc, table, partition)]
+    present = {c for _, cols in scanned for c in cols}
+    select = ", ".join(f'CAST({_quoted(f.name) if f.name in present else "NULL"} AS {_duck_type(f.type)}) '
+                       f"AS {_quoted(f.name)}" for f in TABLES[table])
+    if not scanned:
+        return f"SELECT {select} WHERE false", []
+    files = [f for f, _ in scanned]
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    return f"SELECT {select} FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)", files
+
+
+def views_connection(locs: list[StudyLocation], partition: Partition | None = None) -> duckdb.DuckDBPyConnection:
+    """The read-only connection with every view over the given study folders (none: empty views), or over
+    one (dataset, model) partition of them."""
+    local = all(isinstance(loc.fs, pafs.LocalFileSystem) for loc in locs)
+    registered: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    allowed: list[str] = []
+    for t in DEDUP_KEYS:
+        if local:
+            sources[t], files = _local_source(locs, t, partition)
+            allowed += files
+        else:
+            registered[f"_raw_{t}"] = open_dataset(locs, t, partition)
     fd, catalog = tempfile.mkstemp(prefix="orthosweep-views-", suffix=".duckdb")
     os.close(fd)
     os.remove(catalog)  # DuckDB creates it; an empty file is not a database
     try:
         writer = duckdb.connect(catalog)
-        for name, ds in raw.items():
+        for name, ds in registered.items():
             writer.register(name, ds)
+        for t, sql in sources.items():
+            writer.execute(f"CREATE VIEW _raw_{t} AS {sql}")
         dedup = {}
         for table, key in DEDUP_KEYS.items():
             dedup[table], extra = _dedup_plan(writer, table, key)
             for name, tbl in extra.items():
-                raw[name] = tbl
+                registered[name] = tbl
                 writer.register(name, tbl)
         for name, (sql, _) in VIEWS.items():
             writer.execute(f"CREATE VIEW {name} AS {dedup.get(name, sql)}")
@@ -262,8 +190,10 @@ def views_connection(locs: list[StudyLocation]) -> duckdb.DuckDBPyConnection:
         for p in (catalog, catalog + ".wal"):
             if os.path.exists(p):
                 os.remove(p)  # the open connection keeps its handle; nothing is left behind
-    for name, ds in raw.items():
+    for name, ds in registered.items():
         con.register(name, ds)
+    if allowed:  # exactly the store's readable files, nothing else, even with external access off
+        con.execute("SET allowed_paths = $paths", {"paths": allowed})
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
@@ -291,23 +221,3 @@ def view_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[tuple[str, s
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {view}").fetchall()]
 
 
-def read_study_yaml(path: str) -> str | None:
-    """The normalised `study.yaml` text of a study folder, or None when absent (or `path` holds several)."""
-    locs = resolve_studies(path)
-    if len(locs) != 1:
-        return None
-    loc = locs[0]
-    try:
-        with loc.fs.open_input_stream(f"{loc.path}/study.yaml") as fh:
-            return fh.read().decode("utf-8")
-    except (FileNotFoundError, OSError):
-        return None
-
-
-def write_bytes(uri: str, data: bytes) -> str:
-    """Write `data` to a local path or URI (parents created); returns the path written."""
-    fs, p = filesystem(uri)
-    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(p) as fh:
-        fh.write(data)
-    return p

@@ -1,26 +1,25 @@
 """Small-file compaction of a study's store: one Parquet file per partition, views unchanged (design.md §7).
 
-Per partition directory (`<table>/dataset=<d>/model=<m>/`): read every visible file, write their rows (all of
-them, duplicates included: the readers' dedup keeps deciding) as one new file atomically, then delete the
-inputs. A reader at any moment sees either the inputs, or the inputs plus the merged copy (identical rows,
-which the dedup collapses), or the merged file alone: every view returns the same result throughout. Files
-that appear while compacting (a sweep still running) are not touched. A crash leaves at worst both copies,
-which the next `compact` merges.
+Per partition directory (`<table>/dataset=<d>/model=<m>/`): read every readable file, write their rows (all
+of them, duplicates included: the readers' dedup keeps deciding) as one new file atomically, then delete the
+inputs. Unreadable files are skipped with a warning and left where they are. A reader at any moment sees
+either the inputs, or the inputs plus the merged copy (identical rows, which the dedup collapses), or the
+merged file alone: every view returns the same result throughout. Files that appear while compacting (a
+sweep still running) are not touched. A crash leaves at worst both copies, which the next `compact` merges.
 """
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweep.store import list_parquet
-from workers.sink import TABLES, write_table_atomic
+from workers.store.files import readable_files
+from workers.store.layout import location
+from workers.store.schema import TABLES
+from workers.store.write import new_file_name, write_table_atomic
 
 
 @dataclass
@@ -34,8 +33,10 @@ class CompactResult:
 def compact_study(study_uri: str, tables: tuple[str, ...] = tuple(TABLES)) -> CompactResult:
     """Merge each partition's files of each table into one; returns file counts before and after."""
     before = after = partitions = rows = 0
+    loc = location(study_uri)
+    fs = loc.fs
     for table in tables:
-        fs, files = list_parquet(study_uri, table)
+        files = readable_files(loc, table)
         by_dir: dict[str, list[str]] = defaultdict(list)
         for f in files:
             by_dir[f.rpartition("/")[0]].append(f)
@@ -48,8 +49,7 @@ def compact_study(study_uri: str, tables: tuple[str, ...] = tuple(TABLES)) -> Co
                 continue
             merged = pa.concat_tables(
                 [pq.read_table(f, filesystem=fs, schema=TABLES[table]) for f in group])
-            name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}-compacted.parquet"
-            write_table_atomic(fs, directory, name, merged)
+            write_table_atomic(fs, directory, new_file_name("-compacted"), merged)
             for f in group:
                 fs.delete_file(f)
             rows += merged.num_rows
@@ -58,4 +58,6 @@ def compact_study(study_uri: str, tables: tuple[str, ...] = tuple(TABLES)) -> Co
 
 def count_files(study_uri: str, tables: tuple[str, ...] = tuple(TABLES)) -> dict[str, int]:
     """Visible Parquet files per table."""
-    return {t: len(list_parquet(study_uri, t)[1]) for t in tables}
+    from workers.store.files import parquet_files
+
+    return {t: len(parquet_files(location(study_uri), t)) for t in tables}

@@ -1,0 +1,83 @@
+"""Start-up cost of the read-only CLI commands against the floor of `python -c "import duckdb, pyarrow"`.
+
+    .venv/bin/python bench/cli_startup.py [--repeats 15]
+
+Builds a small study store (2 models x 6 restarts x 3 checkpoints, written through the store's sink), then
+times each command as a fresh process, interleaved with the baseline in every round so load drifts hit both
+alike, and prints medians and the ratio command / baseline (issue 13's target: within 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from machine import describe  # noqa: E402
+
+BASELINE = [sys.executable, "-c", "import duckdb, pyarrow"]
+
+
+def build_store(tmp: Path) -> str:
+    from sweep_helpers import write_study
+
+    from sweep.spec import load_study
+    from sweep.stub_trainable import stub_rows
+    from workers.store import layout
+    from workers.store.write import write_rows
+
+    study = load_study(write_study(tmp / "s.yaml", name="startup", storage=str(tmp / "res"), seeds=6, per_trial=6))
+    layout.write_study_yaml(study.study_uri, study.normalized)
+    for trial in study.trials:
+        for epoch in (0, 1, 2):
+            write_rows(study.study_uri, "checkpoints", stub_rows(trial, study.name, epoch, 0.0, 0))
+    return study.study_uri
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    cli = [sys.executable, "-m", "sweep.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = build_store(Path(tmp))
+        commands = {
+            "views": cli + ["views"],
+            "status STUDY": cli + ["status", uri],
+            "sql STUDY 'SELECT ...'": cli + ["sql", uri, "SELECT model, avg(dto) FROM runs GROUP BY model"],
+            "validate quickstart.yaml": cli + ["validate", str(ROOT / "studies" / "quickstart.yaml")],
+            "--help": cli + ["--help"],
+        }
+        times: dict[str, list[float]] = {"baseline": [], **{k: [] for k in commands}}
+        for cmd in [BASELINE, *commands.values()]:  # warm the file cache once
+            timed(cmd)
+        for _ in range(args.repeats):
+            for name, cmd in commands.items():
+                times["baseline"].append(timed(BASELINE))
+                times[name].append(timed(cmd))
+    base = statistics.median(times["baseline"])
+    print(f"machine: {describe()}")
+    print(f"command: .venv/bin/python bench/cli_startup.py --repeats {args.repeats}")
+    print(f"{'command':28s} {'median s':>9s} {'x baseline':>11s}")
+    print(f"{'import duckdb, pyarrow':28s} {base:9.3f} {1.0:11.2f}")
+    for name in commands:
+        med = statistics.median(times[name])
+        print(f"{'orthosweep ' + name:28s} {med:9.3f} {med / base:11.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The one store layer: damaged files never stop a command, one completion rule everywhere, one-way imports.
+
+A small study is written through the sink with known rows (the stub trainable's values), then a torn and a
+zero-byte file are put into `checkpoints/` and `trace/`: every command that reads the store must succeed
+and name both files. A later `failed` row over an `ok` row must read the same in `status`, `runs` and
+`stats`. The package layering and the cheapness of the read-only commands are checked on the real code.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sweep_helpers import STUB, write_study
+
+from sweep.cli import main
+from sweep.spec import load_study
+from sweep.stub_trainable import stub_rows
+from workers.store import layout
+from workers.store.restarts import final_states
+from workers.store.views import connect
+from workers.store.write import write_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+TORN = b"PAR1\0\0"
+
+
+@pytest.fixture()
+def study(tmp_path: Path):
+    """A finished 2-model x 3-seed study (stub rows at epochs 0..2) with its study.yaml."""
+    st = load_study(write_study(tmp_path / "s.yaml", name="layer", storage=str(tmp_path / "res"), seeds=3,
+                                per_trial=3))
+    layout.write_study_yaml(st.study_uri, st.normalized)
+    for trial in st.trials:
+        for epoch in (0, 1, 2):
+            write_rows(st.study_uri, "checkpoints", stub_rows(trial, st.name, epoch, 0.0, 0))
+    write_rows(st.study_uri, "trace", [{"study": st.name, "run_key": rk, "config_key": t.config_key,
+                                        "dataset": "synth_lin", "model": t.config.model, "seed": s, "step": 1,
+                                        "epoch": 0.5, "loss": 1.0}
+                                       for t in st.trials for s, rk in zip(t.seeds, t.run_keys, strict=True)])
+    return st
+
+
+def _damage(study_uri: str) -> list[str]:
+    """A torn and a zero-byte file in checkpoints/ and trace/; returns their paths."""
+    bad = []
+    for table in ("checkpoints", "trace"):
+        part = Path(study_uri) / table / "dataset=synth_lin" / "model=ae"
+        part.mkdir(parents=True, exist_ok=True)
+        for name, data in (("zz-torn.parquet", TORN), ("zz-empty.parquet", b"")):
+            (part / name).write_bytes(data)
+            bad.append(str(part / name))
+    return bad
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+
+
+def test_damaged_files_are_skipped_and_named_by_every_reading_command(study, tmp_path: Path) -> None:
+    bad = _damage(study.study_uri)
+    uri = study.study_uri
+    commands = [("status", uri), ("sql", uri, "SELECT count(*) AS n FROM checkpoints"), ("views", uri),
+                ("stats", uri), ("plots", uri, "--out", str(tmp_path / "plots")),
+                ("report", uri, "--out", str(tmp_path / "r.html")), ("compare", uri), ("compact", uri)]
+    for args in commands:
+        res = _cli(*args)
+        assert res.returncode == 0, (args, res.stdout[-2000:], res.stderr[-2000:])
+        assert "Traceback" not in res.stderr, (args, res.stderr[-2000:])
+        wanted = bad if args[0] != "status" else bad[:2]  # status reads checkpoints only
+        for path in wanted:
+            assert f"skipping unreadable Parquet file {path}" in res.stderr, (args, path, res.stderr[-2000:])
+    status = _cli("status", uri).stdout
+    assert next(ln.split() for ln in status.splitlines() if ln.startswith("all"))[1:] == ["6", "6", "0", "0", "0"]
+    n = json.loads(_cli("sql", uri, "SELECT count(*) AS n FROM checkpoints", "--format", "json").stdout)
+    assert n == [{"n": 18}]
+    for path in bad:  # compaction leaves what it cannot read where it is
+        assert Path(path).exists()
+
+
+@pytest.mark.slow
+def test_resume_of_a_store_with_damaged_files_trains_only_what_is_missing(tmp_path: Path) -> None:
+    st = load_study(write_study(tmp_path / "s.yaml", name="torn", storage=str(tmp_path / "res"), seeds=2,
+                                per_trial=2, models=("ae",)))
+    layout.write_study_yaml(st.study_uri, st.normalized)
+    (trial,) = st.trials
+    write_rows(st.study_uri, "checkpoints", stub_rows(trial, st.name, 2, 0.0, 0)[:1])  # seed 0 done
+    bad = _damage(st.study_uri)
+    res = _cli("resume", st.study_uri, "--trainable", STUB)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert f"skipping unreadable Parquet file {bad[0]}" in res.stderr
+    assert "1 already in the store, 1 to train in 1 trials" in res.stdout
+    assert {s.status for s in final_states(st.study_uri).values()} == {"ok"}
+    assert len(final_states(st.study_uri)) == 2
+
+
+def test_a_later_failed_row_reads_the_same_in_status_runs_and_stats(study, capsys) -> None:
+    trial = study.trials[0]
+    late = [{**trial.restart_columns(study.name, 0), "epoch": 2, "status": "failed", "error": "boom",
+             "written_at": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)}]
+    write_rows(study.study_uri, "checkpoints", late)
+    rk = trial.run_keys[0]
+    assert final_states(study.study_uri)[rk].status == "failed"
+    con = connect(study.study_uri)
+    assert con.execute("SELECT status FROM runs WHERE run_key = ?", [rk]).fetchone() == ("failed",)
+    assert main(["status", study.study_uri]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split()[1]: ln.split() for ln in out.splitlines() if ln.startswith("synth_lin")}
+    row = rows[trial.config.model]
+    assert row[2:] == ["3", "2", "0", "1", "0"]  # total done running failed remaining
+    assert main(["stats", study.study_uri, "--format", "json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["n_restarts"] == 5  # the failed restart is left out, as status counts it
+
+
+def test_a_renamed_study_folder_is_read_with_a_warning(study, tmp_path: Path) -> None:
+    renamed = tmp_path / "renamed"
+    shutil.copytree(study.study_uri, renamed)
+    for args in (("status", str(renamed)), ("sql", str(renamed), "SELECT count(*) FROM runs"), ("stats", str(renamed)),
+                 ("report", str(renamed), "--out", str(tmp_path / "r.html"))):
+        res = _cli(*args)
+        assert res.returncode == 0, (args, res.stderr[-2000:])
+        assert "folder 'renamed' holds study 'layer'" in res.stderr, (args, res.stderr[-2000:])
+    assert "6     6" in _cli("status", str(renamed)).stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# Layering and import cost
+# --------------------------------------------------------------------------------------------------
+
+LAYERS = {"workers": set(), "sweep": {"workers"}, "analysis": {"sweep", "workers"}}
+
+
+def _imported_packages(path: Path) -> set[str]:
+    """Top-level packages of the project named by any import in the file (also inside functions) or by a
+    string handed to importlib."""
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.split(".")[0] in LAYERS \
+                and node.value.replace(".", "").replace(":", "").replace("_", "").isalnum() and "." in node.value:
+            names.add(node.value.split(":")[0])
+    return {n.split(".")[0] for n in names} & set(LAYERS)
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_imports_run_one_way(layer: str) -> None:
+    wrong = {}
+    for f in sorted((ROOT / layer).rglob("*.py")):
+        bad = _imported_packages(f) - LAYERS[layer] - {layer}
+        if bad:
+            wrong[str(f.relative_to(ROOT))] = sorted(bad)
+    assert not wrong, f"{layer} may import only {sorted(LAYERS[layer])}: {wrong}"
+
+
+HEAVY = ("torch", "sklearn", "numba", "ray", "matplotlib", "scipy")
+
+
+def test_read_only_commands_import_no_heavy_module(study) -> None:
+    uri = study.study_uri
+    probe = ("import sys\nfrom sweep.cli import main\nrc = main(sys.argv[1:])\n"
+             f"print('HEAVY', sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))\nsys.exit(rc)")
+    for args in (["views"], ["views", uri], ["sql", uri, "SELECT count(*) FROM runs"], ["status", uri],
+                 ["validate", str(ROOT / "studies" / "quickstart.yaml")], ["compare", uri]):
+        res = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=ROOT,
+                             timeout=120)
+        assert res.returncode == 0, (args, res.stderr[-2000:])
+        assert "HEAVY []" in res.stdout, (args, res.stdout[-500:])
+    res = subprocess.run([sys.executable, "-c", "import sys\nfrom sweep.cli import build_parser\nbuild_parser()\n"
+                          f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.stdout.strip() == "[]", res.stdout + res.stderr

@@ -1,0 +1,131 @@
+"""What the metrics of one checkpoint are computed from, each piece computed once, when first needed.
+
+Which points each input holds (all seeded from the restart's metric seed, one independent stream per
+purpose, so adding or removing a metric never changes another's value and a rerun gives the same numbers):
+- codes / posterior / active / jacobian / factors: `n_eval` held-out points drawn without replacement from
+  `dataset.split_indices("test")` (all of them if there are fewer), encoded to posterior means (N, d).
+- supervised: `n_train_supervised` + `n_test_supervised` fresh draws from the generative model
+  (`sample_factors` + `observations`), as disentanglement_lib does (DCI, SAP).
+- encode / dataset: the intervention protocols (FactorVAE, BetaVAE) sample their own batches through them.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+ENCODE_BATCH = 1024
+
+
+def metric_stream(seed: int, name: str) -> int:
+    """A 31-bit seed for purpose `name`, derived from the restart's metric seed (stable across processes)."""
+    return int(np.random.default_rng([int(seed) & 0xFFFFFFFFFFFF, zlib.crc32(name.encode())]).integers(2**31))
+
+
+def encode_points(model: Any, x: np.ndarray, device: str | torch.device,
+                  batch: int = ENCODE_BATCH) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Posterior means (N, d) float64 and posterior parameters (numpy) of observations x, in batches."""
+    mus: list[np.ndarray] = []
+    params: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            mu, post = model.encode(torch.as_tensor(np.asarray(x[s : s + batch]), device=device))
+            mus.append(mu.double().cpu().numpy())
+            for k, v in post.items():
+                params.setdefault(k, []).append(v.double().cpu().numpy())
+    return np.concatenate(mus), {k: np.concatenate(v) for k, v in params.items()}
+
+
+class CheckpointInputs:
+    """The inputs of one seed's model (a `workers.models.protocol.SeedModel`) on `dataset` at a checkpoint.
+
+    eval_cfg: {"n_eval", "n_train_supervised", "n_test_supervised"} (sweep.defaults.EVAL_DEFAULTS) and
+    optionally "n_jobs" (parallel fits; default torch.get_num_threads(), which Ray sets to the task's CPUs).
+    """
+
+    def __init__(self, model: Any, dataset: Any, eval_cfg: dict[str, Any], seed: int,
+                 device: str | torch.device = "cpu"):
+        self.model, self.dataset, self.seed, self.device = model, dataset, seed, device
+        self.n_eval = int(eval_cfg.get("n_eval", 10_000))
+        self.n_train_supervised = int(eval_cfg.get("n_train_supervised", 10_000))
+        self.n_test_supervised = int(eval_cfg.get("n_test_supervised", 5_000))
+        self.n_jobs = int(eval_cfg.get("n_jobs") or torch.get_num_threads())
+
+    def stream(self, name: str) -> int:
+        return metric_stream(self.seed, name)
+
+    @functools.cached_property
+    def _indices(self) -> np.ndarray:
+        test = self.dataset.split_indices("test")
+        rng = np.random.default_rng(self.stream("points"))
+        return np.sort(rng.choice(test, size=min(self.n_eval, len(test)), replace=False))
+
+    @functools.cached_property
+    def _encoded(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        mu, params = encode_points(self.model, self.dataset.observations_at(self._indices), self.device)
+        if not np.all(np.isfinite(mu)):
+            raise ValueError("encoder returned NaN or inf means (a diverged model?); metrics are undefined")
+        return mu, params
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Posterior means of the held-out points, (N, d) float64."""
+        return self._encoded[0]
+
+    @functools.cached_property
+    def posterior(self) -> dict[str, np.ndarray]:
+        """{"logvar": (N, d)} for a diagonal posterior, {"cov": (N, d, d)} for a full one, {} for none."""
+        params = self._encoded[1]
+        if "logvar" in params:
+            return {"logvar": params["logvar"]}
+        if "scale_tril" in params:
+            L = params["scale_tril"]
+            return {"cov": L @ np.swapaxes(L, 1, 2)}
+        if getattr(self.model, "posterior", "none") != "none":
+            raise ValueError(f"model.posterior is {self.model.posterior!r} but encode returned {sorted(params)}; "
+                             "expected 'logvar' (diag) or 'scale_tril' (full)")
+        return {}
+
+    @functools.cached_property
+    def active(self) -> np.ndarray:
+        """(d,) bool: latents whose posterior mean varies (design.md §6, the polarised regime's rule)."""
+        from workers.metrics.polarized import active_mask_mu
+
+        return active_mask_mu(self.codes)
+
+    @functools.cached_property
+    def jacobian(self) -> dict[str, Any]:
+        """DtO (all and active latents) and c_ima from the decoder Jacobians at the held-out codes."""
+        from workers.metrics.dto import jacobian_metrics
+
+        mu = torch.as_tensor(self.codes, dtype=torch.float32, device=self.device)
+        return jacobian_metrics(self.model.decode, mu, active=self.active)
+
+    @functools.cached_property
+    def factors(self) -> np.ndarray:
+        """Ground-truth factors of the held-out points, (N, K)."""
+        return self.dataset.factors_at(self._indices)
+
+    @property
+    def discrete(self) -> np.ndarray:
+        return np.asarray(self.dataset.discrete, dtype=bool)
+
+    @property
+    def encode(self) -> Callable[[np.ndarray], np.ndarray]:
+        """observations -> posterior means (N, d) float64."""
+        return lambda x: encode_points(self.model, x, self.device)[0]
+
+    @functools.cached_property
+    def supervised(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(codes_train, factors_train, codes_test, factors_test) drawn from the generative model."""
+        from workers.metrics.sampling import encode_sample
+
+        rng = np.random.default_rng(self.stream("supervised"))
+        c_tr, f_tr = encode_sample(self.encode, self.dataset, self.n_train_supervised, rng)
+        c_te, f_te = encode_sample(self.encode, self.dataset, self.n_test_supervised, rng)
+        return c_tr, f_tr, c_te, f_te

@@ -1,0 +1,170 @@
+"""The metric registry: every metric declared once (design.md §6).
+
+Each entry names the metric as a study requests it (`eval.metrics`), the store columns it writes and
+their kinds, the inputs it needs and the function that computes it from a checkpoint's inputs. The study
+validation, the checkpoint evaluation, the Parquet schema and the analysis lists are all derived from
+`METRICS`. Adding a metric = one entry here + its pure function (one file) + its tests.
+
+This module imports nothing heavy: the `compute` functions import their metric module when called, so
+reading the registry (the CLI, the schema, the analysis) costs no torch, sklearn or numba.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from workers.metrics.inputs import CheckpointInputs
+
+ColumnKind = Literal["float", "int", "list"]  # list = list of floats (one value per factor or latent)
+Need = Literal["factors", "posterior", "jacobian", "supervised", "interventions"]
+Role = Literal["orthogonality", "disentanglement", "posterior"]
+
+NEEDS: dict[str, str] = {
+    "factors": "ground-truth factors of the held-out points (null on datasets without factors)",
+    "posterior": "posterior means and variances of the held-out points",
+    "jacobian": "decoder Jacobians at the held-out posterior means",
+    "supervised": "fresh (codes, factors) samples from the generative model, train and test",
+    "interventions": "encodings of batches that fix one factor (FactorVAE / BetaVAE protocols)",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: what a study calls it, what it writes, what it needs and how it is computed.
+
+    columns: store column -> kind; headline: the columns the analysis treats as this metric's score
+    (correlated with DtO, tabulated), higher = more of `role`, except for orthogonality where lower DtO
+    means closer to orthogonal.
+    """
+
+    name: str
+    columns: dict[str, ColumnKind]
+    needs: frozenset[Need]
+    role: Role
+    headline: tuple[str, ...]
+    compute: Callable[[CheckpointInputs], dict[str, Any]]
+    doc: str
+
+    @property
+    def needs_factors(self) -> bool:
+        return bool(self.needs & {"factors", "supervised", "interventions"})
+
+
+def _dto(x: CheckpointInputs) -> dict[str, Any]:
+    return {k: x.jacobian[k] for k in ("dto", "dto_active")}
+
+
+def _c_ima(x: CheckpointInputs) -> dict[str, Any]:
+    return {"c_ima": x.jacobian["c_ima"]}
+
+
+def _polarized(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.polarized import polarized
+
+    return polarized(x.codes, **x.posterior)
+
+
+def _ds(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.ds import ds
+
+    return ds(x.codes, x.factors, discrete=x.discrete, seed=x.stream("ds"))
+
+
+def _mig(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.mig import mig
+
+    return mig(x.codes, x.factors, discrete=x.discrete)
+
+
+def _mig_sup(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.mig import mig_sup
+
+    return mig_sup(x.codes, x.factors, discrete=x.discrete, active=x.active)
+
+
+def _dci(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.dci import dci
+
+    c_tr, f_tr, c_te, f_te = x.supervised
+    return dci(c_tr, f_tr, c_te, f_te, seed=x.stream("dci"), discrete=x.discrete, n_jobs=x.n_jobs)
+
+
+def _sap(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.sap import sap
+
+    c_tr, f_tr, c_te, f_te = x.supervised
+    return sap(c_tr, f_tr, c_te, f_te, continuous=~x.discrete)
+
+
+def _factorvae(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.factorvae import factorvae_score
+
+    return factorvae_score(x.encode, x.dataset, seed=x.stream("factorvae"), num_train=x.n_train_supervised,
+                           num_eval=x.n_test_supervised, num_variance_estimate=x.n_train_supervised)
+
+
+def _betavae(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.betavae import betavae_score
+
+    return betavae_score(x.encode, x.dataset, seed=x.stream("betavae"), num_train=x.n_train_supervised,
+                         num_eval=x.n_test_supervised)
+
+
+def _metric(name: str, columns: dict[str, ColumnKind], needs: tuple[Need, ...], role: Role,
+            headline: tuple[str, ...], compute: Callable[[CheckpointInputs], dict[str, Any]], doc: str) -> Metric:
+    return Metric(name, columns, frozenset(needs), role, headline, compute, doc)
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    _metric("dto", {"dto": "float", "dto_active": "float"}, ("jacobian",), "orthogonality", ("dto", "dto_active"),
+            _dto, "distance of the decoder Jacobian's right singular vectors to the nearest signed permutation"),
+    _metric("c_ima", {"c_ima": "float"}, ("jacobian",), "orthogonality", ("c_ima",), _c_ima,
+            "IMA contrast of the decoder Jacobian's columns (0 = orthogonal)"),
+    _metric("polarized", {"kl_per_dim": "list", "sigma2_per_dim": "list", "active_units": "int",
+                          "active_units_mu": "int", "polarized_delta_kl": "float"},
+            ("posterior",), "posterior", ("active_units",), _polarized,
+            "the polarised regime: per-latent KL and variance, active units, relative KL gap"),
+    _metric("ds", {"ds": "float", "ds_per_factor": "list"}, ("factors",), "disentanglement", ("ds",), _ds,
+            "disentanglement score: best-vs-second single-latent kNN predictor per factor"),
+    _metric("mig", {"mig": "float", "mig_per_factor": "list"}, ("factors",), "disentanglement", ("mig",), _mig,
+            "mutual information gap, 20-bin histograms"),
+    _metric("mig_sup", {"mig_sup": "float"}, ("factors",), "disentanglement", ("mig_sup",), _mig_sup,
+            "MIG-sup: the transposed gap per active latent"),
+    _metric("dci", {"dci_disentanglement": "float", "dci_completeness": "float",
+                    "dci_informativeness_train": "float", "dci_informativeness_test": "float"},
+            ("supervised",), "disentanglement", ("dci_disentanglement",), _dci,
+            "DCI from gradient-boosted-tree importances"),
+    _metric("sap", {"sap": "float"}, ("supervised",), "disentanglement", ("sap",), _sap,
+            "separated attribute predictability"),
+    _metric("factorvae", {"factorvae_train": "float", "factorvae_eval": "float", "factorvae_active_dims": "int"},
+            ("interventions",), "disentanglement", ("factorvae_eval",), _factorvae,
+            "FactorVAE score: majority-vote classifier on the least-variant latent"),
+    _metric("betavae", {"betavae_train": "float", "betavae_eval": "float"}, ("interventions",),
+            "disentanglement", ("betavae_eval",), _betavae,
+            "BetaVAE score: logistic regression on |z1 - z2| of pairs sharing one factor"),
+)}
+
+# Columns a checkpoint row holds beside the metrics': written by the trainer from its own state.
+TRAINER_COLUMNS: dict[str, ColumnKind] = {"polarized_fraction": "float"}
+
+
+def metric_columns() -> dict[str, ColumnKind]:
+    """Every metric column of the store, in registry order, then the trainer's own."""
+    out: dict[str, ColumnKind] = {}
+    for m in METRICS.values():
+        out.update(m.columns)
+    out.update(TRAINER_COLUMNS)
+    return out
+
+
+def headline_columns(role: Role) -> tuple[str, ...]:
+    """The headline columns of every metric with `role`, in registry order."""
+    return tuple(c for m in METRICS.values() if m.role == role for c in m.headline)
+
+
+def scalar_columns() -> tuple[str, ...]:
+    """Metric columns holding one number per row (not per-factor lists)."""
+    return tuple(c for c, kind in metric_columns().items() if kind != "list")
