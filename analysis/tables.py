@@ -6,12 +6,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pandas import NA as _NA
-
 
 def fmt(v: Any, digits: int = 4) -> str:
     """A cell as text: floats to `digits` significant digits, None/NaN as '—'."""
-    if v is None or v is _NA:
+    if _missing_scalar(v):
         return "—"
     if isinstance(v, float):
         if math.isnan(v):
@@ -30,7 +28,7 @@ def mean_std(mean: float | None, std: float | None, digits: int = 3) -> str:
 
 
 def _missing(v: Any) -> bool:
-    return v is None or v is _NA or (isinstance(v, float) and math.isnan(v))
+    return _missing_scalar(v) or (isinstance(v, float) and math.isnan(v))
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -45,3 +43,8 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = [line(list(headers)), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells]
     return "\n".join(s.rstrip() for s in out)
+
+
+def _missing_scalar(v: Any) -> bool:
+    """None or pandas' NA, recognised without importing pandas (the sql command never needs it)."""
+    return v is None or type(v).__name__ == "NAType"

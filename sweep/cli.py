@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from sweep.spec import SpecError
-    from workers.data.base import DataError
+    from sweep.errors import SpecError
+    from workers.data.errors import DataError
 
     try:
         return int(args.func(args) or 0)

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sweep import defaults as D
+from sweep.errors import SpecError
 from workers.data.catalog import DATASETS
 from workers.metrics.registry import METRICS
 from workers.models.catalog import ACTIVATIONS, ARCHITECTURES, LIKELIHOODS, OBJECTIVES, OPTIMIZERS
@@ -25,15 +26,6 @@ from workers.store.layout import join_uri
 from workers.trial import Arch, EvalSettings, Optimizer, RestartConfig, TrialSpec, stable_key
 
 __all__ = ["Restart", "SpecError", "Study", "StudySpec", "TrialSpec", "load_study", "stable_key", "validate_study"]
-
-
-class SpecError(ValueError):
-    """Invalid study file. `problems` holds one human-readable line per problem."""
-
-    def __init__(self, problems: list[str], source: str = "study"):
-        self.problems = problems
-        self.source = source
-        super().__init__(f"{source}: invalid study\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,12 +16,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from .errors import DataError
+
 SPLIT_FRACTIONS = {"train": 0.8, "eval": 0.1, "test": 0.1}
 _SPLIT_STREAM = 0x5B117  # separates the split's random stream from the generator's, both from data_seed
-
-
-class DataError(ValueError):
-    """Bad dataset name, option or file. The message names the field or file and what was expected."""
 
 
 def as_indices(indices: np.ndarray | Sequence[int], n: int, what: str = "indices") -> np.ndarray:
