@@ -110,7 +110,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
-    from workers.store.views import VIEWS, view_columns, views_connection
+    from workers.metrics.registry import METRICS
+    from workers.store.views import MERGE_RULE, VIEWS, view_columns, views_connection
 
     if args.study_dir:
         opened = _open(args)
@@ -129,6 +130,11 @@ def cmd_views(args: argparse.Namespace) -> int:
                                                        if extra else ""))
         else:
             print("    columns: " + ", ".join(f"{c} {t}" for c, t in cols))
+    print(f"\nmerging of later evaluations (orthosweep evaluate, eval.mode async):\n    {MERGE_RULE}")
+    print("\nmetrics (eval.metrics, orthosweep evaluate --metrics) and the columns each writes:")
+    for m in METRICS.values():
+        scope = " [per configuration: evaluation stage]" if m.scope == "configuration" else ""
+        print(f"    {m.name}: {', '.join(m.columns)}{scope}\n        {m.doc}")
     return 0
 
 

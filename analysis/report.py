@@ -54,19 +54,24 @@ def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", spl
     """
     runs = restarts(con, epoch) if runs is None else runs
     if runs.empty:
-        return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame()}
+        return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame(),
+                "udr_correlations": pd.DataFrame()}
     runs = _attach_names(runs)
     nf = n_factors(runs)
     by = ("study", "group")
     stats = restart_statistics(runs, metric=metric, method=split, k=k, threshold=threshold,
                                exclude_overpruned=exclude_overpruned, n_factors=nf, by=by)
     kept = runs[~overpruned(runs["active_units"].to_numpy(float), nf)] if exclude_overpruned else runs
+    # UDR is the label-free alternative to picking restarts by MIG: how well does it rank them?
+    udr = (correlation_table(kept, x="udr_spearman", metrics=("mig", "dto"), by=by, n_boot=n_boot)
+           if "udr_spearman" in kept and kept["udr_spearman"].notna().any() else pd.DataFrame())
     return {
         "n_restarts": len(runs), "metric": metric, "split": split, "k": k, "threshold": threshold, "epoch": epoch,
         "exclude_overpruned": exclude_overpruned,
         "groups": group_table(runs, metrics_present(runs, TABLE_METRICS), by=by),
         "restart_statistics": stats,
         "correlations": correlation_table(kept, by=by, n_boot=n_boot),
+        "udr_correlations": udr,
     }
 
 
@@ -130,7 +135,8 @@ def stats_text(con: duckdb.DuckDBPyConnection, *, as_json: bool = False, **kw: A
     if as_json:
         out = {**{k: v for k, v in st.items() if not isinstance(v, (pd.DataFrame, list))},
                "groups": st["groups"].to_dict("records"), "restart_statistics": st["restart_statistics"],
-               "correlations": st["correlations"].to_dict("records")}
+               "correlations": st["correlations"].to_dict("records"),
+               "udr_correlations": st["udr_correlations"].to_dict("records")}
         return json.dumps(_json_safe(out), indent=1)
     if st["n_restarts"] == 0:
         return "no restarts with status ok yet"
@@ -138,6 +144,9 @@ def stats_text(con: duckdb.DuckDBPyConnection, *, as_json: bool = False, **kw: A
              "", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"])), "",
              "Correlations of DtO with each disentanglement metric (bootstrap 95% CI)",
              text_table(*correlation_rows(st["correlations"])) if len(st["correlations"]) else "(none recorded)"]
+    if len(st["udr_correlations"]):
+        parts += ["", "Rank correlation of UDR (Spearman variant) with MIG and with DtO across restarts",
+                  text_table(*correlation_rows(st["udr_correlations"]))]
     return "\n".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""CLI commands of the sweep service: validate, submit, resume, status, compact."""
+"""CLI commands of the sweep service: validate, submit, resume, evaluate, status, compact."""
 
 from __future__ import annotations
 
@@ -29,6 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study_dir", help="<storage>/<study> folder (or URI) holding study.yaml")
     _ray_args(p, with_jobs=False)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("evaluate", help="score stored checkpoints with any registered metric, without retraining")
+    p.add_argument("study_dir", help="<storage>/<study> folder (or URI) holding study.yaml and models/")
+    p.add_argument("--metrics", default=None, help="comma-separated registry names, e.g. sap,dci,udr "
+                   "(default: the study's eval.metrics); `orthosweep views` lists the columns each writes")
+    p.add_argument("--epochs", default="all", help="checkpoint epochs to score, e.g. 0,50 (default: all)")
+    p.add_argument("--force", action="store_true", help="recompute metrics already in the store (the latest "
+                   "evaluation wins in the checkpoints view; earlier ones stay in evaluations_raw)")
+    p.add_argument("--address", help="Ray cluster (auto, ray://HEAD:10001, HEAD:6379); default: an in-process "
+                   "Ray on this machine")
+    p.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs per evaluation task (default 1)")
+    p.add_argument("--gpus-per-task", type=float, default=0.0, help="GPU share per evaluation task for the "
+                   "encoder and decoder passes (default 0: CPU)")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("status", help="restarts done/running/failed/remaining per (dataset, model)")
     p.add_argument("study_dir", help="<storage>/<study> folder (or URI) holding study.yaml")
@@ -120,7 +134,11 @@ def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
     except PreflightError as e:
         return _bad(str(e))
     print(f"[orthosweep] {outcome.done}/{outcome.total} restarts done, {outcome.failed} failed "
-          f"({outcome.trained} scheduled by this run, {outcome.seconds:.1f} s)")
+          f"({outcome.trained} scheduled by this run, {outcome.seconds:.1f} s"
+          + (f"; {outcome.evaluated} metric rows from the evaluation stage)" if outcome.evaluated else ")"))
+    for err in outcome.eval_errors:
+        print(f"error: evaluation task {err} (`orthosweep evaluate {study.study_uri}` retries it)",  # type: ignore[attr-defined]
+              file=sys.stderr)
     for text in after_sweep(study.study_uri):  # type: ignore[attr-defined]
         print(text, flush=True)
     if outcome.failed:
@@ -150,6 +168,40 @@ def load_study_dir(study_dir: str):  # noqa: ANN201 - returns sweep.spec.Study (
     data["storage"] = storage
     study = validate_study(data, source=f"{study_dir}/study.yaml")
     return dataclasses.replace(study, folder=study_dir)
+
+
+def _epochs(text: str) -> list[int] | None:
+    if text.strip() == "all":
+        return None
+    try:
+        out = [int(e) for e in text.split(",") if e.strip()]
+    except ValueError:
+        raise ValueError(f"--epochs: got {text!r}; give comma-separated integers such as 0,50, or all") from None
+    if not out or min(out) < 0:
+        raise ValueError(f"--epochs: got {text!r}; give non-negative epochs such as 0,50, or all")
+    return out
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sweep.evaluate import EvaluationError, check_metrics, run_evaluation
+    from sweep.preflight import PreflightError, check_address
+
+    try:
+        study = load_study_dir(args.study_dir)
+        epochs = _epochs(args.epochs)
+        metrics = check_metrics([args.metrics]) if args.metrics is not None else None
+        if args.cpus_per_task <= 0 or args.gpus_per_task < 0:
+            raise ValueError("--cpus-per-task must be > 0 and --gpus-per-task >= 0")
+        check_address(args.address)
+        outcome = run_evaluation(study, metrics=metrics, epochs=epochs, force=args.force, address=args.address,
+                                 cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task)
+    except (FileNotFoundError, ValueError, EvaluationError, PreflightError) as e:
+        return _bad(str(e))
+    print(f"[orthosweep] evaluate: {outcome.jobs} tasks, {outcome.rows} metric rows written "
+          f"({outcome.failed_metrics} undefined for their model) in {outcome.seconds:.1f} s")
+    for err in outcome.errors:
+        print(f"error: evaluation task {err}", file=sys.stderr)
+    return EXIT_FAILED_RESTARTS if outcome.errors else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

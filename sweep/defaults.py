@@ -56,6 +56,15 @@ EVAL_DEFAULTS: dict[str, Any] = dict(
 )
 
 
+def eval_mode(mode: str, gpu_per_trial: float) -> str:
+    """`eval.mode` as run: `auto` is async when trials train on a GPU (the CPU metrics then run on the
+    node's otherwise idle cores while the GPU trains on) and inline on CPU-only trials (there the metric
+    tasks would compete with training for the same cores; bench/eval_overlap.py measures both)."""
+    if mode == "auto":
+        return "async" if gpu_per_trial > 0 else "inline"
+    return mode
+
+
 def default_hparam(dataset: str, model: str, name: str, given: dict[str, float]) -> float:
     """The paper value of hyperparameter `name` for (dataset, model), given the others already fixed."""
     cell = CELL_DEFAULTS.get((dataset, model), {})

@@ -7,7 +7,10 @@ Flow of `run_sweep` (design.md §9):
   3. `study.yaml` written; on `resume`, the latest Tune experiment under `<study_dir>/tune/` is restored
      (running trials continue from their last Tune checkpoint, errored ones are retried);
   4. the store decides what is left: restarts whose final checkpoint is stored are dropped from their seed
-     block (seeds are block-independent), empty blocks from the sweep; the rest run as a new experiment.
+     block (seeds are block-independent), empty blocks from the sweep; the rest run as a new experiment;
+  5. the evaluation stage (`sweep.evaluate`) computes every evaluation the store still lacks: the CPU
+     metrics of `eval.mode: async` (most already handed to Ray tasks while the trials trained), UDR, and
+     whatever a killed driver left undone. The sweep is complete when those rows are written.
 Tune's own loggers and tables are off; `SweepProgress` prints one line and records permanent failures.
 """
 
@@ -211,6 +214,14 @@ class SweepOutcome:
     failed: int
     trained: int  # restarts whose trials this call started (0 if everything was already in the store)
     seconds: float
+    evaluated: int = 0  # evaluations rows the evaluation stage wrote after training
+    eval_errors: tuple[str, ...] = ()  # evaluation tasks that raised (nothing written for them)
+
+
+def _evaluations_pending(study: Study) -> bool:
+    from workers.store.pending import pending_evaluations
+
+    return _store_exists(study.study_uri) and not pending_evaluations(study.study_uri, study.eval.metrics).empty
 
 
 def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int | None = None,
@@ -229,7 +240,7 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
     check_address(address)
     check_storage(study.study_uri)
     fn = load_trainable(trainable)
-    if not resume and not plan_sweep(study).trials:  # everything is in the store: no Ray needed
+    if not resume and not plan_sweep(study).trials and not _evaluations_pending(study):  # no Ray needed
         layout.write_study_yaml(study.study_uri, study.normalized)
         print(describe_plan(study, plan_sweep(study), max_concurrent), file=out, flush=True)
         return SweepOutcome(len(study.restarts), len(study.restarts), 0, 0, time.time() - started)
@@ -261,10 +272,14 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
             name = EXPERIMENT_PREFIX + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
             progress = _fit(study, fn, plan, name, max_concurrent, out, progress_every, restore=False)
             trained += progress.trained
+        from sweep.evaluate import run_evaluation
+
+        evaluation = run_evaluation(study, out=out, progress_every=progress_every, after_training=True)
         states = final_states(study.study_uri, [r.run_key for r in study.restarts])
     done = sum(1 for s in states.values() if s.done)
     n_failed = sum(1 for s in states.values() if s.status == "failed")
-    return SweepOutcome(len(study.restarts), done, n_failed, trained, time.time() - started)
+    return SweepOutcome(len(study.restarts), done, n_failed, trained, time.time() - started, evaluation.rows,
+                        tuple(evaluation.errors))
 
 
 def latest_experiment(study_uri: str) -> str | None:
@@ -307,6 +322,10 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
     progress = SweepProgress(study.study_uri, trials, len(study.restarts), done,
                              functools.partial(record_failed_trial, study.study_uri, study.name),
                              out=out, every=progress_every, experiment=name)
+    from sweep.evaluate import async_metrics, make_async_callback
+
+    evaluator = make_async_callback(study, trials, out, progress_every) if async_metrics(study) else None
+    callbacks: list[Any] = [progress] + ([evaluator] if evaluator is not None else [])
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if restore:
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True,
@@ -315,7 +334,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
         internal = getattr(tuner, "_local_tuner", None)
         if internal is None or not hasattr(internal, "_run_config"):
             raise RuntimeError("this Ray version's Tuner has no _local_tuner._run_config; cannot resume")
-        internal._run_config.callbacks = [progress]
+        internal._run_config.callbacks = callbacks
         internal._run_config.verbose = 0
     else:
         tuner = tune.Tuner(
@@ -326,8 +345,10 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
                 reuse_actors=True, trial_dirname_creator=_trial_dirname,
                 max_concurrent_trials=max_concurrent or r.max_concurrent_trials or None),
             run_config=tune.RunConfig(
-                name=name, storage_path=tune_dir, storage_filesystem=fs, verbose=0, callbacks=[progress],
+                name=name, storage_path=tune_dir, storage_filesystem=fs, verbose=0, callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=r.max_failures)),
         )
     tuner.fit()
+    if evaluator is not None:  # the trials are done; their checkpoints' evaluations may still be running
+        evaluator.tracker.wait_all()
     return progress

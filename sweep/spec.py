@@ -62,6 +62,8 @@ class EvalSpec(_Strict):
     n_eval: int | None = None  # held-out points for DtO, DS, MIG, polarised regime
     n_train_supervised: int | None = None  # DCI / SAP training points (disentanglement_lib: 10,000)
     n_test_supervised: int | None = None  # DCI / SAP test points (disentanglement_lib: 5,000)
+    # inline | async | auto (async when trials get a GPU, design.md §6; see EvalSettings.mode)
+    mode: Literal["auto", "inline", "async"] | None = None
 
 
 class OverrideSpec(TrainSpec):
@@ -519,8 +521,9 @@ def _check_train(t: dict[str, Any], where: str, problems: list[str]) -> None:
 def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[TrialSpec], EvalSettings]:
     seeds_raw = spec.grid["seeds"]
     seeds = list(range(seeds_raw)) if _is_int(seeds_raw) else sorted(seeds_raw)
-    eval_cfg = EvalSettings.from_dict(
-        {**D.EVAL_DEFAULTS, **{k: v for k, v in spec.eval.model_dump().items() if v is not None}})
+    given = {k: v for k, v in spec.eval.model_dump().items() if v is not None}
+    eval_cfg = EvalSettings.from_dict({**D.EVAL_DEFAULTS, **given,
+                                       "mode": D.eval_mode(given.get("mode", "auto"), spec.resources.gpu)})
     restarts: list[Restart] = []
     trials: list[TrialSpec] = []
     seen: set[str] = set()

@@ -30,7 +30,8 @@ import torch
 from workers.checkpoint import save_torch
 from workers.data import Dataset, load
 from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
-from workers.metrics.evaluate import evaluate_checkpoint
+from workers.metrics.evaluate import METRIC_ERRORS, evaluate_checkpoint
+from workers.metrics.inputs import metric_seed
 from workers.metrics.polarized import polarized, polarized_fraction
 from workers.models.optim import SeedAdam, SeedOptimizer, make_optimizer
 from workers.models.params import FlatParams, init_flat
@@ -48,11 +49,6 @@ DEVICE_DATA_BYTES = 512 * 2**20  # training sets up to this size live on the dev
 FACTORVAE_DISC = dict(lr=1e-4, betas=(0.5, 0.9))  # disentanglement_lib's discriminator optimiser
 
 ReportFn = Callable[[dict[str, Any], dict[str, Any]], None]
-
-
-def metric_seed(run_key: str) -> int:
-    """The integer seed handed to the metrics of one restart: stable, derived from its run key."""
-    return int(run_key[:8], 16)
 
 
 class TrainData:
@@ -273,10 +269,13 @@ class TrialRun:
                 v = float(losses[k][s])
                 row[k] = v if math.isfinite(v) else None
             if status == "ok":
+                t0 = time.perf_counter()
                 try:
                     row.update(self._metrics(s))
-                except (ValueError, RuntimeError, np.linalg.LinAlgError) as e:  # undefined metric, not a bug
+                    row["evaluated"] = list(self.trial.eval.in_trial())
+                except METRIC_ERRORS as e:  # undefined metric, not a bug
                     row.update(status="failed", error=f"metrics: {type(e).__name__}: {e}")
+                row["metrics_seconds"] = time.perf_counter() - t0
             if self.delta_kl[s]:
                 row["polarized_fraction"] = float(polarized_fraction(np.asarray(self.delta_kl[s])))
             if self.study_uri is not None:
@@ -286,9 +285,9 @@ class TrialRun:
         return rows
 
     def _metrics(self, s: int) -> dict[str, Any]:
-        """Metric columns of seed s (the study's `eval.metrics`, workers.metrics.evaluate)."""
+        """Metric columns of seed s: the study's `eval.metrics` this trial computes (`EvalSettings.in_trial`)."""
         model = self.vae.seed_view(self.params.data, s)
-        out = evaluate_checkpoint(model, self.dataset, metrics=self.trial.eval.metrics,
+        out = evaluate_checkpoint(model, self.dataset, metrics=self.trial.eval.in_trial(),
                                   eval_cfg=self.trial.eval.as_dict(), seed=metric_seed(self.trial.run_keys[s]),
                                   device=self.device)
         return {k: v for k, v in out.items() if k in METRIC_COLUMNS}
@@ -329,7 +328,10 @@ class TrialRun:
                 on_checkpoint({"epoch": self.epoch, "step": self.step,
                                "restarts_done": self.S if self.epoch >= epochs else 0,
                                "diverged": n_diverged, "loss": float(np.mean(live)) if live else float("nan"),
-                               "done": self.epoch >= epochs}, self.state_dict())
+                               "done": self.epoch >= epochs,
+                               # restarts whose remaining metrics the evaluation stage computes (async)
+                               "to_evaluate": [r["run_key"] for r in rows if r["status"] == "ok"]},
+                              self.state_dict())
             if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
                 break
         result.state = self.state_dict()

@@ -103,16 +103,26 @@ class EvalSettings:
     n_eval: int = 10_000  # held-out points for DtO, DS, MIG, the polarised regime
     n_train_supervised: int = 10_000  # DCI / SAP / FactorVAE / BetaVAE training points
     n_test_supervised: int = 5_000
+    # inline: the trial computes every checkpoint metric before training on; async: the trial computes
+    # the device-side ones (registry `Metric.device_side`) and the evaluation stage the rest, on Ray CPU
+    # tasks, while training continues
+    mode: str = "inline"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"metrics": list(self.metrics), "n_eval": self.n_eval,
-                "n_train_supervised": self.n_train_supervised, "n_test_supervised": self.n_test_supervised}
+        return {"metrics": list(self.metrics), "n_eval": self.n_eval, "n_train_supervised": self.n_train_supervised,
+                "n_test_supervised": self.n_test_supervised, "mode": self.mode}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> EvalSettings:
-        return EvalSettings(tuple(d.get("metrics", ())), **{k: int(d[k]) for k in
-                                                            ("n_eval", "n_train_supervised", "n_test_supervised")
-                                                            if d.get(k) is not None})
+        sizes = {k: int(d[k]) for k in ("n_eval", "n_train_supervised", "n_test_supervised") if d.get(k) is not None}
+        return EvalSettings(tuple(d.get("metrics", ())), **sizes, mode=str(d.get("mode") or "inline"))
+
+    def in_trial(self) -> tuple[str, ...]:
+        """The metrics a trial computes at each checkpoint itself (see `mode`)."""
+        from workers.metrics.registry import METRICS
+
+        return tuple(m for m in self.metrics if METRICS[m].scope == "checkpoint"
+                     and (self.mode == "inline" or METRICS[m].device_side))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-ENCODE_BATCH = 1024
+ENCODE_BATCH = 1024  # observations per encoder call on a CPU
+ENCODE_BATCH_CUDA = 8192  # on a GPU: the sampling chunks (CHUNK_OBSERVATIONS) go through in one call
+
+
+def metric_seed(run_key: str) -> int:
+    """The integer seed of one restart's metrics: stable, derived from its run key (inline evaluation in the
+    trial and the evaluation stage use the same one, so both compute the same values)."""
+    return int(run_key[:8], 16)
 
 
 def metric_stream(seed: int, name: str) -> int:
@@ -28,8 +35,11 @@ def metric_stream(seed: int, name: str) -> int:
 
 
 def encode_points(model: Any, x: np.ndarray, device: str | torch.device,
-                  batch: int = ENCODE_BATCH) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Posterior means (N, d) float64 and posterior parameters (numpy) of observations x, in batches."""
+                  batch: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Posterior means (N, d) float64 and posterior parameters (numpy) of observations x, in batches
+    (default ENCODE_BATCH, ENCODE_BATCH_CUDA on a GPU)."""
+    if batch is None:
+        batch = ENCODE_BATCH_CUDA if torch.device(device).type == "cuda" else ENCODE_BATCH
     mus: list[np.ndarray] = []
     params: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
@@ -129,3 +139,13 @@ class CheckpointInputs:
         c_tr, f_tr = encode_sample(self.encode, self.dataset, self.n_train_supervised, rng)
         c_te, f_te = encode_sample(self.encode, self.dataset, self.n_test_supervised, rng)
         return c_tr, f_tr, c_te, f_te
+
+    @functools.cached_property
+    def supervised_classes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The supervised factors as class indices (train (N, K), test (M, K)), binned jointly: discrete
+        factors by value, continuous ones by the 20-bin rule (`discrete.factor_classes`)."""
+        from workers.metrics.discrete import factor_classes
+
+        _, f_tr, _, f_te = self.supervised
+        classes = factor_classes(np.concatenate([f_tr, f_te]), self.discrete)
+        return classes[: len(f_tr)], classes[len(f_tr):]

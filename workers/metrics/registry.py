@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from workers.metrics.inputs import CheckpointInputs
 
 ColumnKind = Literal["float", "int", "list"]  # list = list of floats (one value per factor or latent)
-Need = Literal["factors", "posterior", "jacobian", "supervised", "interventions"]
+Need = Literal["factors", "posterior", "jacobian", "supervised", "interventions", "restarts"]
+Scope = Literal["checkpoint", "configuration"]
 Role = Literal["orthogonality", "disentanglement", "posterior"]
 
 NEEDS: dict[str, str] = {
@@ -28,7 +29,11 @@ NEEDS: dict[str, str] = {
     "jacobian": "decoder Jacobians at the held-out posterior means",
     "supervised": "fresh (codes, factors) samples from the generative model, train and test",
     "interventions": "encodings of batches that fix one factor (FactorVAE / BetaVAE protocols)",
+    "restarts": "the encodings of every restart of the configuration on the same points (UDR)",
 }
+# What a trial computes itself when evaluation is asynchronous: metrics needing only the held-out
+# encodings and the decoder; everything else goes to the evaluation stage's CPU tasks.
+DEVICE_NEEDS: frozenset[str] = frozenset({"jacobian", "posterior"})
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,9 @@ class Metric:
 
     columns: store column -> kind; headline: the columns the analysis treats as this metric's score
     (correlated with DtO, tabulated), higher = more of `role`, except for orthogonality where lower DtO
-    means closer to orthogonal.
+    means closer to orthogonal. scope: "checkpoint" metrics are computed from one seed's model
+    (`compute`); "configuration" metrics from all restarts of a configuration at once, by the evaluation
+    stage (`compute` is None; `workers.evaluation` runs them).
     """
 
     name: str
@@ -45,12 +52,18 @@ class Metric:
     needs: frozenset[Need]
     role: Role
     headline: tuple[str, ...]
-    compute: Callable[[CheckpointInputs], dict[str, Any]]
+    compute: Callable[[CheckpointInputs], dict[str, Any]] | None
     doc: str
+    scope: Scope = "checkpoint"
 
     @property
     def needs_factors(self) -> bool:
         return bool(self.needs & {"factors", "supervised", "interventions"})
+
+    @property
+    def device_side(self) -> bool:
+        """Computed inside the trial even when evaluation is asynchronous (see DEVICE_NEEDS)."""
+        return self.scope == "checkpoint" and self.needs <= DEVICE_NEEDS
 
 
 def _dto(x: CheckpointInputs) -> dict[str, Any]:
@@ -113,9 +126,48 @@ def _betavae(x: CheckpointInputs) -> dict[str, Any]:
                          num_eval=x.n_test_supervised)
 
 
+def _modularity(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.modularity import modularity_explicitness
+
+    c_tr, f_tr, c_te, f_te = x.supervised
+    return modularity_explicitness(c_tr, f_tr, c_te, f_te, discrete=x.discrete)
+
+
+def _irs(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.irs import irs
+
+    return irs(x.supervised[0], x.supervised_classes[0])
+
+
+def _unsupervised(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.unsupervised import unsupervised_scores
+
+    return unsupervised_scores(x.codes)
+
+
+def _downstream(predictor: Literal["logreg", "gbt"]) -> Callable[[CheckpointInputs], dict[str, Any]]:
+    def compute(x: CheckpointInputs) -> dict[str, Any]:
+        from workers.metrics.downstream import downstream_scores
+
+        c_tr, _, c_te, _ = x.supervised
+        k_tr, k_te = x.supervised_classes
+        return downstream_scores(c_tr, k_tr, c_te, k_te, predictor=predictor, sizes=DOWNSTREAM_SIZES,
+                                 seed=x.stream(f"downstream_{predictor}"), n_jobs=x.n_jobs)
+
+    return compute
+
+
+DOWNSTREAM_SIZES = (10, 100, 1000, 10000)  # disentanglement_lib's training-set sizes
+
+
+def _downstream_columns(predictor: str) -> dict[str, ColumnKind]:
+    return {f"downstream_{predictor}_{n}_{part}": "float" for n in DOWNSTREAM_SIZES for part in ("train", "test")}
+
+
 def _metric(name: str, columns: dict[str, ColumnKind], needs: tuple[Need, ...], role: Role,
-            headline: tuple[str, ...], compute: Callable[[CheckpointInputs], dict[str, Any]], doc: str) -> Metric:
-    return Metric(name, columns, frozenset(needs), role, headline, compute, doc)
+            headline: tuple[str, ...], compute: Callable[[CheckpointInputs], dict[str, Any]] | None, doc: str,
+            scope: Scope = "checkpoint") -> Metric:
+    return Metric(name, columns, frozenset(needs), role, headline, compute, doc, scope)
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
@@ -145,6 +197,22 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _metric("betavae", {"betavae_train": "float", "betavae_eval": "float"}, ("interventions",),
             "disentanglement", ("betavae_eval",), _betavae,
             "BetaVAE score: logistic regression on |z1 - z2| of pairs sharing one factor"),
+    _metric("modularity", {"modularity": "float", "explicitness_train": "float", "explicitness_test": "float"},
+            ("supervised",), "disentanglement", ("modularity",), _modularity,
+            "modularity (mutual-information template) and explicitness (logistic-regression ROC-AUC)"),
+    _metric("irs", {"irs": "float", "irs_per_factor": "list", "irs_active_dims": "int"}, ("supervised",),
+            "disentanglement", ("irs",), _irs, "interventional robustness score (99% quantile of deviations)"),
+    _metric("unsupervised", {"gaussian_total_correlation": "float", "gaussian_wasserstein_correlation": "float",
+                             "gaussian_wasserstein_correlation_norm": "float", "mutual_info_score": "float"},
+            ("posterior",), "posterior", (), _unsupervised,
+            "Gaussian total correlation, Gaussian Wasserstein correlation, latent mutual information"),
+    _metric("downstream_logreg", _downstream_columns("logreg"), ("supervised",), "disentanglement", (),
+            _downstream("logreg"), "per-factor logistic regression (5-fold CV) trained on 10..10,000 samples"),
+    _metric("downstream_gbt", _downstream_columns("gbt"), ("supervised",), "disentanglement", (),
+            _downstream("gbt"), "per-factor gradient-boosted trees trained on 10..10,000 samples"),
+    _metric("udr", {"udr_spearman": "float", "udr_lasso": "float"}, ("restarts",), "disentanglement",
+            ("udr_spearman",), None, "unsupervised disentanglement ranking: median pairwise similarity of a "
+            "restart to the other restarts of its configuration (Spearman and Lasso)", scope="configuration"),
 )}
 
 # Columns a checkpoint row holds beside the metrics': written by the trainer from its own state.

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from workers.metrics.registry import metric_columns
+from workers.metrics.registry import METRICS, metric_columns
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "failed")
+EVAL_STATUSES = ("ok", "failed")
 DONE_STATUSES = ("ok", "diverged")  # a restart with one of these at its final epoch is never trained again
 
 _f64, _i64, _str = pa.float64(), pa.int64(), pa.string()
@@ -33,7 +34,23 @@ CHECKPOINT_SCHEMA = pa.schema([
     ("wall_seconds", _f64), ("written_at", pa.timestamp("us", tz="UTC")), ("attempt", _i64),
     ("host", _str), ("code_version", _str),
     ("loss", _f64), ("recon", _f64), ("kl", _f64),  # on held-out data, per example (summed over dims)
+    ("evaluated", pa.list_(_str)),  # the metrics this row computed (their columns hold the values)
+    ("metrics_seconds", _f64),  # seconds this checkpoint's training blocked on computing them
     *METRIC_COLUMNS.items(),
+])
+
+# One row per (run_key, epoch, metric) evaluation of a stored checkpoint, written by the evaluation stage
+# (`orthosweep evaluate`, asynchronous evaluation): the metric's registry columns, the rest null.
+EVALUATION_SCHEMA = pa.schema([
+    ("schema_version", pa.int32()),
+    ("study", _str), ("run_key", _str), ("config_key", _str), ("dataset", _str), ("model", _str),
+    ("seed", _i64), ("epoch", _i64), ("metric", _str),
+    ("status", _str),  # ok | failed (error says why; the metric's columns are then null)
+    ("error", _str),
+    ("wall_seconds", _f64),  # seconds this evaluation took (model load excluded)
+    ("written_at", pa.timestamp("us", tz="UTC")), ("attempt", _i64),
+    ("host", _str), ("code_version", _str),
+    *((c, _KIND_TYPES[k]) for m in METRICS.values() for c, k in m.columns.items()),
 ])
 
 TRACE_SCHEMA = pa.schema([
@@ -45,9 +62,11 @@ TRACE_SCHEMA = pa.schema([
     ("written_at", pa.timestamp("us", tz="UTC")), ("attempt", _i64),
 ])
 
-TABLES: dict[str, pa.Schema] = {"checkpoints": CHECKPOINT_SCHEMA, "trace": TRACE_SCHEMA}
+TABLES: dict[str, pa.Schema] = {"checkpoints": CHECKPOINT_SCHEMA, "trace": TRACE_SCHEMA,
+                                "evaluations": EVALUATION_SCHEMA}
 # The key each table is deduplicated on, besides (study, run_key): the latest write per key wins.
-DEDUP_KEYS: dict[str, str] = {"checkpoints": "epoch", "trace": "step"}
+DEDUP_KEYS: dict[str, tuple[str, ...]] = {"checkpoints": ("epoch",), "trace": ("step",),
+                                          "evaluations": ("epoch", "metric")}
 
 
 def compatible(got: pa.DataType, want: pa.DataType) -> bool:

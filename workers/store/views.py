@@ -5,10 +5,16 @@ paths or pyarrow filesystem URIs such as `s3://bucket/prefix?endpoint_override=1
 and returns a DuckDB connection with these views:
 
     checkpoints_raw  every row of every readable checkpoint file, duplicates included
-    checkpoints      one row per (study, run_key, epoch): the latest `written_at`, then the highest `attempt`
+    trained          one row per (study, run_key, epoch) as training wrote it: the latest `written_at`,
+                     then the highest `attempt`
+    evaluations_raw  every row of the evaluation stage (one per run_key, epoch, metric), duplicates included
+    evaluations      one row per (study, run_key, epoch, metric): the latest evaluation of that metric
+    checkpoints      `trained` with the evaluations merged in: still one row per (study, run_key, epoch)
     runs             one row per restart at its last recorded checkpoint (+ `n_checkpoints`)
     groups           one row per (study, config_key, epoch): restart counts and mean/std of the main metrics
     trace            training-time series, one row per (study, run_key, step), deduplicated the same way
+
+How evaluations merge into `checkpoints` is `MERGE_RULE` below (printed by `orthosweep views`).
 
 Files are listed by `workers.store.files` (unreadable ones skipped with a warning naming them) and read
 with the schema v1 (columns a file lacks are null, narrower integer columns are widened), so local and
@@ -30,9 +36,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from workers.metrics.registry import METRICS
 from workers.store.files import Partition, open_dataset, scan_files
 from workers.store.layout import StudyLocation, resolve_studies
 from workers.store.schema import DEDUP_KEYS, TABLES
+
+MERGE_RULE = (
+    "A metric's columns in `checkpoints` come from the latest evaluation of that metric for the (run_key, "
+    "epoch) if it was written after the training row, otherwise from the training row (computed inline, or "
+    "null). A retrained checkpoint (new weights) hides older evaluations until the metric is evaluated again. "
+    "`evaluated` lists the metrics whose values the row holds; a failed evaluation adds '<metric>: <error>' "
+    "to `error` and leaves its columns null. History: checkpoints_raw, evaluations_raw.")
 
 
 class ReadOnlyError(PermissionError):
@@ -47,17 +61,33 @@ MAIN_METRICS = ("dto", "dto_active", "mig", "ds", "recon", "kl", "active_units")
 # (raw rows when no key is written twice; an anti-join of the superseded rows otherwise), ~4x faster.
 _DEDUP = ("SELECT * FROM _raw_{table} QUALIFY row_number() OVER (PARTITION BY study, run_key, {key} "
           "ORDER BY written_at DESC, attempt DESC) = 1")
+_MERGED = "SELECT * FROM trained"  # replaced at connect time by `_merge_plan` when evaluations exist
 _GROUP_METRICS = ",\n       ".join(
     f"avg({m}) AS {m}_mean, stddev_samp({m}) AS {m}_std" for m in MAIN_METRICS
 )
+_DEDUP_VIEW = {"checkpoints": "trained", "trace": "trace", "evaluations": "evaluations"}
 VIEWS: dict[str, tuple[str, str]] = {
     "checkpoints_raw": (
         "SELECT * FROM _raw_checkpoints",
         "every row of every readable checkpoint file, at-least-once duplicates included",
     ),
-    "checkpoints": (
+    "trained": (
         _DEDUP.format(table="checkpoints", key="epoch"),
-        "one row per (study, run_key, epoch): the latest written_at wins, then the highest attempt",
+        "one row per (study, run_key, epoch) as training wrote it: the latest written_at wins, then the "
+        "highest attempt",
+    ),
+    "evaluations_raw": (
+        "SELECT * FROM _raw_evaluations",
+        "every evaluation-stage row (one per run_key, epoch, metric), re-evaluations included",
+    ),
+    "evaluations": (
+        _DEDUP.format(table="evaluations", key="epoch, metric"),
+        "one row per (study, run_key, epoch, metric): the latest evaluation of that metric",
+    ),
+    "checkpoints": (
+        _MERGED,
+        "one row per (study, run_key, epoch): `trained` with each metric's latest evaluation merged in when "
+        "it is newer than the training row (`evaluated` lists the metrics present)",
     ),
     "runs": (  # a hash aggregate and a join: no window over all columns
         "SELECT c.*, k.n_checkpoints FROM checkpoints AS c JOIN (SELECT study, run_key, max(epoch) AS epoch, "
@@ -92,7 +122,8 @@ def connect(path: str, study: str | Iterable[str] | None = None) -> duckdb.DuckD
     return views_connection(resolve_studies(path, study))
 
 
-def _dedup_plan(con: duckdb.DuckDBPyConnection, table: str, key: str) -> tuple[str, dict[str, pa.Table]]:
+def _dedup_plan(con: duckdb.DuckDBPyConnection, table: str,
+                keys: tuple[str, ...]) -> tuple[str, dict[str, pa.Table]]:
     """SQL of the deduplicated `table` view for this snapshot of files, plus small tables it needs.
 
     No key written twice: the raw rows. Otherwise the superseded rows are identified once here (narrow
@@ -100,7 +131,8 @@ def _dedup_plan(con: duckdb.DuckDBPyConnection, table: str, key: str) -> tuple[s
     winning row exists in identical copies (same written_at and attempt, e.g. a compaction's output next
     to its sources) cannot be told apart that way: those keys alone go through the window.
     """
-    k = f"study, run_key, {key}"
+    k = ", ".join(("study", "run_key", *keys))
+    on = lambda a, b: " AND ".join(f"{a}.{c} = {b}.{c}" for c in ("study", "run_key", *keys))  # noqa: E731
     dups = con.sql(f"SELECT {k} FROM _raw_{table} GROUP BY ALL HAVING count(*) > 1").to_arrow_table()
     if dups.num_rows == 0:
         return f"SELECT * FROM _raw_{table}", {}
@@ -110,16 +142,15 @@ def _dedup_plan(con: duckdb.DuckDBPyConnection, table: str, key: str) -> tuple[s
               f"FROM _raw_{table} SEMI JOIN _dups USING ({k}) "
               f"WINDOW w AS (PARTITION BY {k} ORDER BY written_at DESC, attempt DESC)")
     con.execute(f"CREATE TEMP TABLE _ranked AS {ranked}")
-    losers = con.sql(f"SELECT DISTINCT l.study, l.run_key, l.{key}, l.written_at, l.attempt_k FROM _ranked l "
-                     f"JOIN _ranked w ON w.rn = 1 AND l.study = w.study AND l.run_key = w.run_key "
-                     f"AND l.{key} = w.{key} WHERE l.rn > 1 AND NOT (l.written_at = w.written_at "
-                     f"AND l.attempt_k = w.attempt_k)").to_arrow_table()
+    cols = ", ".join(f"l.{c}" for c in ("study", "run_key", *keys))
+    losers = con.sql(f"SELECT DISTINCT {cols}, l.written_at, l.attempt_k FROM _ranked l "
+                     f"JOIN _ranked w ON w.rn = 1 AND {on('l', 'w')} WHERE l.rn > 1 AND NOT "
+                     f"(l.written_at = w.written_at AND l.attempt_k = w.attempt_k)").to_arrow_table()
     exact = con.sql(f"SELECT {k} FROM _ranked WHERE rn = 1 AND copies > 1").to_arrow_table()
     con.execute("DROP TABLE _ranked")
     con.unregister("_dups")
-    keep = (f"SELECT * FROM _raw_{table} AS r ANTI JOIN _losers_{table} AS l ON r.study = l.study "
-            f"AND r.run_key = l.run_key AND r.{key} = l.{key} AND r.written_at = l.written_at "
-            f"AND coalesce(r.attempt, -1) = l.attempt_k")
+    keep = (f"SELECT * FROM _raw_{table} AS r ANTI JOIN _losers_{table} AS l ON {on('r', 'l')} "
+            f"AND r.written_at = l.written_at AND coalesce(r.attempt, -1) = l.attempt_k")
     extra = {f"_losers_{table}": losers}
     if exact.num_rows:
         extra[f"_exact_{table}"] = exact
@@ -127,6 +158,36 @@ def _dedup_plan(con: duckdb.DuckDBPyConnection, table: str, key: str) -> tuple[s
                 f"SELECT * FROM (SELECT * FROM _raw_{table} SEMI JOIN _exact_{table} USING ({k})) "
                 f"QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY written_at DESC, attempt DESC) = 1")
     return keep, extra
+
+
+def _merge_plan(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL of the `checkpoints` view: `trained` with the evaluations of the metrics present merged in
+    (the rule in this module's docstring). Only metrics that have evaluations enter the plan."""
+    present = [r[0] for r in con.execute("SELECT DISTINCT metric FROM _raw_evaluations WHERE metric IS NOT NULL "
+                                         "ORDER BY metric").fetchall()]
+    metrics = [METRICS[m] for m in present if m in METRICS]
+    if not metrics:
+        return _MERGED
+    pivot, replace, listed, errors = [], [], [], []
+    for m in metrics:
+        at, err = _quoted(f"_at_{m.name}"), _quoted(f"_error_{m.name}")
+        lit = "'" + m.name + "'"
+        pivot.append(f"any_value(written_at) FILTER (WHERE metric = {lit}) AS {at}")
+        pivot.append(f"any_value(error) FILTER (WHERE metric = {lit}) AS {err}")
+        newer = f"e.{at} > t.written_at"
+        for c in m.columns:
+            pivot.append(f"any_value({_quoted(c)}) FILTER (WHERE metric = {lit}) AS {_quoted(c)}")
+            replace.append(f"CASE WHEN {newer} THEN e.{_quoted(c)} ELSE t.{_quoted(c)} END AS {_quoted(c)}")
+        listed.append(f"CASE WHEN {newer} AND e.{err} IS NULL THEN {lit} END")
+        errors.append(f"CASE WHEN {newer} AND e.{err} IS NOT NULL THEN {lit} || ': ' || e.{err} END")
+    superseded = ", ".join(f"CASE WHEN e.{_quoted('_at_' + m.name)} > t.written_at THEN '{m.name}' END"
+                           for m in metrics)
+    evaluated = (f"list_concat(list_filter(coalesce(t.evaluated, []::VARCHAR[]), lambda x: NOT list_contains("
+                 f"[{superseded}], x)), list_filter([{', '.join(listed)}], lambda x: x IS NOT NULL)) AS evaluated")
+    error = f"nullif(concat_ws('; ', t.error, {', '.join(errors)}), '') AS error"
+    return (f"SELECT t.* REPLACE ({', '.join(replace)}, {evaluated}, {error}) FROM trained AS t "
+            f"LEFT JOIN (SELECT study, run_key, epoch, {', '.join(pivot)} FROM evaluations "
+            f"GROUP BY study, run_key, epoch) AS e USING (study, run_key, epoch)")
 
 
 def _quoted(name: str) -> str:
@@ -176,14 +237,15 @@ def views_connection(locs: list[StudyLocation], partition: Partition | None = No
             writer.register(name, ds)
         for t, sql in sources.items():
             writer.execute(f"CREATE VIEW _raw_{t} AS {sql}")
-        dedup = {}
-        for table, key in DEDUP_KEYS.items():
-            dedup[table], extra = _dedup_plan(writer, table, key)
+        plans = {}
+        for table, keys in DEDUP_KEYS.items():
+            plans[_DEDUP_VIEW[table]], extra = _dedup_plan(writer, table, keys)
             for name, tbl in extra.items():
                 registered[name] = tbl
                 writer.register(name, tbl)
+        plans["checkpoints"] = _merge_plan(writer)
         for name, (sql, _) in VIEWS.items():
-            writer.execute(f"CREATE VIEW {name} AS {dedup.get(name, sql)}")
+            writer.execute(f"CREATE VIEW {name} AS {plans.get(name, sql)}")
         writer.close()
         con = duckdb.connect(catalog, read_only=True)
     finally:

@@ -1,7 +1,8 @@
 """Atomic Parquet writes: the sink every writer of the store appends rows through (design.md §7).
 
-Writes are at-least-once: a Ray retry may re-emit a checkpoint. Readers deduplicate by keeping, per
-(run_key, epoch), the row with the latest `written_at` (then the highest `attempt`); see `views`.
+Writes are at-least-once: a Ray retry may re-emit a checkpoint or an evaluation. Readers deduplicate by
+keeping, per key (`schema.DEDUP_KEYS`), the row with the latest `written_at` (then the highest `attempt`);
+see `views`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from workers.store.layout import filesystem
-from workers.store.schema import SCHEMA_VERSION, STATUSES, TABLES
+from workers.store.schema import EVAL_STATUSES, SCHEMA_VERSION, STATUSES, TABLES
 
 
 @functools.cache
@@ -61,11 +62,13 @@ def to_table(rows: list[dict[str, Any]], table: str) -> pa.Table:
         r = _complete(r, schema)
         if r.get("written_at") is None:
             r["written_at"] = now
-        if table == "checkpoints":
-            if r["status"] not in STATUSES:
-                raise ValueError(f"status must be one of {STATUSES}, got {r['status']!r}")
+        if table in ("checkpoints", "evaluations"):
+            allowed = STATUSES if table == "checkpoints" else EVAL_STATUSES
+            if r["status"] not in allowed:
+                raise ValueError(f"{table} status must be one of {allowed}, got {r['status']!r}")
             r["host"] = r["host"] or socket.gethostname()
             r["code_version"] = r["code_version"] or code_version()
+        if table == "checkpoints":
             if isinstance(r["hparams"], dict):
                 r["hparams"] = json.dumps(r["hparams"], sort_keys=True)
             if isinstance(r["config"], dict):
