@@ -1,6 +1,6 @@
 """Inline vs asynchronous evaluation, side by side: one study with the full metric set, run both ways.
 
-    .venv/bin/python bench/eval_overlap.py [--seeds 8] [--per-trial 4] [--epochs 4] [--n 4000]
+    .venv/bin/python bench/eval_overlap.py [--seeds 8] [--per-trial 4] [--epochs 40] [--n 10000]
 
 Each mode runs `orthosweep submit` on the same study (same restarts: run keys do not depend on eval
 settings) into its own folder, in its own process (one in-process local Ray each), one trial at a time
@@ -87,10 +87,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--per-trial", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--n", type=int, default=4000, help="synth_nonlin points")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--n", type=int, default=10000, help="synth_nonlin points")
     ap.add_argument("--n-eval", type=int, default=1000)
-    ap.add_argument("--n-supervised", type=int, default=2000, help="supervised training points (test: half)")
+    ap.add_argument("--n-supervised", type=int, default=1000, help="supervised training points (test: half)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     print(describe())

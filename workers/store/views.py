@@ -222,10 +222,13 @@ def views_connection(locs: list[StudyLocation], partition: Partition | None = No
     registered: dict[str, object] = {}
     sources: dict[str, str] = {}
     allowed: list[str] = []
+    empty: set[str] = set()  # local tables without a readable file: nothing to deduplicate or merge
     for t in DEDUP_KEYS:
         if local:
             sources[t], files = _local_source(locs, t, partition)
             allowed += files
+            if not files:
+                empty.add(t)
         else:
             registered[f"_raw_{t}"] = open_dataset(locs, t, partition)
     fd, catalog = tempfile.mkstemp(prefix="orthosweep-views-", suffix=".duckdb")
@@ -239,11 +242,14 @@ def views_connection(locs: list[StudyLocation], partition: Partition | None = No
             writer.execute(f"CREATE VIEW _raw_{t} AS {sql}")
         plans = {}
         for table, keys in DEDUP_KEYS.items():
+            if table in empty:
+                plans[_DEDUP_VIEW[table]] = f"SELECT * FROM _raw_{table}"
+                continue
             plans[_DEDUP_VIEW[table]], extra = _dedup_plan(writer, table, keys)
             for name, tbl in extra.items():
                 registered[name] = tbl
                 writer.register(name, tbl)
-        plans["checkpoints"] = _merge_plan(writer)
+        plans["checkpoints"] = _MERGED if "evaluations" in empty else _merge_plan(writer)
         for name, (sql, _) in VIEWS.items():
             writer.execute(f"CREATE VIEW {name} AS {plans.get(name, sql)}")
         writer.close()
