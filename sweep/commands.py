@@ -184,9 +184,12 @@ def _epochs(text: str) -> list[int] | None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sweep.evaluate import EvaluationError, check_metrics, run_evaluation
-    from sweep.preflight import PreflightError, check_address
+    from sweep.preflight import PreflightError, address_kind, check_address
 
     try:
+        if address_kind(args.address) == "jobs":
+            raise ValueError(f"--address {args.address}: evaluate runs its driver here; give the cluster's Ray "
+                             "address (auto on the head, or ray://HEAD:10001), not the Jobs API's http:// URL")
         study = load_study_dir(args.study_dir)
         epochs = _epochs(args.epochs)
         metrics = check_metrics([args.metrics]) if args.metrics is not None else None
