@@ -27,3 +27,19 @@ def _torch_threads() -> None:
     except ImportError:  # pragma: no cover
         return
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def dsprites():
+    """The procedural dSprites grid (renders on demand; the session's dataset cache)."""
+    from workers.data import load
+
+    return load("dsprites")
+
+
+@pytest.fixture(scope="module")
+def shapes3d():
+    """The procedural Shapes3D grid."""
+    from workers.data import load
+
+    return load("shapes3d")

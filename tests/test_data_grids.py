@@ -9,16 +9,6 @@ from workers.data import DataError, load
 from workers.data.catalog import DATASETS
 
 
-@pytest.fixture(scope="module")
-def dsprites():
-    return load("dsprites")
-
-
-@pytest.fixture(scope="module")
-def shapes3d():
-    return load("shapes3d")
-
-
 def test_dsprites_grid_is_the_official_one(dsprites) -> None:
     assert dsprites.factor_names == ["shape", "scale", "orientation", "posX", "posY"]
     assert dsprites.factor_sizes == [3, 6, 40, 32, 32] and dsprites.discrete == [True] * 5

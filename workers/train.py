@@ -29,6 +29,7 @@ import torch
 
 from workers.checkpoint import save_torch
 from workers.data import Dataset, load
+from workers.data.device_rows import DeviceRows, compact_form, device_budget, device_rows, float32_form, resident
 from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
 from workers.metrics.evaluate import METRIC_ERRORS, evaluate_checkpoint
 from workers.metrics.inputs import metric_seed
@@ -45,33 +46,83 @@ from workers.trial import TrialSpec
 STATE_VERSION = 1
 STATE_FILE = "trial_state.pt"
 CHUNK_STEPS = 256  # noise/shuffle draws per block of steps (restarts at every epoch)
-DEVICE_DATA_BYTES = 512 * 2**20  # training sets up to this size live on the device as one tensor
+DEVICE_DATA_BYTES = 512 * 2**20  # on a CPU: training sets whose compact rows take up to this live on the device
+DEVICE_DATA_SHARE = 0.5  # on CUDA: the share of this process's allocatable device memory they may take
 FACTORVAE_DISC = dict(lr=1e-4, betas=(0.5, 0.9))  # disentanglement_lib's discriminator optimiser
 
 ReportFn = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
 class TrainData:
-    """The training points of a trial, gathered per step as (S, B, *obs) on the device.
+    """The training points of a trial, gathered per step as (S, B, *obs) float32 on the device.
 
-    Small sets (<= DEVICE_DATA_BYTES) are copied once to the device and indexed there; larger ones (full
-    dSprites) stay in the dataset's (node-shared, memory-mapped) storage and each step's S*B rows are
-    gathered through `observations_at`.
+    Modes (`mode`), each giving the same observations bit for bit:
+
+    - "device": the dataset's compact rows live on the device (`workers.data.device_rows`: dSprites
+      bit-packed, Shapes3D uint8, the other sets float32 as they are), one copy per process; each step
+      gathers its S*B rows there and decodes them to float32 there;
+    - "host": the rows stay in the dataset's (node-shared, memory-mapped) storage and each step's S*B rows
+      are gathered on the host through `observations_at` and copied over (sets that do not fit);
+    - "float32": every observation decoded once and kept on the device as float32 (the former small-set
+      path; what "device" is for sets whose compact form is float32).
+
+    On CUDA (or with `compact=True`) the default is "device" when the compact bytes fit the budget, else
+    "host". On a CPU the host's memory is the device's and the node cache's shared pages already are the
+    compact form, so a private compact copy gains nothing: "float32" when the float32 bytes fit the budget
+    (as the sets whose compact form is float32 always did), else "host". The budget is DEVICE_DATA_BYTES on
+    a CPU; on CUDA DEVICE_DATA_SHARE of the memory this process can still allocate (the device's free
+    memory, capped by the trial's GPU fraction of it), taken before the model is built.
+
+    Bytes of the training split (80 %) per dataset, compact vs float32:
+
+    | dataset | training points | compact on the device | float32 |
+    | --- | --- | --- | --- |
+    | dSprites | 589,824 × 64×64 px | 302 MB (288 MiB) bit-packed, 512 B each | 9.66 GB (9.0 GiB) |
+    | Shapes3D | 384,000 × 64×64×3 (grid 480,000) | 4.72 GB (4.39 GiB) uint8, 12,288 B each | 18.9 GB (17.6 GiB) |
+    | synth_lin (n=50,000) | 40,000 × 3 | 480 kB float32 | the same |
+    | synth_nonlin (n=50,000) | 40,000 × 6 | 960 kB float32 | the same |
+    | MNIST / Fashion-MNIST (70,000) | 56,000 × 28×28 | 176 MB float32 | the same |
+
+    So on a CPU (512 MiB) the small sets take "float32" and the full dSprites and Shapes3D splits "host"; on
+    a GPU both grids fit their compact form in any share above ~10 GB (dSprites: ~0.6 GB).
     """
 
-    def __init__(self, dataset: Dataset, indices: np.ndarray, device: torch.device):
+    MODES = ("device", "host", "float32")
+
+    def __init__(self, dataset: Dataset, indices: np.ndarray, device: torch.device, *, gpu_fraction: float = 1.0,
+                 budget: int | None = None, mode: str | None = None, compact: bool | None = None):
         self.dataset = dataset
         self.indices = indices
         self.device = device
         self.n = int(indices.size)
-        nbytes = self.n * math.prod(dataset.observation_shape) * 4
-        self.on_device = nbytes <= DEVICE_DATA_BYTES
-        self.x = torch.from_numpy(dataset.observations_at(indices)).to(device) if self.on_device else None
+        form = compact_form(dataset)
+        if mode is None:
+            limit = (device_budget(device, gpu_fraction, DEVICE_DATA_BYTES, DEVICE_DATA_SHARE) if budget is None
+                     else budget)
+            if compact if compact is not None else device.type != "cpu":
+                fits = resident(form, indices, device) is not None or form.nbytes(self.n) <= limit
+                mode = "device" if fits else "host"
+            else:
+                mode = "float32" if float32_form(dataset).nbytes(self.n) <= limit else "host"
+        if mode not in self.MODES:
+            raise ValueError(f"TrainData mode {mode!r}: expected one of {', '.join(self.MODES)}")
+        self.mode = mode
+        self.rows: DeviceRows | None = None
+        if mode == "device":
+            self.rows = device_rows(form, indices, device)
+        elif mode == "float32":
+            self.rows = DeviceRows(float32_form(dataset), indices, device)
+        self.on_device = self.rows is not None
+
+    @property
+    def device_bytes(self) -> int:
+        """Bytes of the training set held on the device (0 in "host" mode)."""
+        return 0 if self.rows is None else self.rows.nbytes
 
     def batch(self, positions: torch.Tensor) -> torch.Tensor:
         """positions (S, B) int64 in [0, n) -> observations (S, B, *obs) float32 on the device."""
-        if self.x is not None:
-            return self.x[positions]
+        if self.rows is not None:
+            return self.rows.gather(positions)
         rows = self.indices[positions.cpu().numpy().reshape(-1)]
         x = torch.from_numpy(self.dataset.observations_at(rows)).to(self.device, non_blocking=True)
         return x.view(*positions.shape, *self.dataset.observation_shape)
@@ -103,7 +154,7 @@ class TrialRun:
         train_idx = self.dataset.split_indices("train")
         if cfg.max_train:
             train_idx = train_idx[: int(cfg.max_train)]
-        self.data = TrainData(self.dataset, train_idx, self.device)
+        self.data = TrainData(self.dataset, train_idx, self.device, gpu_fraction=plan.gpu_fraction)
         self.batch_size = min(cfg.batch_size, self.data.n)
         self.steps_per_epoch = self.data.n // self.batch_size
         self.vae = BatchedVAE(cfg, self.dataset.observation_shape)

@@ -21,6 +21,7 @@ import functools
 import io
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from .cache import cached_array, file_identity, fill_in_chunks
 from .files import check_file
 from .rendered import RenderedGridDataset
 from .stored import StoredGridDataset, check_classes
+
+if TYPE_CHECKING:
+    import torch
 
 GENERATOR_VERSION = 1
 FACTOR_NAMES = ["shape", "scale", "orientation", "posX", "posY"]
@@ -122,10 +126,33 @@ class ProceduralDSprites(RenderedGridDataset):
     def decode_rows(self, rows: np.ndarray) -> np.ndarray:
         return unpack_bits(rows)
 
+    def decode_rows_torch(self, rows: torch.Tensor) -> torch.Tensor:
+        return unpack_bits_torch(rows)
+
 
 def unpack_bits(rows: np.ndarray) -> np.ndarray:
     """float32 (n, 1, 64, 64) images of bit-packed rows (n, 512)."""
     return np.unpackbits(rows, axis=1).reshape(-1, 1, IMAGE, IMAGE).astype(np.float32)
+
+
+@functools.cache
+def _bit_table(device: str):
+    """float32 (256, 8) on `device`: `unpack_bits` of each byte value, computed by numpy."""
+    import torch
+
+    table = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
+    return torch.from_numpy(table).to(device)
+
+
+def unpack_bits_torch(rows: torch.Tensor) -> torch.Tensor:
+    """`unpack_bits` on the rows' device: uint8 (n, 512) -> float32 (n, 1, 64, 64), the same bits.
+
+    Each byte looks up its 8 pixels in numpy's own unpacking of the 256 byte values (most significant bit
+    first); on a CPU the look-up is also about 3x faster than shifts and masks."""
+    import torch
+
+    table = _bit_table(str(rows.device))
+    return table.index_select(0, rows.reshape(-1).to(torch.int32)).reshape(-1, 1, IMAGE, IMAGE)
 
 
 # ---- the official file -------------------------------------------------------------------------------

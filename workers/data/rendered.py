@@ -18,11 +18,15 @@ the rule (default auto). Both paths give bit-identical observations.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .base import DataError, GridDataset, as_indices
 from .cache import cache_dir, cached_array, fill_in_chunks
+
+if TYPE_CHECKING:
+    import torch
 
 MODES = ("auto", "always", "never")
 
@@ -53,6 +57,10 @@ class RenderedGridDataset(GridDataset):
 
     def decode_rows(self, rows: np.ndarray) -> np.ndarray:
         """float32 observations (n, *observation_shape) of cache rows."""
+        raise NotImplementedError
+
+    def decode_rows_torch(self, rows: torch.Tensor) -> torch.Tensor:
+        """`decode_rows` on a torch tensor, on the tensor's device: the same float32 bits."""
         raise NotImplementedError
 
     def render_observations(self, factors: np.ndarray) -> np.ndarray:
@@ -90,3 +98,25 @@ class RenderedGridDataset(GridDataset):
             self.rendered += idx.size
             return self.render_observations(self.index_to_factors(idx))
         return self.decode_rows(self._rows[idx])
+
+    def prepare_rows(self, n: int) -> None:
+        """About to read `n` cache rows at once (a training set going to the device): when they are at least
+        half the grid, rendering them costs about as much as building the node cache, which later processes
+        then read for free, so build (or open, or wait for) the cache first; `ORTHOSWEEP_DATA_CACHE=never`
+        keeps rendering."""
+        if self._rows is None and cache_mode() != "never" and 2 * n >= len(self):
+            self.build_cache(wait=True)
+        elif self._rows is None:
+            self._maybe_switch()
+
+    def rows_at(self, indices: np.ndarray) -> np.ndarray:
+        """Cache rows (n, *row_shape) of the stored points `indices`, `decode_rows` of which is
+        `observations_at(indices)` bit for bit: read from the node cache when this process uses it, else
+        encoded on demand (counted as rendered, as in `observations_at`)."""
+        idx = as_indices(indices, len(self))
+        if self._rows is None:
+            self._maybe_switch()
+        if self._rows is None:
+            self.rendered += idx.size
+            return self.encode_rows(self.index_to_factors(idx))
+        return self._rows[idx]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import colorsys
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from .cache import cached_array, file_identity, fill_in_chunks
 from .files import check_file
 from .rendered import RenderedGridDataset
 from .stored import StoredGridDataset
+
+if TYPE_CHECKING:
+    import torch
 
 GENERATOR_VERSION = 1
 FACTOR_NAMES = ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
@@ -255,10 +259,44 @@ class ProceduralShapes3D(RenderedGridDataset):
     def decode_rows(self, rows: np.ndarray) -> np.ndarray:
         return decode_hwc(rows)
 
+    def decode_rows_torch(self, rows: torch.Tensor) -> torch.Tensor:
+        return decode_hwc_torch(rows)
+
 
 def decode_hwc(rows: np.ndarray) -> np.ndarray:
     """float32 (n, 3, 64, 64) in [0, 1] of uint8 rows (n, 64, 64, 3)."""
     return rows.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
+
+
+@functools.cache
+def _levels(device: str):
+    """float32 (256,) on `device`: `decode_hwc` of each uint8 level, computed by numpy."""
+    import torch
+
+    return torch.from_numpy(np.arange(256, dtype=np.float32) / np.float32(255)).to(device)
+
+
+def decode_hwc_torch(rows: torch.Tensor) -> torch.Tensor:
+    """`decode_hwc` on the rows' device: uint8 (n, 64, 64, 3) -> float32 (n, 3, 64, 64), the same bits.
+
+    Every output is a function of one uint8 level. On CUDA each level is looked up in numpy's 256 decoded
+    levels: PyTorch's CUDA kernel divides by a scalar as a multiplication by its reciprocal, which can differ
+    from k / 255 in the last bit. On a CPU torch divides exactly like numpy (IEEE, correctly rounded; checked
+    on all 256 levels by the tests) and a look-up is several times slower there, so it divides."""
+    import torch
+
+    x = rows.permute(0, 3, 1, 2)
+    if rows.device.type == "cpu":
+        return x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+    return _lookup_levels(x)
+
+
+def _lookup_levels(x: torch.Tensor) -> torch.Tensor:
+    """float32 of uint8 levels `x` (any shape, any device): numpy's k / 255 of each, looked up."""
+    import torch
+
+    levels = _levels(str(x.device))
+    return levels.index_select(0, x.reshape(-1).to(torch.int32)).view(x.shape)
 
 
 # ---- the official file -------------------------------------------------------------------------------
