@@ -54,7 +54,7 @@ class TrainSpec(_Strict):
     likelihood: Literal["gaussian", "bernoulli"] | None = None
     max_train: int | None = None  # use only the first N training points (declared reduced variants)
     trace_every: int | None = None  # steps between training-trace rows
-    precision: Literal["fp32", "bf16"] | None = None  # bf16: autocast on CUDA only
+    precision: Literal["fp32", "tf32", "bf16"] | None = None  # tf32, bf16: CUDA only (workers.device)
 
 
 class EvalSpec(_Strict):

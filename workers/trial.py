@@ -136,7 +136,7 @@ class TrialSpec:
     run_keys: tuple[str, ...]
     checkpoints: tuple[int, ...]  # epochs with a metrics row; 0 = before training; always ends at epochs
     trace_every: int
-    precision: str  # fp32 | bf16 (autocast on CUDA only)
+    precision: str  # fp32 | tf32 | bf16 (workers.device.PRECISIONS; tf32 and bf16 act on CUDA only)
     eval: EvalSettings = field(default_factory=EvalSettings)
 
     def __post_init__(self) -> None:

@@ -2,9 +2,10 @@
 
 Both are elementwise, so one optimiser over the batched buffer is S independent optimisers. `alive` (S,)
 bool, kept on the device: a seed whose entry is False keeps its parameters and optimiser state exactly as
-they are (this is how a diverged seed is frozen while the others continue). The update
-formulas are torch.optim's defaults (Adam: bias-corrected, eps outside the square root; Adagrad: no decay,
-zero initial accumulator, eps 1e-10), which the tests check against torch.optim on a single seed.
+they are (this is how a diverged seed is frozen while the others continue), also when its gradient holds
+NaN or inf. The update formulas are torch.optim's defaults (Adam: bias-corrected, eps outside the square
+root; Adagrad: no decay, zero initial accumulator, eps 1e-10), which the tests check against torch.optim on
+a single seed.
 """
 
 from __future__ import annotations
@@ -14,69 +15,117 @@ from typing import Any
 
 import torch
 
-from workers.models.params import FlatParams
+from workers.models.params import FlatParams, views
 
 
 class SeedOptimizer:
     """Base: state tensors shaped like the buffer, a shared step counter (all live seeds step together).
 
-    Two implementations of the same update: `fused` (torch's single-pass fused kernel; on the CPU, where
-    reading `alive` costs no device sync) updates the live seeds' chunks only — one contiguous 1-D view per
-    (seed, parameter) of the buffers, with the gradients autograd returned read in place when `step` is
-    given them (no copy into `params.grad`: on the dSprites MLP that copy was 57 MB written and read again
-    per step) — and `masked` (torch.where per seed; no host sync, used on GPUs; reads `params.grad`).
-    Both are elementwise, so a seed's arithmetic never depends on its block.
+    Two implementations of the same update, both elementwise (a seed's arithmetic never depends on its
+    block):
+
+    `fused` (torch's single-pass fused kernel: reads gradient, parameters and state once, writes parameters
+    and state once), on one contiguous 1-D view per (seed, parameter) of the buffers, with the gradients
+    autograd returned read in place when `step` is given them (no copy into `params.grad`: on the dSprites
+    MLP that copy was 57 MB written and read again per step). How frozen seeds are skipped:
+      - `host_alive` (the default on the CPU, where reading `alive` costs no device sync): one kernel call
+        over the live seeds' chunks only;
+      - otherwise (the default on CUDA): one kernel call per seed, with `found_inf` = "seed s is frozen" as a
+        1-element tensor on the device — the kernel reads that flag itself and leaves the seed's
+        parameters and state untouched (the mechanism torch's GradScaler uses), so there is no host sync.
+
+    `masked` (`fused=False`; any device, no host sync) — plain tensor ops over the whole (S, P) buffer with
+    the mask folded into per-seed (S, 1) factors, see `_masked_update`. The gradient is copied into
+    `params.grad` with a frozen seed's rows zeroed (the copy the update needs anyway), so no NaN/inf of a
+    frozen seed reaches the arithmetic.
     """
 
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, params: FlatParams, lr: float, *, fused: bool | None = None):
+    def __init__(self, params: FlatParams, lr: float, *, fused: bool | None = None,
+                 host_alive: bool | None = None):
         self.params = params
         self.lr = float(lr)
         self.t = 0
-        self.fused = params.data.device.type == "cpu" if fused is None else fused
+        device = params.data.device
+        self.fused = device.type in ("cpu", "cuda") if fused is None else fused
+        self.host_alive = device.type == "cpu" if host_alive is None else host_alive
         self.state = {n: torch.zeros_like(params.data) for n in self.state_names}
         # chunks[s][k]: views that stay valid (state is only ever written in place, also on load)
         self._chunks = [params.row_chunks(b) for b in (params.data, params.grad, *self.state.values())]
-        self._zero_grads = [torch.zeros(e.size, dtype=params.data.dtype, device=params.data.device)
+        self._zero_grads = [torch.zeros(e.size, dtype=params.data.dtype, device=device)
                             for e in params.layout.entries.values()]
+        self._grad_views = list(views(params.layout, params.grad).values())
+        # the step count as the fused kernels read it: refilled in place off the CPU (a fill, not a copy from
+        # the host, so no sync)
+        self._step_t = torch.zeros((), dtype=torch.float32, device=device)
+        self._zero = torch.zeros((), dtype=params.data.dtype, device=device)
 
     @torch.no_grad()
     def step(self, alive: torch.Tensor, grads: Sequence[torch.Tensor | None] | None = None) -> None:
         """Apply one update to the seeds with alive[s] True (others stay bitwise).
 
         The gradient is `grads` — autograd's, one (S, *shape) tensor per leaf of `params.leaf_list` in
-        order, None = zero — or, when `grads` is None or on the masked path, the `params.grad` buffer
-        (the caller filled it with `params.set_grads`).
+        order, None = zero — or, when `grads` is None, the `params.grad` buffer (the caller filled it with
+        `params.set_grads`; on the masked path a frozen seed's rows of it are zeroed).
         """
         self.t += 1
         if not self.fused:
-            if grads is not None:
-                self.params.set_grads(grads)
             keep = alive.view(-1, 1)
-            self.params.data.sub_(torch.where(keep, self._masked_update(self.params.grad, keep), 0.0))
+            self._masked_grad(keep, grads)
+            self._masked_update(self.params.grad, keep)
             return
-        live = [s for s, ok in enumerate(alive.cpu().tolist()) if ok]
-        if not live:
+        if self.host_alive:
+            live = [s for s, ok in enumerate(alive.cpu().tolist()) if ok]
+            if live:
+                self._fused(*self._lists(live, grads), steps=self._steps())
             return
+        frozen = (~alive).to(torch.float32)
+        steps = self._steps()
+        for s in range(len(self._chunks[0])):
+            self._fused(*self._lists([s], grads), steps=steps, found_inf=frozen[s:s + 1])
+
+    def _steps(self) -> torch.Tensor:
+        if self._step_t.device.type == "cpu":
+            return torch.tensor(float(self.t))
+        return self._step_t.fill_(float(self.t))
+
+    def _lists(self, seeds: Sequence[int], grads: Sequence[torch.Tensor | None] | None) -> list[list[torch.Tensor]]:
+        """[data, grad, *state] chunk lists of `seeds` (matching contiguous 1-D tensors), as the fused kernels take."""
         data, grad_buf, *state = self._chunks
         lists: list[list[torch.Tensor]] = [[] for _ in range(2 + len(state))]
-        for s in live:
+        for s in seeds:
             if grads is None:
                 g_s = grad_buf[s]
             else:
                 g_s = [z if g is None else g[s].reshape(-1) for g, z in zip(grads, self._zero_grads, strict=True)]
             for out, chunk in zip(lists, (data[s], g_s, *(st[s] for st in state)), strict=True):
                 out.extend(chunk)
-        self._fused(*lists)
+        return lists
 
-    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor]) -> None:
-        """One fused update at step self.t of the listed chunks (contiguous, matching shapes)."""
+    def _masked_grad(self, keep: torch.Tensor, grads: Sequence[torch.Tensor | None] | None) -> None:
+        """`params.grad` := the gradient with the rows of frozen seeds set to +0 (NaN/inf there included).
+
+        From autograd's per-leaf gradients this is the copy `set_grads` makes, with the mask applied on the
+        way (same memory traffic); from an already filled buffer it is one in-place pass.
+        """
+        if grads is None:
+            torch.where(keep, self.params.grad, self._zero, out=self.params.grad)
+            return
+        for view, g in zip(self._grad_views, grads, strict=True):
+            if g is None:
+                view.zero_()
+            else:
+                torch.where(keep.view(-1, *[1] * (g.dim() - 1)), g, self._zero, out=view)
+
+    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor],
+               steps: torch.Tensor, found_inf: torch.Tensor | None = None) -> None:
+        """One fused update at step self.t of the listed chunks (contiguous, matching shapes); none at all
+        when `found_inf` (a 1-element float tensor on the device) is 1."""
         raise NotImplementedError
 
-    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """Advance the state of the kept seeds in place (torch.where) and return the parameter decrement
-        (whatever it is for frozen seeds: `step` masks it out)."""
+    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> None:
+        """Update parameters and state of the kept seeds in place, given `g` with frozen rows zeroed."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -92,45 +141,62 @@ class SeedAdam(SeedOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params: FlatParams, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, *, fused: bool | None = None):
-        super().__init__(params, lr, fused=fused)
+                 eps: float = 1e-8, *, fused: bool | None = None, host_alive: bool | None = None):
+        super().__init__(params, lr, fused=fused, host_alive=host_alive)
         self.betas = betas
         self.eps = eps
 
-    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor]) -> None:
+    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor],
+               steps: torch.Tensor, found_inf: torch.Tensor | None = None) -> None:
         m, v = state
-        steps = [torch.tensor(float(self.t))] * len(data)
-        torch._fused_adam_(data, grad, m, v, [], steps, lr=self.lr,
+        torch._fused_adam_(data, grad, m, v, [], [steps] * len(data), lr=self.lr,
                            beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
-                           amsgrad=False, maximize=False)
+                           amsgrad=False, maximize=False, found_inf=found_inf)
 
-    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> None:
+        """torch.optim's single-tensor Adam, op for op, with the mask in (S, 1) factors:
+
+            m.lerp_(g, (1-b1)·keep)          frozen: weight 0, m + 0·(0 - m) = m
+            v.mul_(b2 if keep else 1)         frozen: v·1 = v
+            v.addcmul_(g, g, 1-b2)            frozen: g = +0, v + 0 = v
+            denom = sqrt(v)/bc2 + (eps if keep else inf)
+            p.addcdiv_(m, denom, -lr/bc1)     frozen: m/inf = ±0, p ∓ 0 = p
+
+        A live seed's factors are exactly torch's scalars (b1, b2, eps as float32), so its update is
+        torch.optim's arithmetic. A frozen seed's values are left unchanged; bitwise too, since adding ±0
+        changes only a -0.0, which none of p, m, v ever holds (init draws no -0.0, and x + y rounds to -0.0
+        only when both are -0.0).
+        """
         b1, b2 = self.betas
         m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
-        torch.where(keep, m.lerp(g, 1 - b1), m, out=m)
-        torch.where(keep, (v * b2).addcmul_(g, g, value=1 - b2), v, out=v)
+        m.lerp_(g, keep.to(g.dtype) * (1 - b1))
+        v.mul_(torch.where(keep, b2, 1.0)).addcmul_(g, g, value=1 - b2)
         bias1 = 1 - b1 ** self.t
         bias2_sqrt = (1 - b2 ** self.t) ** 0.5
-        denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-        return (m / denom).mul_(self.lr / bias1)
+        denom = v.sqrt().div_(bias2_sqrt).add_(torch.where(keep, self.eps, float("inf")))
+        self.params.data.addcdiv_(m, denom, value=-self.lr / bias1)
 
 
 class SeedAdagrad(SeedOptimizer):
     state_names = ("sum",)
 
-    def __init__(self, params: FlatParams, lr: float, eps: float = 1e-10, *, fused: bool | None = None):
-        super().__init__(params, lr, fused=fused)
+    def __init__(self, params: FlatParams, lr: float, eps: float = 1e-10, *, fused: bool | None = None,
+                 host_alive: bool | None = None):
+        super().__init__(params, lr, fused=fused, host_alive=host_alive)
         self.eps = eps
 
-    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor]) -> None:
-        steps = [torch.tensor(float(self.t))] * len(data)
-        torch._fused_adagrad_(data, grad, state[0], steps, lr=self.lr,
-                              lr_decay=0.0, weight_decay=0.0, eps=self.eps, maximize=False)
+    def _fused(self, data: list[torch.Tensor], grad: list[torch.Tensor], *state: list[torch.Tensor],
+               steps: torch.Tensor, found_inf: torch.Tensor | None = None) -> None:
+        torch._fused_adagrad_(data, grad, state[0], [steps] * len(data), lr=self.lr,
+                              lr_decay=0.0, weight_decay=0.0, eps=self.eps, maximize=False, found_inf=found_inf)
 
-    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def _masked_update(self, g: torch.Tensor, keep: torch.Tensor) -> None:
+        """torch.optim's single-tensor Adagrad, op for op; the zeroed gradient is the whole mask:
+        a frozen seed's sum + 0·0 = sum and p + (-lr)·(0/std) = p + (-0) = p, bitwise."""
         s = self.state["sum"]
-        torch.where(keep, s.addcmul(g, g), s, out=s)
-        return g / (s.sqrt() + self.eps) * self.lr
+        s.addcmul_(g, g, value=1)
+        std = s.sqrt().add_(self.eps)
+        self.params.data.addcdiv_(g, std, value=-self.lr)
 
 
 def make_optimizer(name: str, params: FlatParams, lr: float, **kwargs: Any) -> SeedOptimizer:
