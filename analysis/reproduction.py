@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.published import PUBLISHED, Published
+from analysis.published import PUBLISHED, VARIANTS, Published
 
 METRICS = ("dto", "ds", "mig", "dci_disentanglement", "factorvae_eval", "sap", "polarized_fraction")
 
@@ -29,6 +29,11 @@ def load_rows(study_dir: str) -> pd.DataFrame:
     return con.execute(
         f"""SELECT study, dataset, model, seed, epoch, epochs, latent_dim, beta,
                   CAST(json_extract(config, '$.dataset_options.ratio') AS DOUBLE) AS ratio,
+                  CASE WHEN json_extract(config, '$.dataset_options.perturbation') IS NOT NULL
+                        AND json_extract(config, '$.dataset_options.perturbation') <> 'null'::JSON THEN 'mod'
+                       WHEN json_extract(config, '$.dataset_options.noise') IS NOT NULL
+                        AND json_extract(config, '$.dataset_options.noise') <> 'null'::JSON THEN 'noise'
+                       ELSE 'orig' END AS variant,
                   {", ".join(METRICS)}
            FROM checkpoints WHERE status = 'ok'"""
     ).df()
@@ -57,13 +62,15 @@ def select(df: pd.DataFrame, p: Published) -> pd.Series:
     if p.model is not None:
         m &= df["model"] == p.model
     m &= (df["epoch"] == 0) if p.epoch == "0" else (df["epoch"] == df["epochs"])
+    if "variant" in df:
+        m &= df["variant"] == p.variant
     for k, v in p.where.items():
         m &= np.isclose(df[k].astype(float), v)
     return df.loc[m, p.metric].dropna().astype(float) * p.scale
 
 
 PAPER_STUDIES = ("rolinek2019_table3", "rolinek2019_polarized", "rolinek2019_degenerate", "rolinek2019_restarts",
-                 "rolinek2019_beta_search", "zietlow2021_restarts")
+                 "rolinek2019_beta_search", "zietlow2021_restarts", "zietlow2021_perturbed")
 
 
 def paper_study(study: str) -> str:
@@ -96,6 +103,68 @@ def comparison_markdown(rows: list[Comparison]) -> str:
         lines.append(f"| {p.source} | {p.dataset} | {model} | {p.metric} | {'epoch 0' if p.epoch == '0' else 'final'} "
                      f"| {c.n} | {_fmt(c.mean, c.std)} | {_fmt(p.mean, p.std)} | {c.verdict} |")
     return "\n".join(lines)
+
+
+def variant_markdown(rows: list[Comparison]) -> str:
+    """Tables 4.2–4.5 as the thesis prints them: per (table, dataset) one row per model with the original,
+    modified and noisy data side by side, ours next to the paper's, and the verdict per cell."""
+    cells: dict[tuple[str, str], dict[str, dict[str, Comparison]]] = {}
+    for c in rows:
+        p = c.row
+        cells.setdefault((p.source, p.dataset), {}).setdefault(str(p.model), {})[p.variant] = c
+    out = []
+    for (source, ds), models in cells.items():
+        metric = next(iter(next(iter(models.values())).values())).row.metric
+        out += [f"**{source}, {ds}** ({metric}; ours / paper, verdict)", "",
+                "| model | orig. | mod. | noise |", "|---|---|---|---|"]
+        for model, by_variant in models.items():
+            line = [model]
+            for v in VARIANTS:
+                c = by_variant.get(v)
+                line.append("—" if c is None else f"{_fmt(c.mean, c.std)} / {_fmt(c.row.mean, c.row.std)} "
+                            f"({c.verdict}, n = {c.n})")
+            out.append("| " + " | ".join(line) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _perturbed_claims(fin: pd.DataFrame) -> list[tuple[str, str]]:
+    """Thesis §4.3.2–4.3.3 on MIG: every VAE drops on the modified data; on Shapes3D noise stays near the
+    original; the AE is unaffected. "Near" / "unaffected": the 1-σ intervals overlap (as the verdicts)."""
+    out: list[tuple[str, str]] = []
+    g = fin.groupby(["dataset", "model", "variant"])["mig"].agg(["mean", "std", "count"])
+
+    def get(ds: str, model: str, variant: str) -> tuple[float, float] | None:
+        if (ds, model, variant) not in g.index:
+            return None
+        r = g.loc[(ds, model, variant)]
+        return float(r["mean"]), 0.0 if math.isnan(r["std"]) else float(r["std"])
+
+    def near(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return abs(a[0] - b[0]) <= a[1] + b[1] + 1e-9
+
+    for ds in sorted(fin["dataset"].unique()):
+        vaes = sorted(m for m in fin.loc[fin["dataset"] == ds, "model"].unique() if m not in ("ae", "pcl"))
+        pairs = {m: (get(ds, m, "orig"), get(ds, m, "mod")) for m in vaes}
+        pairs = {m: p for m, p in pairs.items() if p[0] and p[1]}
+        if pairs:
+            ok = all(mod[0] < orig[0] for orig, mod in pairs.values())
+            out.append((f"{ds}: every VAE's MIG drops on the modified data",
+                        f"{'holds' if ok else 'fails'}: " + ", ".join(
+                            f"{m} {o[0]:.2f} → {d[0]:.2f}" for m, (o, d) in pairs.items())))
+        if ds == "shapes3d":
+            nz = {m: (get(ds, m, "orig"), get(ds, m, "noise")) for m in vaes}
+            nz = {m: p for m, p in nz.items() if p[0] and p[1]}
+            if nz:
+                ok = all(near(o, n) for o, n in nz.values())
+                out.append(("shapes3d: noise of the same magnitude leaves MIG near the original",
+                            f"{'holds' if ok else 'fails'}: " + ", ".join(
+                                f"{m} {o[0]:.2f} vs {n[0]:.2f}" for m, (o, n) in nz.items())))
+        ae_o, ae_m = get(ds, "ae", "orig"), get(ds, "ae", "mod")
+        if ae_o and ae_m:
+            out.append((f"{ds}: the AE is unaffected by the modification",
+                        f"{'holds' if near(ae_o, ae_m) else 'fails'}: {ae_o[0]:.2f} vs {ae_m[0]:.2f}"))
+    return out
 
 
 def _final(df: pd.DataFrame) -> pd.DataFrame:
@@ -156,6 +225,8 @@ def claims(df: pd.DataFrame, study: str) -> list[tuple[str, str]]:
             out.append((f"{ds}: every disentangling VAE's MIG above the AE's (thesis Table 4.2, original data)",
                         f"{'holds' if ok else 'fails'}: AE {means['ae']:.2f} vs "
                         + ", ".join(f"{k} {v:.2f}" for k, v in vaes.items())))
+    if base == "zietlow2021_perturbed" and "variant" in fin:
+        out += _perturbed_claims(fin)
     if base == "rolinek2019_beta_search":
         g = fin.groupby(["dataset", "beta"])[["ds", "dto"]].agg(["mean", "std", "count"])
         for (ds, beta), r in g.iterrows():
@@ -171,7 +242,8 @@ def study_markdown(study_dir: str) -> str:
     parts = [f"### `{study}`", ""]
     rows = compare(df, study)
     if rows:
-        parts += [comparison_markdown(rows), "",
+        table = variant_markdown(rows) if paper_study(study) == "zietlow2021_perturbed" else comparison_markdown(rows)
+        parts += [table, "",
                   "Verdict: *agrees* when the 1-σ intervals overlap (|Δ| ≤ σ_ours + σ_paper; Table 3.2 gives no "
                   "spread: |Δ| ≤ 3 points), otherwise *differs*.", ""]
     cl = claims(df, study)
