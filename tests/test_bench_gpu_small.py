@@ -1,0 +1,69 @@
+"""bench/gpu_throughput.py --small runs from a source checkout (PYTHONPATH=.), without Ray, and reports one
+measured entry per case (CPU-sized here; the full run is for a GPU machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_gpu_throughput_small(tmp_path: Path) -> None:
+    out = tmp_path / "gpu_throughput.json"
+    env = {**os.environ, "PYTHONPATH": "."}
+    proc = subprocess.run([sys.executable, "bench/gpu_throughput.py", "--small", "--json", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["modules"] == {"ray": False, "duckdb": False, "pydantic": False}
+    assert res["not_measured"] == []
+    kinds = ("mlp_dsprites", "conv_dsprites", "conv_shapes3d", "factorvae_dsprites")
+    expected = {(k, "subset", "fp32", S) for k in kinds for S in (1, 4)}
+    if not res["cpu_figures"]:  # a CUDA machine runs every precision workers.device offers
+        expected = {(k, "subset", p, S) for k in kinds for p in res["precisions_available"] for S in (1, 4)}
+    got = [(c["case"], c["data"], c["precision"], c["S"]) for c in res["cases"]]
+    assert sorted(got) == sorted(expected)  # one entry per case, none twice
+    for c in res["cases"]:
+        for key in ("s_per_step", "restarts_per_hour", "tflops", "opt_gbs", "ref_s_per_step"):
+            assert c[key] > 0, (c["case"], c["S"], key, c[key])
+        assert c["restarts_per_hour"] == c["S"] * 3600 / (c["s_per_step"] * c["restart_steps"])
+    steps = {k: v["restart_steps"] for k, v in res["schedules"].items()}
+    assert steps == {"mlp_dsprites": 50 * 9216, "conv_dsprites": 33 * 9216, "conv_shapes3d": 50 * 6000,
+                     "factorvae_dsprites": 33 * 9216}
+    assert res["bounds"]["copy_gbs"] > 0
+    assert "command: PYTHONPATH=. python bench/gpu_throughput.py --small" in proc.stdout
+    assert proc.stdout.startswith("machine: ")
+
+
+def test_flop_count_matches_torch_flop_counter() -> None:
+    """The bench's FLOPs per seed-step (from layer shapes) equal torch's own count of one training step."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gpu_throughput as g
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    from workers.data import load
+    from workers.device import plan_device
+    from workers.train import TrialRun
+
+    for name in g.KINDS:
+        kind = g.kind_for(name)
+        run = TrialRun(g.trial_for(kind, 1, "fp32", 128), study="t", study_uri=None, plan=plan_device(gpus=0),
+                       dataset=load(kind.dataset))
+        B, d = run.batch_size, run.vae.latent_dim
+        x = run.data.batch(torch.arange(B).view(1, B))
+        perm = torch.rand(1, B, d).argsort(1) if run.disc is not None else None
+        with FlopCounterMode(display=False) as counter:
+            terms = run.vae.terms(run.params.leaves, x, torch.randn(1, B, d), step=0, dataset_size=run.data.n,
+                                  disc_params=None if run.disc is None else run.disc.leaves, perm=perm)
+            total = terms.loss.sum() + (0 if terms.disc_loss is None else terms.disc_loss.sum())
+            leaves = run.params.leaf_list + ([] if run.disc is None else run.disc.leaf_list)
+            torch.autograd.grad(total, leaves, allow_unused=True)
+        assert g.step_flops_per_seed(run) == counter.get_total_flops(), name
