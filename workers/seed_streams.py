@@ -2,7 +2,9 @@
 
 Streams: "init" (network weights), "disc_init" (FactorVAE discriminator), "data" (epoch permutations),
 "noise" (reparameterisation ε), "shuffle" (FactorVAE's per-latent batch permutations), "eval" (noise of
-held-out losses; re-seeded per checkpoint so evaluation never advances a training stream).
+held-out losses; re-seeded per checkpoint so evaluation never advances a training stream), "pair" (the
+paired models' partners and PCL's negatives, `workers.data.pairs`; only their blocks hold it, so the
+other models' streams and saved states are unchanged).
 A generator is seeded from (seed, stream) only, so a seed's draws never depend on the other seeds of its
 block, and two models trained with the same seed share their data order. Everything is drawn on the CPU
 (identical on every device) in blocks — one permutation per seed per epoch, noise per chunk of steps —
@@ -14,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-STREAMS = {"init": 1, "disc_init": 2, "data": 3, "noise": 4, "shuffle": 5, "eval": 6}
+STREAMS = {"init": 1, "disc_init": 2, "data": 3, "noise": 4, "shuffle": 5, "eval": 6, "pair": 7}
 
 
 def seed_generator(seed: int, stream: str, *extra: int) -> torch.Generator:
@@ -29,10 +31,14 @@ class SeedStreams:
     """The training streams of a block of seeds (`seeds[s]` is the seed of row s)."""
 
     TRAINING = ("init", "disc_init", "data", "noise", "shuffle")
+    OPTIONAL = ("pair",)  # streams a block holds only when its model needs them (`extra`)
 
-    def __init__(self, seeds: list[int]):
+    def __init__(self, seeds: list[int], extra: tuple[str, ...] = ()):
         self.seeds = list(seeds)
-        self.gens = {name: [seed_generator(s, name) for s in self.seeds] for name in self.TRAINING}
+        unknown = set(extra) - set(self.OPTIONAL)
+        if unknown:
+            raise ValueError(f"SeedStreams: unknown optional stream(s) {sorted(unknown)}; allowed: {self.OPTIONAL}")
+        self.gens = {name: [seed_generator(s, name) for s in self.seeds] for name in (*self.TRAINING, *extra)}
 
     def epoch_order(self, n: int, steps: int, batch: int) -> torch.Tensor:
         """(S, steps, batch) int64 positions in [0, n): each seed's fresh permutation, cut into batches

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from workers.checkpoint import save_torch
-from workers.data import Dataset, load
+from workers.data import Dataset, GridDataset, load
 from workers.data.device_rows import DeviceRows, compact_form, device_budget, device_rows, float32_form, resident
+from workers.data.pairs import PairFeed, PairSampler
 from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
 from workers.metrics.evaluate import METRIC_ERRORS, evaluate_checkpoint
 from workers.metrics.inputs import metric_seed
@@ -159,7 +160,8 @@ class TrialRun:
         self.steps_per_epoch = self.data.n // self.batch_size
         self.vae = BatchedVAE(cfg, self.dataset.observation_shape)
         self.S = len(trial.seeds)
-        self.streams = SeedStreams(trial.seeds)
+        self.streams = SeedStreams(trial.seeds, extra=("pair",) if self.vae.paired else ())
+        self.pairs = self._pair_feed(plan) if self.vae.paired else None
         self.params = FlatParams(self.vae.layout, init_flat(self.vae.layout, self.streams.gens["init"],
                                                             self.device))
         self.opt: SeedOptimizer = make_optimizer(cfg.optimizer.name, self.params, cfg.optimizer.lr)
@@ -215,10 +217,19 @@ class TrialRun:
     def train_epoch(self) -> None:
         """One pass of every seed over its own permutation of the training points."""
         B, d, steps = self.batch_size, self.vae.latent_dim, self.steps_per_epoch
-        order = self.streams.epoch_order(self.data.n, steps, B).to(self.device)
+        order_cpu = self.streams.epoch_order(self.data.n, steps, B)
+        order = order_cpu.to(self.device)
         stochastic = self.vae.posterior != "none"
         for c0 in range(0, steps, CHUNK_STEPS):
             k = min(CHUNK_STEPS, steps - c0)
+            if self.pairs is not None:  # paired models: partners of the first observations, noise for 2B
+                eps = self.streams.noise(k, 2 * B, d).to(self.device) if stochastic else None
+                chunk = self.pairs.chunk(order_cpu[:, c0:c0 + k], self.streams.gens["pair"])
+                for t in range(k):
+                    x2, shuffle = chunk.step(t)
+                    self.train_step(self.data.batch(order[:, c0 + t]), None if eps is None else eps[:, t], None,
+                                    x_pair=x2, pair_perm=shuffle)
+                continue
             eps = self.streams.noise(k, B, d).to(self.device) if stochastic else None
             perm = self.streams.shuffles(k, B, d).to(self.device) if self.disc is not None else None
             for t in range(k):
@@ -226,10 +237,23 @@ class TrialRun:
                 self.train_step(x, None if eps is None else eps[:, t], None if perm is None else perm[:, t])
         self.epoch += 1
 
-    def train_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None) -> StepTerms:
+    def _pair_feed(self, plan: DevicePlan) -> PairFeed:
+        """Paired models: the pair sampler and, on grid datasets, every stored point as the partners' store
+        (on the device like the training rows when it fits, TrainData's rule)."""
+        sampler = PairSampler(self.dataset, self.cfg.model, dict(self.cfg.hparams))
+        gather = None
+        if isinstance(self.dataset, GridDataset):
+            store = TrainData(self.dataset, np.arange(len(self.dataset), dtype=np.int64), self.device,
+                              gpu_fraction=plan.gpu_fraction)
+            gather = store.batch
+        return PairFeed(sampler, self.data.indices, self.device, gather)
+
+    def train_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None, *,
+                   x_pair: torch.Tensor | None = None, pair_perm: torch.Tensor | None = None) -> StepTerms:
         with autocast(self.plan):
             terms = self.vae.terms(self.params.leaves, x, eps, step=self.step, dataset_size=self.data.n,
-                                   disc_params=None if self.disc is None else self.disc.leaves, perm=perm)
+                                   disc_params=None if self.disc is None else self.disc.leaves, perm=perm,
+                                   x_pair=x_pair, pair_perm=pair_perm)
         total = terms.loss.sum()
         finite = torch.isfinite(terms.loss)
         if terms.disc_loss is not None:

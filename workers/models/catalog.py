@@ -15,6 +15,7 @@ class HParam:
     default: float | None
     minimum: float = 0.0
     exclusive_minimum: bool = True  # beta > 0, not >= 0
+    integer: bool = False  # a count (Ada-GVAE's k)
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class ObjectiveInfo:
     stochastic: bool  # has a posterior (KL term); False only for the plain AE
     hparams: dict[str, HParam] = field(default_factory=dict)
     doc: str = ""
+    paired: bool = False  # trains on pairs of observations (workers.data.pairs)
 
 
 OBJECTIVES: dict[str, ObjectiveInfo] = {
@@ -51,7 +53,31 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
         {"c_max": HParam(None), "gamma": HParam(1000.0), "iteration_threshold": HParam(100_000.0)},
         "AnnealedVAE (capacity schedule)",
     ),
+    # Paired models (issue 17): they learn from pairs of observations drawn by workers.data.pairs.
+    "slowvae": ObjectiveInfo(
+        "slowvae", True,
+        {"beta": HParam(None), "gamma": HParam(None, 0.0, False), "rate": HParam(6.0),
+         "rate_data": HParam(1.0)},
+        "SlowVAE (Klindt et al. 2021): Laplace transition prior on natural-transition pairs; beta: KL to "
+        "N(0, I), gamma: KL to the Laplace transition prior of rate `rate`, pairs: Laplace rate `rate_data`",
+        paired=True,
+    ),
+    "ada_gvae": ObjectiveInfo(
+        "ada_gvae", True,
+        {"beta": HParam(None), "k": HParam(-1.0, -1.0, False, integer=True)},
+        "Ada-GVAE (Locatello et al. 2020): pairs sharing all but k resampled factors (k = -1: random), "
+        "posteriors averaged on the adaptively estimated shared latents",
+        paired=True,
+    ),
+    "pcl": ObjectiveInfo(
+        "pcl", False, {"rate_data": HParam(1.0)},
+        "PCL (Hyvarinen & Morioka 2017): deterministic encoder + contrastive classifier of true vs shuffled "
+        "natural-transition pairs; no posterior (posterior metrics null); decoder a read-out on detached codes",
+        paired=True,
+    ),
 }
+
+PAIRED = frozenset(name for name, o in OBJECTIVES.items() if o.paired)
 
 ARCHITECTURES = ("linear", "mlp", "conv")
 ACTIVATIONS = ("relu", "tanh", "none")

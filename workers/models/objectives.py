@@ -6,7 +6,8 @@ and returns one loss per seed, shape (S,). Units: nats (Bernoulli) or squared er
 variance up to constants), as in the papers: loss = recon + beta * KL (+ the objective's extra term).
 
 References: disentanglement_lib (vae.py) for beta-TCVAE, FactorVAE, DIP-VAE and AnnealedVAE; the thesis
-eq. 3.30 for the full-covariance KL; Chen et al. 2018 for minibatch-weighted sampling.
+eq. 3.30 for the full-covariance KL; Chen et al. 2018 for minibatch-weighted sampling. The paired objectives
+(SlowVAE, Ada-GVAE, PCL) are at the end of the file with their references.
 """
 
 from __future__ import annotations
@@ -112,6 +113,111 @@ def annealed_capacity(c_max: float, step: int, iteration_threshold: float) -> fl
     return min(c_max, c_max * step / iteration_threshold)
 
 
+# ---- paired objectives ---------------------------------------------------------------------------------
+# Each takes the posteriors of a pair (first observation: mu1/logvar1, partner: mu2/logvar2), (S, B, d) each.
+
+
+def normal_entropy(logvar: torch.Tensor) -> torch.Tensor:
+    """Elementwise entropy of N(mu, exp(logvar)): ½(logvar + log 2πe)."""
+    return 0.5 * (logvar + LOG_2PI + 1.0)
+
+
+def laplace_log_density(z: torch.Tensor, loc: torch.Tensor, rate: float) -> torch.Tensor:
+    """Elementwise log Laplace(z; loc, scale 1/rate) = log(rate/2) − rate·|z − loc|: SlowVAE's transition
+    prior p(z_t | z_{t−1}) per latent (Klindt et al. 2021, eq. 4)."""
+    return math.log(rate / 2.0) - rate * (z - loc).abs()
+
+
+def laplace_cross_entropy(mean: torch.Tensor, logvar: torch.Tensor, rate: float) -> torch.Tensor:
+    """Elementwise cross-entropy −E_{z~N(mean, σ²)}[log Laplace(z; 0, 1/rate)] in closed form:
+
+        −log(rate/2) + rate·E|z|,   E|z| = σ·√(2/π)·exp(−mean²/2σ²) − mean·(1 − 2Φ(mean/σ))
+
+    (the folded normal's mean; bethgelab/slow_disentanglement `compute_cross_ent_laplace`). SlowVAE calls it
+    with mean = mu_t − mu_{t−1}: the partner's code enters at its posterior mean, as in the reference.
+    """
+    sigma = torch.exp(0.5 * logvar)
+    folded = sigma * math.sqrt(2.0 / math.pi) * torch.exp(-mean.square() / (2.0 * sigma.square())) \
+        - mean * (1.0 - 2.0 * _normal_cdf(mean / sigma))
+    return -math.log(rate / 2.0) + rate * folded
+
+
+def _normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def slowvae_loss(recon: torch.Tensor, mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor,
+                 logvar2: torch.Tensor, *, beta: float, gamma: float, rate: float) -> torch.Tensor:
+    """SlowVAE (Klindt et al., ICLR 2021) per seed, (S,), as in bethgelab/slow_disentanglement solver.py:
+
+        loss = E_pairs[rec(x1) + rec(x2)] + β·KL_N + γ·KL_L
+        KL_N = mean over the 2B observations of Σ_j KL(q(z_j|x) || N(0, 1))
+        KL_L = E_pairs Σ_j [CE(q(z_2j|x2); Laplace(mu_1j, 1/λ)) + CE(q(z_1j|x1); Laplace(mu_2j, 1/λ))] − H̄
+        H̄   = mean over the 2B observations of Σ_j H(q(z_j|x))
+
+    The Laplace transition prior is applied both ways (the reference's "train both ways"; H̄ subtracted once,
+    as there). recon: (S, 2B) per-observation reconstruction losses, first observations first.
+    """
+    logvar = torch.cat([logvar1, logvar2], 1)
+    mu = torch.cat([mu1, mu2], 1)
+    h = normal_entropy(logvar).sum(-1).mean(1)
+    kl_normal = kl_diag(mu, logvar).sum(-1).mean(1)
+    ce_laplace = (laplace_cross_entropy(mu1 - mu2, logvar1, rate)
+                  + laplace_cross_entropy(mu2 - mu1, logvar2, rate)).sum(-1).mean(1)
+    return 2.0 * recon.mean(1) + beta * kl_normal + gamma * (ce_laplace - h)
+
+
+def gaussian_kl_between(mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor,
+                        logvar2: torch.Tensor) -> torch.Tensor:
+    """disentanglement_lib weak_vae.compute_kl: σ1²/σ2² + (mu2 − mu1)²/σ2² − 1 + log σ2² − log σ1²,
+    elementwise (= 2·KL(N(mu1, σ1²) || N(mu2, σ2²)), the per-latent distance Ada-GVAE thresholds)."""
+    return torch.exp(logvar1 - logvar2) + (mu2 - mu1).square() * torch.exp(-logvar2) - 1.0 + logvar2 - logvar1
+
+
+def ada_gvae_shared(delta: torch.Tensor) -> torch.Tensor:
+    """Ada-GVAE's adaptive estimate of the shared latents (disentanglement_lib aggregate_argmax): per
+    example, the latents whose δ falls in the lower of two equal-width bins over [min δ, max δ], i.e.
+    δ_j < τ = ½(max δ + min δ) (Locatello et al. 2020, eq. 5). (…, d) -> (…, d) bool; all latents count as
+    shared when every δ_j is equal (the torch reference's NaN bin is never bin 1)."""
+    lo = delta.amin(-1, keepdim=True)
+    hi = delta.amax(-1, keepdim=True)
+    return (delta < 0.5 * (lo + hi)) | (hi == lo)
+
+
+def ada_gvae_aggregate(mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor, logvar2: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ada-GVAE posteriors of a pair (group_vae_argmax): on the shared latents both observations take the
+    average posterior, mu = ½(mu1 + mu2), σ² = ½(σ1² + σ2²) (GVAE averaging, Hosoya 2019); elsewhere each
+    keeps its own. Returns (mu1', logvar1', mu2', logvar2', shared)."""
+    shared = ada_gvae_shared(gaussian_kl_between(mu1, logvar1, mu2, logvar2))
+    avg_mu = 0.5 * mu1 + 0.5 * mu2
+    avg_logvar = torch.log(0.5 * logvar1.exp() + 0.5 * logvar2.exp())
+    return (torch.where(shared, avg_mu, mu1), torch.where(shared, avg_logvar, logvar1),
+            torch.where(shared, avg_mu, mu2), torch.where(shared, avg_logvar, logvar2), shared)
+
+
+def ada_gvae_loss(recon: torch.Tensor, kl: torch.Tensor, *, beta: float) -> torch.Tensor:
+    """Ada-GVAE per seed: ½(rec(x1) + rec(x2)) + β·½(KL(q̃1) + KL(q̃2)), batch means (group_vae model_fn);
+    recon, kl: (S, 2B) per-observation terms of the aggregated posteriors."""
+    return recon.mean(1) + beta * kl.mean(1)
+
+
+def pcl_logits(params: dict[str, torch.Tensor], h_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+    """PCL's classifier r(h_t, h_{t−1}) = −Σ_j |a_j h_t,j + b_j h_{t−1},j + c_j| + Σ_j h_t,j² + d: a sum of
+    scalar functions of each feature pair (Hyvärinen & Morioka 2017, eq. 6; the parametrisation of
+    bethgelab/slow_disentanglement `r_func`). (S, B, d) each -> (S, B) logits; params "pcl.a/b/c" (S, d),
+    "pcl.d" (S, 1)."""
+    a, b, c, d0 = (params[f"pcl.{k}"] for k in ("a", "b", "c", "d"))
+    q = (a.unsqueeze(1) * h_t + b.unsqueeze(1) * h_prev + c.unsqueeze(1)).abs().sum(-1)
+    return -q + h_t.square().sum(-1) + d0
+
+
+def pcl_loss(logits_pos: torch.Tensor, logits_neg: torch.Tensor) -> torch.Tensor:
+    """Logistic regression of true pairs (label 1) against pairs with a shuffled past (label 0), mean over
+    the 2B pairs, per seed: (S, B) each -> (S,)."""
+    return 0.5 * (F.softplus(-logits_pos).mean(1) + F.softplus(logits_neg).mean(1))
+
+
 def objective_loss(model: str, hparams: dict[str, float], *, recon: torch.Tensor, kl: torch.Tensor,
                    mu: torch.Tensor, logvar: torch.Tensor | None, z: torch.Tensor, step: int,
                    dataset_size: int, tc_logits: torch.Tensor | None = None) -> torch.Tensor:
@@ -121,11 +227,12 @@ def objective_loss(model: str, hparams: dict[str, float], *, recon: torch.Tensor
     tc_logits: FactorVAE discriminator logits on z, (S, B, 2).
     """
     rec, klm = recon.mean(1), kl.mean(1)
-    if model == "ae":
+    if model in ("ae", "pcl"):  # pcl: the single-observation loss is its read-out decoder's reconstruction
         return rec
     if model == "vae":
         return rec + klm
-    if model in ("beta_vae", "beta_vae_sigma"):
+    if model in ("beta_vae", "beta_vae_sigma", "slowvae", "ada_gvae"):
+        # slowvae / ada_gvae: the single-observation loss (held-out points), without the pair terms
         return rec + hparams["beta"] * klm
     if model == "beta_tcvae":
         assert logvar is not None

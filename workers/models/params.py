@@ -27,7 +27,7 @@ class ParamEntry:
     shape: tuple[int, ...]
     offset: int
     fan_in: int  # PyTorch's default init bound is 1/sqrt(fan_in) for weights and biases of a layer
-    init: str = "uniform"  # "uniform" (U(-1/sqrt(fan_in), +1/sqrt(fan_in))) or "zeros"
+    init: str = "uniform"  # "uniform" (U(-1/sqrt(fan_in), +1/sqrt(fan_in))), "zeros", "ones" or "minus_ones"
 
     @property
     def size(self) -> int:
@@ -65,6 +65,8 @@ class ParamLayout:
             chunk = row[e.offset:e.offset + e.size]
             if e.init == "zeros":
                 chunk.zero_()
+            elif e.init in ("ones", "minus_ones"):  # constants draw nothing from the generator
+                chunk.fill_(1.0 if e.init == "ones" else -1.0)
             else:
                 bound = 1.0 / math.sqrt(e.fan_in)
                 chunk.uniform_(-bound, bound, generator=generator)

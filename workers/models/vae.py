@@ -5,8 +5,14 @@ the objective. Every call takes the named (S, *shape) parameters of S seeds (`Fl
 `params.views` of any (S, P) buffer), so the same object serves a block of 64 seeds, one seed, or one
 seed's saved state dict (`SeedView`).
 
-Posteriors: "none" (ae: z = mu), "diag" (mu, logvar; z = mu + σ ε), "full" (beta_vae_sigma: mu and a
+Posteriors: "none" (ae, pcl: z = mu), "diag" (mu, logvar; z = mu + σ ε), "full" (beta_vae_sigma: mu and a
 Cholesky factor L with L_ii = exp(½ raw_i) and free strictly-lower entries; z = mu + L ε).
+
+Paired models (slowvae, ada_gvae, pcl; `workers.data.pairs`) train on pairs: `terms(..., x_pair=...)`.
+Without `x_pair` (held-out losses, metrics) they are evaluated on single observations: slowvae and
+ada_gvae as a β-VAE (recon + β·KL, no pair term), pcl by its read-out decoder's reconstruction. PCL's
+encoder is deterministic and trained only by the contrastive loss; its decoder is a read-out trained on
+the detached codes (so the decoder metrics, DtO, describe a decoder fitted to the PCL code).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from workers.models import objectives as O
+from workers.models.catalog import PAIRED
 from workers.models.networks import Network, build_decoder, build_discriminator, build_encoder
 from workers.models.params import ParamLayout, views
 from workers.trial import RestartConfig
@@ -24,7 +31,7 @@ FULL_COVARIANCE = {"beta_vae_sigma"}
 
 
 def posterior_kind(model: str) -> str:
-    if model == "ae":
+    if model in ("ae", "pcl"):
         return "none"
     return "full" if model in FULL_COVARIANCE else "diag"
 
@@ -62,6 +69,11 @@ class BatchedVAE:
         if self.model == "factorvae":
             self.disc_layout = ParamLayout()
             self.discriminator = build_discriminator(d, self.disc_layout)
+        self.paired = self.model in PAIRED
+        if self.model == "pcl":  # the classifier r(h_t, h_{t-1}) (objectives.pcl_logits), reference init
+            for name, init in (("a", "ones"), ("b", "minus_ones"), ("c", "zeros")):
+                self.layout.add(f"pcl.{name}", (d,), fan_in=1, init=init)
+            self.layout.add("pcl.d", (1,), fan_in=1, init="zeros")
         rows, cols = torch.tril_indices(d, d, offset=-1)
         self._tril_lin = rows * d + cols  # positions of the strictly-lower entries in a flattened d x d
 
@@ -111,13 +123,19 @@ class BatchedVAE:
     # ---- one training/evaluation pass ------------------------------------------------------------
     def terms(self, params: dict[str, torch.Tensor], x: torch.Tensor, eps: torch.Tensor | None, *, step: int,
               dataset_size: int, disc_params: dict[str, torch.Tensor] | None = None,
-              perm: torch.Tensor | None = None) -> StepTerms:
+              perm: torch.Tensor | None = None, x_pair: torch.Tensor | None = None,
+              pair_perm: torch.Tensor | None = None) -> StepTerms:
         """Losses of every seed on its batch. x (S, B, *obs); eps (S, B, d) noise; perm (S, B, d) FactorVAE
         shuffle indices. The FactorVAE discriminator enters the VAE loss with its weights detached (only
-        the discriminator loss trains them, on detached codes), as in disentanglement_lib."""
+        the discriminator loss trains them, on detached codes), as in disentanglement_lib.
+
+        Paired models: x_pair (S, B, *obs) the partners of x, eps (S, 2B, d) (first observations, then
+        partners), pair_perm (S, B) PCL's negatives; without x_pair, the single-observation losses."""
+        if x_pair is not None:
+            return self._paired_terms(params, x, x_pair, eps, pair_perm)
         mu, post = self.encode(params, x)
         z = self.sample(mu, post, eps)
-        out = self.decode(params, z)
+        out = self.decode(params, z.detach() if self.model == "pcl" else z)
         recon = O.recon_loss(x, out, self.likelihood)
         kl = self.kl(mu, post)
         tc_logits = disc_loss = None
@@ -131,6 +149,44 @@ class BatchedVAE:
                                 z=z, step=step, dataset_size=dataset_size, tc_logits=tc_logits)
         return StepTerms(loss=loss, recon=recon.mean(1), kl=kl.mean(1), mu=mu.detach(),
                          posterior={k: v.detach() for k, v in post.items()}, disc_loss=disc_loss)
+
+    def _paired_terms(self, params: dict[str, torch.Tensor], x: torch.Tensor, x_pair: torch.Tensor,
+                      eps: torch.Tensor | None, pair_perm: torch.Tensor | None) -> StepTerms:
+        """One training pass on pairs: both observations encoded as one (S, 2B) batch. Reported recon/kl
+        are per-observation means over the 2B observations (kl of the posteriors the loss uses); mu and
+        the posterior are the first observations'."""
+        if not self.paired:
+            raise ValueError(f"model {self.model!r} does not train on pairs")
+        B = x.shape[1]
+        xx = torch.cat([x, x_pair], 1)
+        mu, post = self.encode(params, xx)
+        mu1, mu2 = mu[:, :B], mu[:, B:]
+        if self.model == "pcl":
+            assert pair_perm is not None
+            neg = torch.gather(mu1, 1, pair_perm.unsqueeze(-1).expand_as(mu1))
+            contrastive = O.pcl_loss(O.pcl_logits(params, mu2, mu1), O.pcl_logits(params, mu2, neg))
+            recon = O.recon_loss(xx, self.decode(params, mu.detach()), self.likelihood)
+            kl = mu.new_zeros(mu.shape[:-1])
+            loss = contrastive + recon.mean(1)
+            return StepTerms(loss=loss, recon=recon.mean(1), kl=kl.mean(1), mu=mu1.detach(), posterior={})
+        assert eps is not None and eps.shape[1] == 2 * B, "paired models take noise for 2B observations"
+        logvar = post["logvar"]
+        lv1, lv2 = logvar[:, :B], logvar[:, B:]
+        if self.model == "ada_gvae":
+            m1, l1, m2, l2, _ = O.ada_gvae_aggregate(mu1, lv1, mu2, lv2)
+            mu_q, logvar_q = torch.cat([m1, m2], 1), torch.cat([l1, l2], 1)
+        else:
+            mu_q, logvar_q = mu, logvar
+        z = mu_q + torch.exp(0.5 * logvar_q) * eps
+        recon = O.recon_loss(xx, self.decode(params, z), self.likelihood)
+        kl = O.kl_diag(mu_q, logvar_q).sum(-1)
+        if self.model == "ada_gvae":
+            loss = O.ada_gvae_loss(recon, kl, beta=self.hparams["beta"])
+        else:
+            h = self.hparams
+            loss = O.slowvae_loss(recon, mu1, lv1, mu2, lv2, beta=h["beta"], gamma=h["gamma"], rate=h["rate"])
+        return StepTerms(loss=loss, recon=recon.mean(1), kl=kl.mean(1), mu=mu1.detach(),
+                         posterior={"logvar": lv1.detach()})
 
     # ---- per-seed views and state dicts ----------------------------------------------------------
     def seed_view(self, flat: torch.Tensor, seed_index: int) -> SeedView:
