@@ -52,6 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study_dir", help="<storage>/<study> folder (or URI)")
     p.set_defaults(func=cmd_compact)
 
+    p = sub.add_parser("perturb", help="train an ε-perturbation of a dataset from a study's most and least "
+                       "disentangled restarts (thesis §4.2); writes <storage>/perturbations/NAME")
+    from sweep.perturb import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_perturb)
+
 
 def _ray_args(p: argparse.ArgumentParser, *, with_jobs: bool) -> None:
     jobs = "http://HEAD:8265 (submit as a Ray job and return), " if with_jobs else ""
@@ -225,3 +232,9 @@ def cmd_compact(args: argparse.Namespace) -> int:
     print(f"compacted {args.study_dir}: {r.files_before} files -> {r.files_after} in {r.partitions} partitions "
           f"({r.rows} rows, unchanged)")
     return EXIT_OK
+
+
+def cmd_perturb(args: argparse.Namespace) -> int:
+    from sweep.perturb import main
+
+    return main(args)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sweep import defaults as D
 from sweep.errors import SpecError
-from workers.data.catalog import DATASETS
+from workers.data.catalog import DATASETS, exclusive_cell
 from workers.metrics.registry import METRICS
 from workers.models.catalog import ACTIVATIONS, ARCHITECTURES, LIKELIHOODS, OBJECTIVES, OPTIMIZERS
 from workers.store.layout import join_uri
@@ -222,10 +222,28 @@ def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Pat
     if problems:
         raise SpecError(problems, source)
     restarts, trials, eval_cfg = _expand(spec, cells)
+    problems += _check_dataset_values(restarts)
+    if problems:
+        raise SpecError(problems, source)
     normalized = spec.model_dump()
     normalized["overrides"] = {k: v.model_dump(exclude_unset=True) for k, v in spec.overrides.items()}
     return Study(spec=spec, restarts=restarts, trials=trials, eval=eval_cfg, source=source,
                  normalized=normalized)
+
+
+def _check_dataset_values(restarts: list[Restart]) -> list[str]:
+    """The data layer's own checks of option values against each other and the files they name (a
+    `perturbation:` folder: present, made for this dataset and these options), once per distinct option set."""
+    from workers.data.catalog import check_values
+
+    seen: set[str] = set()
+    problems: list[str] = []
+    for r in restarts:
+        key = stable_key([r.config.dataset, r.config.dataset_options])
+        if key not in seen:
+            seen.add(key)
+            problems += [p for p in check_values(r.config.dataset, r.config.dataset_options) if p not in problems]
+    return problems
 
 
 def _pydantic_problem(err: dict[str, Any]) -> str:
@@ -460,10 +478,20 @@ def _resolve_cell(spec: StudySpec, dataset: str, model: str, grid: dict[str, Any
             elif v < hp.minimum or (hp.exclusive_minimum and v == hp.minimum):
                 problems.append(f"field '{h}' ({where}): got {v!r}; must be "
                                 f"{'>' if hp.exclusive_minimum else '>='} {hp.minimum}")
+            elif hp.integer and not float(v).is_integer():
+                problems.append(f"field '{h}' ({where}): got {v!r}; expected an integer")
+            elif h == "k" and v != -1 and not 1 <= v < max(ds.num_factors, 2):
+                problems.append(f"field 'k' ({where}): got {v!r}; must be -1 (random) or 1..{ds.num_factors - 1}"
+                                f" (factors changed in a pair; {dataset} has {ds.num_factors})")
+    if obj.paired and ds.num_factors == 0:
+        problems.append(f"field 'grid.model' ({where}): {model!r} trains on pairs that share ground-truth factors; "
+                        f"dataset {dataset!r} has none (use synth_lin, synth_nonlin, dsprites or shapes3d)")
     for o, osp in ds.options.items():
         if o not in axes:
             continue
         for v in axes[o]:
+            if v is None and not osp.keyed_when_unset:  # null: the option unset (e.g. the unaltered data)
+                continue
             if osp.type is float and not _is_number(v) or osp.type is int and not _is_int(v) or \
                     osp.type is str and not isinstance(v, str):
                 problems.append(f"field '{o}' ({where}): got {v!r}; expected {osp.type.__name__}")
@@ -532,13 +560,16 @@ def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[Tr
         axis_names = sorted(cell.axes)
         for combo in itertools.product(*(cell.axes[a] for a in axis_names)):
             chosen = dict(zip(axis_names, combo, strict=True))
+            if exclusive_cell(chosen, cell.axes):
+                continue
             hparams: dict[str, float] = {}
             for h in obj.hparams:  # order matters: lambda_d's default depends on lambda_od
                 v = chosen.get(h)
                 hparams[h] = float(v) if v is not None else float(
                     obj.hparams[h].default if obj.hparams[h].default is not None
                     else D.default_hparam(cell.dataset, cell.model, h, hparams))
-            options = {o: chosen.get(o, osp.default) for o, osp in ds.options.items()}
+            options = {o: chosen.get(o, osp.default) for o, osp in ds.options.items()
+                       if osp.keyed_when_unset or chosen.get(o) is not None}
             options = {o: (float(v) if ds.options[o].type is float and v is not None else v)
                        for o, v in options.items()}
             t = dict(cell.train)

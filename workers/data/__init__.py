@@ -6,6 +6,10 @@
 
 Names and options are those of `workers.data.catalog.DATASETS`; an unknown name or option, a value of
 the wrong type or a bad file raises `DataError` naming it and what was expected.
+
+Every dataset with factors also takes `perturbation: <folder>` (the optimised ε-perturbation `orthosweep
+perturb` wrote) or `noise: ε` (uniform noise in [−ε, ε]): the loaded dataset is then wrapped
+(`workers/data/perturbed.py`), with the base dataset's factors, points and split.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import DataError, Dataset, GridDataset
-from .catalog import DATASETS
+from .catalog import DATASETS, base_options, check_values
 
 __all__ = ["DataError", "Dataset", "GridDataset", "load"]
 
@@ -60,6 +64,9 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
         if spec.check == "positive" and not value > 0:
             raise DataError(f"dataset {name!r}: option {key!r} must be positive, got {value!r}")
         out[key] = value
+    problems = check_values(name, out)
+    if problems:
+        raise DataError("; ".join(problems))
     return out
 
 
@@ -71,4 +78,13 @@ def load(name: str, **options: Any) -> Dataset:
     """Open dataset `name` with its catalog options (defaults for those not given)."""
     opts = check_options(name, options)
     module_name, factory = _FACTORIES[name].split(":")
-    return getattr(importlib.import_module(module_name), factory)(**opts)
+    base = getattr(importlib.import_module(module_name), factory)(**base_options(name, opts))
+    if opts.get("perturbation") is not None:
+        from .perturbed import PerturbedDataset
+
+        return PerturbedDataset(base, opts["perturbation"])
+    if opts.get("noise") is not None:
+        from .perturbed import NoisyDataset
+
+        return NoisyDataset(base, opts["noise"])
+    return base
