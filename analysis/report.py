@@ -2,7 +2,8 @@
 
 `study_statistics` gathers everything from a read-only connection; `stats_text` renders it as text or
 JSON; `build_report` renders spec, progress, the per-group table (mean ± std of every metric, like the
-paper's Table 3.3), restart statistics, correlations and every figure (PNG embedded as base64).
+paper's Table 3.3), restart statistics, cartesian vs polar restarts (the embedding metric, thesis §4.3.6),
+correlations and every figure (PNG embedded as base64).
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ import numpy as np
 import pandas as pd
 
 from analysis.frames import metrics_present, n_factors, restarts
-from analysis.stats import SplitMethod, correlation_table, group_table, overpruned, restart_statistics
+from analysis.stats import (
+    POLAR_COLUMN,
+    SplitMethod,
+    correlation_table,
+    embedding_labels,
+    embedding_table,
+    group_table,
+    overpruned,
+    restart_statistics,
+)
 from analysis.tables import fmt, mean_std, text_table
 from workers.metrics.registry import TRAINER_COLUMNS, headline_columns
 
@@ -55,7 +65,7 @@ def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", spl
     runs = restarts(con, epoch) if runs is None else runs
     if runs.empty:
         return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame(),
-                "udr_correlations": pd.DataFrame()}
+                "udr_correlations": pd.DataFrame(), "embedding": pd.DataFrame()}
     runs = _attach_names(runs)
     nf = n_factors(runs)
     by = ("study", "group")
@@ -72,6 +82,7 @@ def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", spl
         "restart_statistics": stats,
         "correlations": correlation_table(kept, by=by, n_boot=n_boot),
         "udr_correlations": udr,
+        "embedding": embedding_table(runs, by=by, metric=metric),
     }
 
 
@@ -119,12 +130,32 @@ def correlation_rows(corr: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
+def embedding_rows(emb: pd.DataFrame, metric: str = "mig") -> tuple[list[str], list[list[Any]]]:
+    """Cartesian vs polar restarts: one row per group (with the mean `metric` of each set when recorded)."""
+    headers = ["group", "n", "cartesian", "polar", "not evaluated", f"{metric} cart. vs polar",
+               "mean polar fraction", "mean cartesian residual", "mean polar residual"]
+    rows = [[r["group"], int(r["n"]), int(r["n_cartesian"]), int(r["n_polar"]), int(r["n_unknown"]),
+             f"{fmt(r.get(f'{metric}_cartesian_mean'), 3)} vs {fmt(r.get(f'{metric}_polar_mean'), 3)}",
+             r[f"{POLAR_COLUMN}_mean"], r["embedding_residual_cartesian_mean"], r["embedding_residual_polar_mean"]]
+            for _, r in emb.iterrows()]
+    return headers, rows
+
+
+EMBEDDING_NOTE = ("A restart is polar when the embedding metric found at least one factor pair embedded as the radius "
+                  "and angle of two latents (polar_fraction > 0), cartesian otherwise; residuals are the shares of a "
+                  "pair grid's code variance the cartesian / polar model leaves unexplained (workers/metrics/"
+                  "embedding.py). `orthosweep stats --split polar` compares the two sets.")
+
+
 def _describe_choice(st: dict[str, Any]) -> str:
     how = {"topk": f"the {st['k']} best vs the {st['k']} worst restarts", "threshold": f"threshold {st['threshold']}",
-           "mixture": "a two-component Gaussian mixture"}[st["split"]]
+           "mixture": "a two-component Gaussian mixture",
+           "polar": f"embedding: cartesian ({POLAR_COLUMN} = 0, the 'dis' side) vs polar (> 0, 'ent')"}[st["split"]]
     at = "each restart's last checkpoint" if st["epoch"] is None else f"epoch {st['epoch']}"
     pruned = "excluded" if st["exclude_overpruned"] else "included"
-    return (f"{st['n_restarts']} restarts at {at}; split by {st['metric']} with {how}; over-pruned restarts "
+    split = (f"split by {st['metric']} with {how}" if st["split"] != "polar" else
+             f"split by the {how}, {st['metric']} described and compared")
+    return (f"{st['n_restarts']} restarts at {at}; {split}; over-pruned restarts "
             f"(fewer active units than factors) {pruned}. δ = Cliff's delta (disentangled vs entangled), "
             "p = two-sided Mann–Whitney U; BC > 0.555 and a small dip-test p suggest two modes.")
 
@@ -136,14 +167,18 @@ def stats_text(con: duckdb.DuckDBPyConnection, *, as_json: bool = False, **kw: A
         out = {**{k: v for k, v in st.items() if not isinstance(v, (pd.DataFrame, list))},
                "groups": st["groups"].to_dict("records"), "restart_statistics": st["restart_statistics"],
                "correlations": st["correlations"].to_dict("records"),
-               "udr_correlations": st["udr_correlations"].to_dict("records")}
+               "udr_correlations": st["udr_correlations"].to_dict("records"),
+               "embedding": st["embedding"].to_dict("records")}
         return json.dumps(_json_safe(out), indent=1)
     if st["n_restarts"] == 0:
         return "no restarts with status ok yet"
     parts = [_describe_choice(st), "", "Per group (mean ± std over restarts)", text_table(*group_rows(st["groups"])),
-             "", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"])), "",
-             "Correlations of DtO with each disentanglement metric (bootstrap 95% CI)",
-             text_table(*correlation_rows(st["correlations"])) if len(st["correlations"]) else "(none recorded)"]
+             "", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"]))]
+    if len(st["embedding"]):
+        parts += ["", "Cartesian vs polar restarts (embedding metric, thesis §4.3.6)",
+                  text_table(*embedding_rows(st["embedding"], st["metric"]))]
+    parts += ["", "Correlations of DtO with each disentanglement metric (bootstrap 95% CI)",
+              text_table(*correlation_rows(st["correlations"])) if len(st["correlations"]) else "(none recorded)"]
     if len(st["udr_correlations"]):
         parts += ["", "Rank correlation of UDR (Spearman variant) with MIG and with DtO across restarts",
                   text_table(*correlation_rows(st["udr_correlations"]))]
@@ -208,6 +243,47 @@ def expected_restarts(spec_text: str | None) -> int | None:
         return None
 
 
+MAX_LISTED = 50  # polar restarts listed by name in the report
+
+
+def embedding_section(runs: pd.DataFrame, emb: pd.DataFrame, metric: str = "mig") -> list[str]:
+    """HTML of the cartesian-vs-polar section: counts per group, the polar restarts (at most MAX_LISTED) and
+    the embedding of the restarts the traversal figure shows; [] when no restart has the embedding metric."""
+    if not len(emb):
+        return []
+    e = html.escape
+    runs = _attach_names(runs) if "group" not in runs else runs
+    labels = embedding_labels(runs)
+    polar = runs[labels == "polar"].sort_values(["group", POLAR_COLUMN], ascending=[True, False], kind="stable")
+    cols = [c for c in ("polar_pairs", POLAR_COLUMN, "embedding_residual_cartesian", "embedding_residual_polar",
+                        "mig") if c in polar]
+    rows = [[r["group"], r["run_key"], r["seed"], *(r[c] for c in cols)] for _, r in polar.head(MAX_LISTED).iterrows()]
+    out = ["<h2>Cartesian vs polar restarts</h2>", f"<p class='note'>{e(EMBEDDING_NOTE)}</p>",
+           html_table(*embedding_rows(emb, metric)), f"<h3>Polar restarts ({len(polar)})</h3>"]
+    out.append(html_table(["group", "restart", "seed", *cols], rows) if rows else "<p>none</p>")
+    if len(polar) > MAX_LISTED:
+        out.append(f"<p class='note'>… and {len(polar) - MAX_LISTED} more (orthosweep sql: "
+                   f"{POLAR_COLUMN} > 0)</p>")
+    out.append(f"<p class='note'>{e(_traversal_note(runs, labels))}</p>")
+    return out
+
+
+def _traversal_note(runs: pd.DataFrame, labels: pd.Series) -> str:
+    """Which embedding the best and worst restart of the traversal figure have (its choice of restarts)."""
+    from analysis.traversals import pick_best_worst
+
+    metric = "mig"
+    if metric not in runs or runs[metric].isna().all():  # the figure's own fallback
+        metric = "ds" if "ds" in runs and runs["ds"].notna().any() else metric
+    picked = pick_best_worst(runs, metric) if metric in runs else None
+    if picked is None:
+        return "No traversal figure of a best and worst restart (too few restarts with the metric)."
+    best, worst = (f"{r['run_key']} ({labels.get(r.name) or 'embedding not recorded'})" for r in picked)
+    return (f"The figure traversals_best_worst (Figures) shows latent traversals of the best restart {best} and the "
+            f"worst restart {worst} by {metric}, one latent at a time; two-dimensional traversals over the latents "
+            "of a polar pair are not drawn.")
+
+
 def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int = 1000,
                  figures: dict[str, bytes] | None = None) -> str:
     """The whole report as one HTML string (no external resources, no scripts)."""
@@ -234,6 +310,7 @@ def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int 
         parts += [html_table(*group_rows(st["groups"])),
                   "<h2>Entangled vs disentangled restarts</h2>", f"<p class='note'>{e(_describe_choice(st))}</p>",
                   html_table(*split_rows(st["restart_statistics"])),
+                  *embedding_section(runs, st["embedding"], st["metric"]),
                   "<h2>Correlations of DtO with disentanglement metrics</h2>",
                   html_table(*correlation_rows(st["correlations"])) if len(st["correlations"])
                   else "<p>no disentanglement metric recorded</p>"]

@@ -3,9 +3,11 @@
 The unit of observation is one restart (one row of the `runs` view, or of `checkpoints` at one epoch).
 
 Distribution per group     `describe`: n, mean, std (ddof=1), quantiles, histogram
-Entangled vs disentangled  `split_restarts` by a metric (topk | threshold | mixture), `bimodality`
+Entangled vs disentangled  `split_restarts` by a metric (topk | threshold | mixture) or by the embedding
+                           (polar: cartesian vs polar restarts, thesis §4.3.6), `bimodality`
                            (Hartigan's dip test p-value, bimodality coefficient), `compare_sets`
                            (Mann–Whitney U, Cliff's δ), `wilson_interval` for the fraction disentangled
+Embeddings                 `embedding_labels`, `embedding_table`: cartesian / polar restarts per group
 Over-pruning               `overpruned`: fewer active units than ground-truth factors (excluded by default)
 Correlations               `correlations`: Spearman, Pearson, Kendall with p-values and 95% intervals
 Study level                `restart_statistics`, `correlation_table`: the above per group and pooled
@@ -24,7 +26,9 @@ from scipy import stats as sps
 from workers.metrics.registry import headline_columns
 
 DISENTANGLED, ENTANGLED, MIDDLE = 1, 0, -1
-SplitMethod = Literal["topk", "threshold", "mixture"]
+SplitMethod = Literal["topk", "threshold", "mixture", "polar"]
+SPLIT_METHODS = ("topk", "threshold", "mixture", "polar")
+POLAR_COLUMN = "polar_fraction"  # the embedding metric's share of factor pairs embedded in polar coordinates
 MIN_BOOT = 200  # fewer bootstrap resamples than this: normal-approximation intervals instead
 BC_BIMODAL = 5 / 9  # bimodality coefficient of the uniform distribution: above it suggests two modes
 
@@ -76,6 +80,8 @@ def split_restarts(values: np.ndarray, method: SplitMethod = "topk", *, k: int =
     topk:      the k highest are disentangled, the k lowest entangled (thesis: 4 vs 4); needs n >= 2k.
     threshold: disentangled iff value >= threshold.
     mixture:   a two-component 1-D Gaussian mixture; restarts of the higher-mean component are disentangled.
+    polar:     values are `polar_fraction` (the embedding metric): cartesian restarts (no factor pair embedded
+               in polar coordinates, value 0) are DISENTANGLED, polar ones (value > 0) ENTANGLED.
     """
     v = np.asarray(values, float)
     labels = np.full(v.shape, MIDDLE, dtype=np.int64)
@@ -94,8 +100,10 @@ def split_restarts(values: np.ndarray, method: SplitMethod = "topk", *, k: int =
         labels[ok] = np.where(v[ok] >= threshold, DISENTANGLED, ENTANGLED)
     elif method == "mixture":
         labels[ok] = _mixture_labels(v[ok], seed)
+    elif method == "polar":
+        labels[ok] = np.where(v[ok] > 0, ENTANGLED, DISENTANGLED)
     else:
-        raise ValueError(f"unknown split method {method!r}; allowed: topk, threshold, mixture")
+        raise ValueError(f"unknown split method {method!r}; allowed: {', '.join(SPLIT_METHODS)}")
     return labels
 
 
@@ -316,11 +324,13 @@ def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMe
 
     n_factors: ground-truth factor count per row (aligned with df) for the over-pruning flag; None: no
     restart is flagged. A topk split of a group with fewer than 2k restarts uses k = n // 2 (recorded in
-    `k` and `note`). Returns one dict per group: the group key, counts (n, n_overpruned, n_used),
-    `describe` of the metric, `bimodality`, the split counts, the fraction disentangled with its Wilson
-    95% interval (threshold and mixture splits only: a topk split fixes it by construction), and
-    `compare_sets` for each column in `compare` (x = disentangled, y = entangled), or `error` when the
-    group cannot be split (too few restarts).
+    `k` and `note`). method "polar" splits by the `polar_fraction` column instead of `metric` (cartesian =
+    the disentangled side, polar = the entangled side; `split_by` names the column that split), still
+    describes `metric` and compares it too. Returns one dict per group: the group key, counts (n,
+    n_overpruned, n_used), `describe` of the metric, `bimodality`, the split counts, the fraction
+    disentangled with its Wilson 95% interval (threshold, mixture and polar splits: a topk split fixes it
+    by construction), and `compare_sets` for each column in `compare` (x = disentangled, y = entangled),
+    or `error` when the group cannot be split (too few restarts, or no polar_fraction for a polar split).
     """
     df = df.reset_index(drop=True)
     flags = (overpruned(df.get("active_units", pd.Series(np.nan, index=df.index)).to_numpy(float),
@@ -338,8 +348,15 @@ def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMe
             k_used = int(np.isfinite(v).sum()) // 2
             row["note"] = f"k reduced to {k_used}: only {int(np.isfinite(v).sum())} restarts with {metric}"
         row["k"] = k_used
+        split_by = POLAR_COLUMN if method == "polar" else metric
+        row["split_by"] = split_by
+        sv = used[split_by].to_numpy(float) if split_by in used else np.full(len(used), np.nan)
+        if method == "polar" and not np.isfinite(sv).any():
+            row["error"] = f"no {POLAR_COLUMN} recorded in this group (compute the embedding metric)"
+            results.append(row)
+            continue
         try:
-            labels = split_restarts(v, method, k=k_used, threshold=threshold, seed=seed)
+            labels = split_restarts(sv, method, k=k_used, threshold=threshold, seed=seed)
         except ValueError as e:
             row["error"] = str(e)
             results.append(row)
@@ -350,11 +367,41 @@ def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMe
             lo, hi = wilson_interval(int(dis.sum()), int(dis.sum() + ent.sum()))
             row.update(fraction_disentangled=dis.sum() / max(1, dis.sum() + ent.sum()), fraction_lo=lo,
                        fraction_hi=hi)
+        compared = (metric, *(c for c in compare if c != metric)) if method == "polar" else tuple(compare)
         row["compare"] = {c: compare_sets(used[c].to_numpy(float)[dis], used[c].to_numpy(float)[ent])
-                          for c in compare if c in used}
+                          for c in compared if c in used}
         row["labels"] = dict(zip(used["run_key"], labels.tolist(), strict=True)) if "run_key" in used else {}
         results.append(row)
     return results
+
+
+def embedding_labels(df: pd.DataFrame) -> pd.Series:
+    """Per restart: 'polar' (polar_fraction > 0: some factor pair embedded as radius and angle), 'cartesian'
+    (polar_fraction = 0) or None (the embedding metric not recorded)."""
+    v = df[POLAR_COLUMN].to_numpy(float) if POLAR_COLUMN in df else np.full(len(df), np.nan)
+    return pd.Series(np.where(np.isnan(v), None, np.where(v > 0, "polar", "cartesian")), index=df.index,
+                     dtype=object)
+
+
+def embedding_table(df: pd.DataFrame, by: Sequence[str] = GROUP_BY, metric: str = "mig") -> pd.DataFrame:
+    """Cartesian vs polar restarts per group: n, n_cartesian, n_polar, n_unknown (embedding not recorded),
+    the means over restarts of polar_fraction and the two residuals, and `metric`'s mean over the cartesian
+    and over the polar restarts (<metric>_cartesian_mean, <metric>_polar_mean); NaN where nothing is
+    recorded. Empty when no restart has the embedding metric."""
+    if POLAR_COLUMN not in df or df[POLAR_COLUMN].isna().all():
+        return pd.DataFrame()
+    df = df.assign(_label=embedding_labels(df))
+    rows = []
+    for key, sub in _groups(df, by):
+        row = {**key, "n": len(sub), "n_cartesian": int((sub["_label"] == "cartesian").sum()),
+               "n_polar": int((sub["_label"] == "polar").sum()), "n_unknown": int(sub["_label"].isna().sum())}
+        for c in (POLAR_COLUMN, "embedding_residual_cartesian", "embedding_residual_polar"):
+            row[f"{c}_mean"] = float(sub[c].mean()) if c in sub and sub[c].notna().any() else math.nan
+        for label in ("cartesian", "polar"):
+            v = sub.loc[sub["_label"] == label, metric] if metric in sub else pd.Series(dtype=float)
+            row[f"{metric}_{label}_mean"] = float(v.mean()) if v.notna().any() else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def correlation_table(df: pd.DataFrame, *, x: str = "dto", metrics: Sequence[str] = DISENTANGLEMENT_METRICS,

@@ -36,6 +36,7 @@ def test_all_metrics_on_a_perfect_toy_model():
     assert out["mig"] > 0.95 and out["factorvae_eval"] == 1.0 and out["betavae_eval"] == 1.0
     assert out["dci_disentanglement"] > 0.9 and out["active_units"] == 3 and out["active_units_mu"] == 3
     assert out["sigma2_per_dim"] == pytest.approx([0.01] * 3)
+    assert out["polar_pairs"] == 0 and out["embedding_residual_cartesian"] == pytest.approx(0.0, abs=1e-6)
     assert not any(isinstance(v, float) and np.isnan(v) for v in out.values())
 
 

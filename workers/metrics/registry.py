@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from workers.metrics.inputs import CheckpointInputs
 
-ColumnKind = Literal["float", "int", "list"]  # list = list of floats (one value per factor or latent)
+ColumnKind = Literal["float", "int", "list"]  # list = list of floats (one value per factor, latent or factor pair)
 Need = Literal["factors", "posterior", "jacobian", "supervised", "interventions", "restarts"]
 Scope = Literal["checkpoint", "configuration"]
 Role = Literal["orthogonality", "disentanglement", "posterior"]
@@ -145,6 +145,17 @@ def _unsupervised(x: CheckpointInputs) -> dict[str, Any]:
     return unsupervised_scores(x.codes)
 
 
+def _embedding(x: CheckpointInputs) -> dict[str, Any]:
+    import numpy as np
+
+    from workers.metrics.embedding import CONTINUOUS_QUANTILES, embedding_score
+
+    continuous = np.flatnonzero(~x.discrete)
+    ranges = ({int(k): tuple(np.quantile(x.factors[:, k].astype(float), CONTINUOUS_QUANTILES)) for k in continuous}
+              if continuous.size else {})
+    return embedding_score(x.encode, x.dataset, seed=x.stream("embedding"), ranges=ranges)
+
+
 def _downstream(predictor: Literal["logreg", "gbt"]) -> Callable[[CheckpointInputs], dict[str, Any]]:
     def compute(x: CheckpointInputs) -> dict[str, Any]:
         from workers.metrics.downstream import downstream_scores
@@ -210,6 +221,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
             _downstream("logreg"), "per-factor logistic regression (5-fold CV) trained on 10..10,000 samples"),
     _metric("downstream_gbt", _downstream_columns("gbt"), ("supervised",), "disentanglement", (),
             _downstream("gbt"), "per-factor gradient-boosted trees trained on 10..10,000 samples"),
+    _metric("embedding", {"polar_pairs": "int", "polar_fraction": "float", "embedding_residual_cartesian": "float",
+                          "embedding_residual_polar": "float", "embedding_per_pair": "list"},
+            ("interventions",), "disentanglement", (), _embedding,
+            "cartesian vs polar embedding of each factor pair (thesis §4.3.6) from the codes of factor grids: "
+            "pairs whose grid bends around a centre (one factor the radius, the other the angle of two latents)"),
     _metric("udr", {"udr_spearman": "float", "udr_lasso": "float"}, ("restarts",), "disentanglement",
             ("udr_spearman",), None, "unsupervised disentanglement ranking: median pairwise similarity of a "
             "restart to the other restarts of its configuration (Spearman and Lasso)", scope="configuration"),
