@@ -73,14 +73,23 @@ def _ray_args(p: argparse.ArgumentParser, *, with_jobs: bool) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from sweep.spec import load_study
 
-    study = load_study(args.study, storage=args.storage)
+    study = load_study(args.study, storage=args.storage, planned=True)
     print(f"{study.name}: {len(study.restarts)} restarts in {len(study.trials)} trials -> {study.study_uri}")
+    _planned_note(study)
     return 0
+
+
+def _planned_note(study) -> None:  # noqa: ANN001 - sweep.spec.Study (imported lazily)
+    for folder in study.planned:
+        print(f"note: perturbation folder {folder!r} does not exist yet: `orthosweep perturb ... --name ...` "
+              "writes it (see the study file's comments); `submit` refuses the study until then",
+              file=sys.stderr)
 
 
 def _dry_run(study, args: argparse.Namespace) -> int:
     from sweep.driver import describe_plan, plan_sweep
 
+    _planned_note(study)
     try:
         plan = plan_sweep(study)
     except OSError as e:  # the store may live on a cluster's object storage this machine cannot reach
@@ -99,7 +108,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from sweep.preflight import PreflightError, address_kind, check_address
     from sweep.spec import load_study
 
-    study = load_study(args.study, storage=args.storage)
+    study = load_study(args.study, storage=args.storage, planned=args.dry_run)
     if args.max_concurrent is not None and args.max_concurrent < 1:
         return _bad(f"--max-concurrent: got {args.max_concurrent}; must be >= 1")
     if args.dry_run:

@@ -143,7 +143,7 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
     for t in trials:
         key = _cost_class(t)
         if key not in classes:
-            probe = dataclasses.replace(t, trace_every=0)
+            probe = _without_planned(dataclasses.replace(t, trace_every=0), study.planned)
             res = study.spec.resources
             sec, run = time_steps(probe, steps, cpus=res.cpu, gpus=res.gpu)
             classes[key] = ClassTiming(key, sec)
@@ -159,6 +159,16 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
     return Estimate(list(classes.values()), time.perf_counter() - t_start, machine_description())
 
 
+def _without_planned(t: TrialSpec, planned: tuple[str, ...]) -> TrialSpec:
+    """The trial on its base data when its `perturbation:` folder is not written yet: the same model, batch and
+    split, so the same step cost (computing the perturbation, once per point and node, is not counted)."""
+    opts = t.config.dataset_options
+    if opts.get("perturbation") is None or str(opts["perturbation"]) not in planned:
+        return t
+    base = {k: v for k, v in opts.items() if k != "perturbation"}
+    return dataclasses.replace(t, config=dataclasses.replace(t.config, dataset_options=base))
+
+
 @functools.cache
 def _split_size(dataset: str, options_json: str) -> int:
     from workers.data import load
@@ -167,6 +177,7 @@ def _split_size(dataset: str, options_json: str) -> int:
 
 
 def _train_size(t: TrialSpec) -> int:
-    full = _split_size(t.config.dataset, json.dumps(t.config.dataset_options, sort_keys=True))
+    base = {k: v for k, v in t.config.dataset_options.items() if k != "perturbation"}  # the base data's split
+    full = _split_size(t.config.dataset, json.dumps(base, sort_keys=True))
     cap = t.config.max_train
     return min(full, int(cap)) if cap else full

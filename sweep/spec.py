@@ -129,6 +129,7 @@ class Study:
     source: str = "study"
     normalized: dict[str, Any] = field(default_factory=dict)
     folder: str | None = None  # the study folder when read from one (a copied or renamed folder keeps its path)
+    planned: tuple[str, ...] = ()  # perturbation folders still to be written (validated with planned=True)
 
     @property
     def name(self) -> str:
@@ -153,8 +154,10 @@ class Study:
 # Loading and validation
 # --------------------------------------------------------------------------------------------------
 
-def load_study(path: str | os.PathLike[str], *, storage: str | None = None) -> Study:
-    """Read, validate and expand a study file. Raises SpecError (never touches Ray or storage)."""
+def load_study(path: str | os.PathLike[str], *, storage: str | None = None, planned: bool = False) -> Study:
+    """Read, validate and expand a study file. Raises SpecError (never touches Ray or storage).
+    `planned`: `perturbation:` folders not written yet are allowed and listed in `Study.planned`
+    (validate, --dry-run); `submit` refuses them."""
     p = Path(path)
     src = str(p)
     if not p.exists():
@@ -174,7 +177,7 @@ def load_study(path: str | os.PathLike[str], *, storage: str | None = None) -> S
     data = _resolve_extends(data, p, seen=(p.resolve(),))
     if storage is not None:
         data["storage"] = storage
-    return validate_study(data, source=src, base_dir=p.parent)
+    return validate_study(data, source=src, base_dir=p.parent, planned=planned)
 
 
 def _resolve_extends(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -211,8 +214,10 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Path | None = None) -> Study:
-    """Validate a study mapping (as parsed from YAML) and expand it into restarts and trials."""
+def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Path | None = None,
+                   planned: bool = False) -> Study:
+    """Validate a study mapping (as parsed from YAML) and expand it into restarts and trials (`planned`: see
+    `load_study`)."""
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as e:
@@ -222,16 +227,30 @@ def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Pat
     if problems:
         raise SpecError(problems, source)
     restarts, trials, eval_cfg = _expand(spec, cells)
-    problems += _check_dataset_values(restarts)
+    problems += _check_dataset_values(restarts, planned)
     if problems:
         raise SpecError(problems, source)
     normalized = spec.model_dump()
     normalized["overrides"] = {k: v.model_dump(exclude_unset=True) for k, v in spec.overrides.items()}
+    missing = _planned_folders(restarts) if planned else ()
     return Study(spec=spec, restarts=restarts, trials=trials, eval=eval_cfg, source=source,
-                 normalized=normalized)
+                 normalized=normalized, planned=missing)
 
 
-def _check_dataset_values(restarts: list[Restart]) -> list[str]:
+def _planned_folders(restarts: list[Restart]) -> tuple[str, ...]:
+    """The `perturbation:` folders of these restarts that `orthosweep perturb` has not written yet."""
+    from workers.perturbation.folder import MissingFolderError, read_meta
+
+    missing = set()
+    for value in {r.config.dataset_options.get("perturbation") for r in restarts} - {None}:
+        try:
+            read_meta(str(value))
+        except MissingFolderError:
+            missing.add(str(value))
+    return tuple(sorted(missing))
+
+
+def _check_dataset_values(restarts: list[Restart], planned: bool = False) -> list[str]:
     """The data layer's own checks of option values against each other and the files they name (a
     `perturbation:` folder: present, made for this dataset and these options), once per distinct option set."""
     from workers.data.catalog import check_values
@@ -242,7 +261,8 @@ def _check_dataset_values(restarts: list[Restart]) -> list[str]:
         key = stable_key([r.config.dataset, r.config.dataset_options])
         if key not in seen:
             seen.add(key)
-            problems += [p for p in check_values(r.config.dataset, r.config.dataset_options) if p not in problems]
+            problems += [p for p in check_values(r.config.dataset, r.config.dataset_options, planned=planned)
+                         if p not in problems]
     return problems
 
 

@@ -215,10 +215,14 @@ def _cli(cwd: Path, *args: str, ok: bool = True, timeout: float = 240) -> subpro
 @pytest.mark.timeout(600)
 def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
     cpu_studies = [REPO / "studies" / f"zietlow2021_{s}_cpu.yaml" for s in ("perturbed", "robustness")]
-    # before `perturb`: the declared CPU studies name a folder that does not exist yet, and say how to make it
-    bad = _cli(tmp_path, "validate", str(cpu_studies[0]), ok=False)
+    # before `perturb`: the declared CPU studies name a folder that does not exist yet; validate counts them
+    # and notes the folder, submit refuses them before scheduling anything, and both say how to make it
+    planned = _cli(tmp_path, "validate", str(cpu_studies[0]))
+    assert "restarts" in planned.stdout and "results/perturbations/synth_lin_cpu" in planned.stderr
+    bad = _cli(tmp_path, "submit", str(cpu_studies[0]), ok=False)
     assert bad.returncode == 2 and "results/perturbations/synth_lin_cpu" in bad.stderr + bad.stdout
     assert "orthosweep perturb" in bad.stderr + bad.stdout
+    assert not (tmp_path / "results" / "zietlow2021_perturbed_cpu").exists()
 
     src = {"study": "src", "storage": "./results",
            "grid": {"dataset": ["synth_lin"], "model": ["beta_vae"], "seeds": 4},

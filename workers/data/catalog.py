@@ -97,7 +97,7 @@ def exclusive_cell(chosen: dict[str, Any], axes: dict[str, list[Any]]) -> bool:
     return both and all(None in axes.get(o, ()) for o in ("perturbation", "noise"))
 
 
-def check_values(name: str, options: dict[str, Any]) -> list[str]:
+def check_values(name: str, options: dict[str, Any], *, planned: bool = False) -> list[str]:
     """Problems with the values of dataset `name`'s alteration options, checked against each other and, for
     `perturbation`, against the folder (one line each, naming the option and the fix; [] when fine).
 
@@ -122,5 +122,5 @@ def check_values(name: str, options: dict[str, Any]) -> list[str]:
     if perturbation is not None:
         from workers.perturbation.folder import check_perturbation
 
-        problems += check_perturbation(name, options)
+        problems += check_perturbation(name, options, planned=planned)
     return problems

@@ -54,6 +54,10 @@ class FolderError(ValueError):
     """A perturbation folder that is missing, unreadable or not made for the dataset asked for."""
 
 
+class MissingFolderError(FolderError):
+    """A perturbation folder that `orthosweep perturb` has not written (yet)."""
+
+
 def read_meta(value: str) -> tuple[str, dict[str, Any]]:
     """(resolved folder, parsed perturbation.yaml) of a `perturbation:` value; FolderError saying what is wrong."""
     import yaml
@@ -67,9 +71,9 @@ def read_meta(value: str) -> tuple[str, dict[str, Any]]:
         raise FolderError(f"folder {value!r} cannot be read ({str(e).splitlines()[0]})") from e
     if text is None:
         exists = "://" in uri or Path(uri).is_dir()
-        raise FolderError(f"folder {value!r} " + ("holds no perturbation.yaml (not a folder `orthosweep perturb` "
-                                                  "wrote, or one it is still writing)" if exists
-                                                  else f"does not exist (looked for {uri})"))
+        raise MissingFolderError(f"folder {value!r} " + (
+            "holds no perturbation.yaml (not a folder `orthosweep perturb` wrote, or one it is still writing)"
+            if exists else f"does not exist (looked for {uri})"))
     try:
         meta = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -80,8 +84,10 @@ def read_meta(value: str) -> tuple[str, dict[str, Any]]:
     return uri, meta
 
 
-def check_perturbation(dataset: str, options: dict[str, Any]) -> list[str]:
-    """Problems with option `perturbation` of dataset `dataset` with `options` (the full option dict)."""
+def check_perturbation(dataset: str, options: dict[str, Any], *, planned: bool = False) -> list[str]:
+    """Problems with option `perturbation` of dataset `dataset` with `options` (the full option dict).
+    `planned`: a folder not written yet is not a problem (validate and --dry-run of a study whose
+    perturbation is still to be made); anything else wrong with a folder that exists still is."""
     from workers.data.catalog import DATASETS, MAP_OPTIONS
 
     value = options["perturbation"]
@@ -90,6 +96,8 @@ def check_perturbation(dataset: str, options: dict[str, Any]) -> list[str]:
         return [f"{head} must name a folder (path or URI) written by `orthosweep perturb`, got {value!r}"]
     try:
         uri, meta = read_meta(value)
+    except MissingFolderError as e:
+        return [] if planned else [f"{head}: {e}; {how_to_make(dataset)}"]
     except FolderError as e:
         return [f"{head}: {e}; {how_to_make(dataset)}"]
     problems = []
