@@ -30,9 +30,10 @@ def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | N
         "per_factor_mig": lambda: P.per_factor_mig(runs),
     }
     if study_uri is not None and config_of is not None:
-        from analysis.traversals import traversal_figure
+        from analysis.traversals import traversal_2d_figure, traversal_figure
 
         builders["traversals_best_worst"] = lambda: traversal_figure(runs, study_uri, config_of)
+        builders["traversals_2d_best_worst"] = lambda: traversal_2d_figure(runs, study_uri, config_of)
     return builders
 
 

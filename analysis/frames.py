@@ -23,7 +23,7 @@ SCALAR_METRICS = tuple(c for c, t in METRIC_COLUMNS.items() if not str(t).starts
 
 def restarts(con: duckdb.DuckDBPyConnection, epoch: int | None = None, *, ok_only: bool = True) -> pd.DataFrame:
     """One row per restart: at its last checkpoint (`runs`), or at checkpoint `epoch` when given."""
-    cols = ", ".join((*ID_COLUMNS, *LOSS_COLUMNS, *SCALAR_METRICS, "mig_per_factor"))
+    cols = ", ".join((*ID_COLUMNS, *LOSS_COLUMNS, *SCALAR_METRICS, "mig_per_factor", "kl_per_dim"))
     where = ["status = 'ok'"] if ok_only else []
     if epoch is None:
         src = "runs"

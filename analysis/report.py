@@ -279,9 +279,9 @@ def _traversal_note(runs: pd.DataFrame, labels: pd.Series) -> str:
     if picked is None:
         return "No traversal figure of a best and worst restart (too few restarts with the metric)."
     best, worst = (f"{r['run_key']} ({labels.get(r.name) or 'embedding not recorded'})" for r in picked)
-    return (f"The figure traversals_best_worst (Figures) shows latent traversals of the best restart {best} and the "
-            f"worst restart {worst} by {metric}, one latent at a time; two-dimensional traversals over the latents "
-            "of a polar pair are not drawn.")
+    return (f"The figures traversals_best_worst and traversals_2d_best_worst (Figures) show latent traversals of the "
+            f"best restart {best} and the worst restart {worst} by {metric}: one latent at a time, and over the two "
+            "latents with the largest KL together (straight crossing iso-lines: cartesian; rays and rings: polar).")
 
 
 def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int = 1000,

@@ -118,3 +118,99 @@ def _draw(picked: tuple[pd.Series, pd.Series], decoded: list[tuple[np.ndarray, n
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def top_two_latents(row: pd.Series, d: int) -> tuple[int, int]:
+    """The two latents a 2-d traversal spans: the two with the largest KL (`kl_per_dim`), else 0 and 1."""
+    kl = row.get("kl_per_dim") if hasattr(row, "get") else None
+    if isinstance(kl, list | tuple | np.ndarray) and len(kl) == d and d >= 2:
+        order = np.argsort(-np.nan_to_num(np.asarray(kl, dtype=float), nan=-1.0), kind="stable")
+        return int(order[0]), int(order[1])
+    return 0, min(1, d - 1)
+
+
+def decode_traversal_2d(config: dict, state_uri: str, latents: tuple[int, int], steps: int = TRAVERSAL_STEPS,
+                        span: float = TRAVERSAL_RANGE) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded 2-d traversal of one saved restart over `latents` (a, b): (values (steps,), outputs
+    (steps_a, steps_b, *obs_shape)); the other latents stay at 0 (the prior mean)."""
+    import torch
+
+    from workers.checkpoint import load_torch
+    from workers.data.catalog import DATASETS
+    from workers.models.vae import BatchedVAE
+    from workers.trial import RestartConfig
+
+    state = load_torch(state_uri, weights_only=True)
+    vae = BatchedVAE(RestartConfig.from_dict(config), DATASETS[config["dataset"]].observation_shape)
+    model = vae.load_seed(state)
+    values = np.linspace(-span, span, steps)
+    z = torch.zeros(steps, steps, model.latent_dim)
+    grid = torch.as_tensor(values, dtype=torch.float32)
+    z[:, :, latents[0]] = grid[:, None]
+    z[:, :, latents[1]] = grid[None, :]
+    with torch.no_grad():
+        out = model.decode(z.reshape(steps * steps, model.latent_dim))
+    return values, out.reshape(steps, steps, *out.shape[1:]).numpy()
+
+
+def traversal_2d_figure(runs: pd.DataFrame, study_uri: str, config_of: Callable[[str], dict],
+                        metric: str = "mig") -> Figure:
+    """Two-dimensional traversals (the two latents with the largest KL) of the same best and worst restart as
+    `traversal_figure`: images as a mosaic, vector data as the decoded grid's iso-lines in its first two
+    output dimensions — straight, crossing lines for a cartesian code, rays and circles for a polar one."""
+    from workers.store.layout import filesystem, model_uri
+
+    title = f"2-d latent traversals: best vs worst restart by {metric.upper()}"
+    if metric not in runs or runs[metric].isna().all():
+        metric = "ds" if "ds" in runs and runs["ds"].notna().any() else metric
+    picked = pick_best_worst(runs, metric)
+    if picked is None:
+        return message_figure(f"traversals need at least two restarts of a group with {metric} recorded", title)
+    decoded = []
+    for row in picked:
+        uri = model_uri(study_uri, row["run_key"], int(row["epoch"]))
+        fs, path = filesystem(uri)
+        if fs.get_file_info(path).type.name == "NotFound":
+            return message_figure(f"no saved checkpoint for restart {row['run_key']} at epoch {int(row['epoch'])}\n"
+                                  f"(expected {uri}); traversals are drawn only from saved models", title)
+        config = config_of(row["run_key"])
+        if int(config["latent_dim"]) < 2:
+            return message_figure("a 2-d traversal needs at least two latents", title)
+        latents = top_two_latents(row, int(config["latent_dim"]))
+        decoded.append((latents, *decode_traversal_2d(config, uri, latents)))
+    return _draw_2d(picked, decoded, metric, title)
+
+
+def _draw_2d(picked: tuple[pd.Series, pd.Series], decoded: list[tuple[tuple[int, int], np.ndarray, np.ndarray]],
+             metric: str, title: str) -> Figure:
+    import matplotlib.pyplot as plt
+
+    image = decoded[0][2].ndim == 5  # (steps, steps, C, H, W)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4), squeeze=False)
+    for side, (row, ((a, b), _, out)) in enumerate(zip(picked, decoded, strict=True)):
+        ax = axes[0, side]
+        steps = out.shape[0]
+        if image:
+            tiles = [np.concatenate([np.moveaxis(out[i, j], 0, -1) for j in range(steps)], axis=1)
+                     for i in range(steps)]
+            ax.imshow(np.concatenate(tiles, axis=0).squeeze(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xlabel(f"z{b}")
+            ax.set_ylabel(f"z{a}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            flat = out.reshape(steps, steps, -1)
+            if flat.shape[-1] < 2:
+                ax.text(0.5, 0.5, "one output dimension: nothing to draw in 2-d", ha="center", transform=ax.transAxes)
+            else:
+                for i in range(steps):
+                    ax.plot(flat[i, :, 0], flat[i, :, 1], color="tab:blue", marker=".", lw=1)  # z_a fixed
+                    ax.plot(flat[:, i, 0], flat[:, i, 1], color="tab:orange", marker=".", lw=1)  # z_b fixed
+                ax.set_xlabel("decoded x0")
+                ax.set_ylabel("decoded x1")
+                ax.grid(alpha=0.3)
+        ax.set_title(f"{'best' if side == 0 else 'worst'} {row['run_key'][:8]} ({metric}={row[metric]:.3f}): "
+                     f"z{a} × z{b}", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

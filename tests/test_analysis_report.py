@@ -181,3 +181,21 @@ def test_report_renders_in_headless_chromium_without_errors(study: Path, tmp_pat
 def test_message_figure_is_not_blank() -> None:
     img = mpimg.imread(io.BytesIO(figure_png(message_figure("nothing recorded"))), format="png")
     assert _nonblank_fraction(img) > 0.001
+
+
+def test_2d_traversal_of_a_known_linear_decoder_is_its_image_grid(tmp_path: Path, study: Path) -> None:
+    from analysis.traversals import decode_traversal_2d, traversal_2d_figure
+
+    cfg = _configs(tmp_path)[0]
+    w, b = np.array([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]]), np.array([0.1, 0.2, 0.3])
+    uri = model_uri(str(tmp_path / "s"), "rk", 10)
+    save_torch(_decoder_state(w, b), uri)
+    values, out = decode_traversal_2d(cfg, uri, (0, 1), steps=5, span=2.0)
+    assert out.shape == (5, 5, 3)
+    for i, va in enumerate(values):  # x = z0 w0 + z1 w1 + b on the whole grid
+        np.testing.assert_allclose(out[i], va * w[0] + values[:, None] * w[1] + b, atol=1e-6)
+    con = connect(str(study))
+    fig = traversal_2d_figure(con.execute("SELECT * FROM runs").df(), str(study), partial(restart_config, con))
+    best = fig.axes[0]  # decoder eye(2, 3): the z-grid itself, so a line of fixed z0 = -2.5 has x0 = -2.5
+    assert len(best.lines) == 2 * 7
+    np.testing.assert_allclose(best.lines[0].get_xdata(), np.linspace(-2.5, 2.5, 7)[0], atol=1e-6)
