@@ -270,11 +270,9 @@ def embedding_section(runs: pd.DataFrame, emb: pd.DataFrame, metric: str = "mig"
 
 def _traversal_note(runs: pd.DataFrame, labels: pd.Series) -> str:
     """Which embedding the best and worst restart of the traversal figure have (its choice of restarts)."""
-    from analysis.traversals import pick_best_worst
+    from analysis.traversals import pick_best_worst, traversal_metric
 
-    metric = "mig"
-    if metric not in runs or runs[metric].isna().all():  # the figure's own fallback
-        metric = "ds" if "ds" in runs and runs["ds"].notna().any() else metric
+    metric = traversal_metric(runs)  # the figures' choice
     picked = pick_best_worst(runs, metric) if metric in runs else None
     if picked is None:
         return "No traversal figure of a best and worst restart (too few restarts with the metric)."

@@ -20,6 +20,45 @@ TRAVERSAL_STEPS = 7
 TRAVERSAL_RANGE = 2.5  # latent values in prior standard deviations: -2.5 .. 2.5, others held at 0
 
 
+def load_saved_model(config: dict, state_uri: str):  # noqa: ANN201 - a workers.models.vae.SeedView
+    """One saved restart as a model: rebuilt from its `config` with the trainer's builder, weights loaded with
+    `weights_only=True`."""
+    from workers.checkpoint import load_torch
+    from workers.data.catalog import DATASETS
+    from workers.models.vae import BatchedVAE
+    from workers.trial import RestartConfig
+
+    vae = BatchedVAE(RestartConfig.from_dict(config), DATASETS[config["dataset"]].observation_shape)
+    return vae.load_seed(load_torch(state_uri, weights_only=True))
+
+
+def traversal_metric(runs: pd.DataFrame, metric: str = "mig") -> str:
+    """The metric the best and worst restart are picked by: `metric`, or DS where `metric` is not recorded."""
+    if metric not in runs or runs[metric].isna().all():
+        return "ds" if "ds" in runs and runs["ds"].notna().any() else metric
+    return metric
+
+
+def saved_best_worst(runs: pd.DataFrame, study_uri: str, metric: str,
+                     title: str) -> tuple[tuple[pd.Series, pd.Series], list[str]] | Figure:
+    """The best and worst restart (`pick_best_worst`) and their saved state-dict URIs, or a figure saying why
+    there are none to draw."""
+    from workers.store.layout import filesystem, model_uri
+
+    picked = pick_best_worst(runs, metric)
+    if picked is None:
+        return message_figure(f"traversals need at least two restarts of a group with {metric} recorded", title)
+    uris = []
+    for row in picked:
+        uri = model_uri(study_uri, row["run_key"], int(row["epoch"]))
+        fs, path = filesystem(uri)
+        if fs.get_file_info(path).type.name == "NotFound":
+            return message_figure(f"no saved checkpoint for restart {row['run_key']} at epoch {int(row['epoch'])}\n"
+                                  f"(expected {uri}); traversals are drawn only from saved models", title)
+        uris.append(uri)
+    return picked, uris
+
+
 def decode_traversal(config: dict, state_uri: str, steps: int = TRAVERSAL_STEPS,
                      span: float = TRAVERSAL_RANGE) -> tuple[np.ndarray, np.ndarray]:
     """Decoded traversals of one saved restart: (values (steps,), outputs (d, steps, *obs_shape)).
@@ -28,14 +67,7 @@ def decode_traversal(config: dict, state_uri: str, steps: int = TRAVERSAL_STEPS,
     """
     import torch
 
-    from workers.checkpoint import load_torch
-    from workers.data.catalog import DATASETS
-    from workers.models.vae import BatchedVAE
-    from workers.trial import RestartConfig
-
-    state = load_torch(state_uri, weights_only=True)
-    vae = BatchedVAE(RestartConfig.from_dict(config), DATASETS[config["dataset"]].observation_shape)
-    model = vae.load_seed(state)
+    model = load_saved_model(config, state_uri)
     d = model.latent_dim
     values = np.linspace(-span, span, steps)
     z = torch.zeros(d, steps, d)
@@ -64,22 +96,13 @@ def traversal_figure(runs: pd.DataFrame, study_uri: str, config_of: Callable[[st
 
     config_of: run_key -> the restart's config (e.g. `functools.partial(frames.restart_config, con)`).
     """
-    from workers.store.layout import filesystem, model_uri
-
     title = f"Latent traversals: best vs worst restart by {metric.upper()}"
-    if metric not in runs or runs[metric].isna().all():
-        metric = "ds" if "ds" in runs and runs["ds"].notna().any() else metric
-    picked = pick_best_worst(runs, metric)
-    if picked is None:
-        return message_figure(f"traversals need at least two restarts of a group with {metric} recorded", title)
-    decoded = []
-    for row in picked:
-        uri = model_uri(study_uri, row["run_key"], int(row["epoch"]))
-        fs, path = filesystem(uri)
-        if fs.get_file_info(path).type.name == "NotFound":
-            return message_figure(f"no saved checkpoint for restart {row['run_key']} at epoch {int(row['epoch'])}\n"
-                                  f"(expected {uri}); traversals are drawn only from saved models", title)
-        decoded.append(decode_traversal(config_of(row["run_key"]), uri))
+    metric = traversal_metric(runs, metric)
+    found = saved_best_worst(runs, study_uri, metric, title)
+    if isinstance(found, Figure):
+        return found
+    picked, uris = found
+    decoded = [decode_traversal(config_of(row["run_key"]), uri) for row, uri in zip(picked, uris, strict=True)]
     return _draw(picked, decoded, metric, title)
 
 
@@ -135,14 +158,7 @@ def decode_traversal_2d(config: dict, state_uri: str, latents: tuple[int, int], 
     (steps_a, steps_b, *obs_shape)); the other latents stay at 0 (the prior mean)."""
     import torch
 
-    from workers.checkpoint import load_torch
-    from workers.data.catalog import DATASETS
-    from workers.models.vae import BatchedVAE
-    from workers.trial import RestartConfig
-
-    state = load_torch(state_uri, weights_only=True)
-    vae = BatchedVAE(RestartConfig.from_dict(config), DATASETS[config["dataset"]].observation_shape)
-    model = vae.load_seed(state)
+    model = load_saved_model(config, state_uri)
     values = np.linspace(-span, span, steps)
     z = torch.zeros(steps, steps, model.latent_dim)
     grid = torch.as_tensor(values, dtype=torch.float32)
@@ -158,21 +174,14 @@ def traversal_2d_figure(runs: pd.DataFrame, study_uri: str, config_of: Callable[
     """Two-dimensional traversals (the two latents with the largest KL) of the same best and worst restart as
     `traversal_figure`: images as a mosaic, vector data as the decoded grid's iso-lines in its first two
     output dimensions — straight, crossing lines for a cartesian code, rays and circles for a polar one."""
-    from workers.store.layout import filesystem, model_uri
-
     title = f"2-d latent traversals: best vs worst restart by {metric.upper()}"
-    if metric not in runs or runs[metric].isna().all():
-        metric = "ds" if "ds" in runs and runs["ds"].notna().any() else metric
-    picked = pick_best_worst(runs, metric)
-    if picked is None:
-        return message_figure(f"traversals need at least two restarts of a group with {metric} recorded", title)
+    metric = traversal_metric(runs, metric)
+    found = saved_best_worst(runs, study_uri, metric, title)
+    if isinstance(found, Figure):
+        return found
+    picked, uris = found
     decoded = []
-    for row in picked:
-        uri = model_uri(study_uri, row["run_key"], int(row["epoch"]))
-        fs, path = filesystem(uri)
-        if fs.get_file_info(path).type.name == "NotFound":
-            return message_figure(f"no saved checkpoint for restart {row['run_key']} at epoch {int(row['epoch'])}\n"
-                                  f"(expected {uri}); traversals are drawn only from saved models", title)
+    for row, uri in zip(picked, uris, strict=True):
         config = config_of(row["run_key"])
         if int(config["latent_dim"]) < 2:
             return message_figure("a 2-d traversal needs at least two latents", title)

@@ -57,8 +57,7 @@ def load_seed_model(study_uri: str, run_key: str, epoch: int, config: RestartCon
     from workers.models.vae import BatchedVAE
 
     vae = BatchedVAE(config, dataset.observation_shape)
-    model = vae.load_seed(load_torch(model_uri(study_uri, run_key, epoch)), device)
-    return model
+    return vae.load_seed(load_torch(model_uri(study_uri, run_key, epoch)), device)
 
 
 def _row(study: str, checkpoint: dict[str, Any], metric: str, attempt: int) -> dict[str, Any]:
@@ -102,9 +101,7 @@ def _udr_inputs(models: list[Any], dataset: Any, config_key: str, device: torch.
     x = dataset.observations_at(idx)
     codes, active = [], []
     for model in models:
-        model.eval() if hasattr(model, "eval") else None
-        with torch.no_grad():
-            mu, post = encode_points(model, x, device)
+        mu, post = encode_points(model, x, device)  # no_grad inside
         if not np.all(np.isfinite(mu)):
             raise ValueError("encoder returned NaN or inf means (a diverged model?); UDR is undefined")
         codes.append(mu)
