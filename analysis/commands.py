@@ -66,21 +66,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 class _Opened:
     """A read-only connection plus the single study folder it reads (None when several)."""
 
-    def __init__(self, args: argparse.Namespace):
-        from workers.store.layout import read_study_yaml, resolve_studies, warn_renamed
+    def __init__(self, args: argparse.Namespace, views: list[str] | None = None):
+        from workers.store.layout import resolve_studies, warn_renamed
+        from workers.store.plan import stored_study_name
         from workers.store.views import views_connection
 
         locs = resolve_studies(args.study_dir, args.study)
         for loc in locs:  # a copied or renamed folder is read as it is, with a warning
-            warn_renamed(loc.uri, (read_study_yaml(loc.uri) or {}).get("study"))
-        self.con = views_connection(locs)
+            warn_renamed(loc.uri, stored_study_name(loc.uri))
+        self.con = views_connection(locs, views=views)
         self.study_uri = locs[0].uri if len(locs) == 1 else None
 
 
-def _open(args: argparse.Namespace) -> _Opened | int:
-    """The opened store, or an exit code after printing why it cannot be opened."""
+def _open(args: argparse.Namespace, views: list[str] | None = None) -> _Opened | int:
+    """The opened store (with `views` and what they read; None: every view), or an exit code after
+    printing why it cannot be opened."""
     try:
-        return _Opened(args)
+        return _Opened(args, views)
     except FileNotFoundError as e:
         return _fail(str(e))
 
@@ -94,11 +96,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
     from analysis.sqlout import interactive, run_query
-    from workers.store.views import ReadOnlyError
+    from workers.store.views import ReadOnlyError, views_named
 
     if args.format == "parquet" and not args.out:
         return _fail("--format parquet writes a binary file: give --out FILE")
-    opened = _open(args)
+    opened = _open(args, None if args.query is None else views_named(args.query))
     if isinstance(opened, int):
         return opened
     if args.query is None:
@@ -123,10 +125,11 @@ def cmd_views(args: argparse.Namespace) -> int:
         con = opened.con
     else:
         con = views_connection([])
-    base = view_columns(con, "checkpoints")
+    columns = view_columns(con)
+    base = columns["checkpoints"]
     for name, (_, doc) in VIEWS.items():
         print(f"{name}\n    {doc}")
-        cols = view_columns(con, name)
+        cols = columns[name]
         extra = [c for c in cols if c not in base]
         if name != "checkpoints" and len(extra) < len(cols) and all(c in cols for c in base):
             print("    columns: those of checkpoints" + (f", plus {', '.join(f'{c} {t}' for c, t in extra)}"

@@ -8,8 +8,6 @@ import sys
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from analysis.tables import text_table
 from workers.store.layout import write_bytes
@@ -18,7 +16,7 @@ from workers.store.views import ReadOnlyError, check_read_only
 
 def result_table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """Arrow result of `sql` after the read-only check (raises ReadOnlyError before executing a write)."""
-    check_read_only(sql)
+    check_read_only(sql, con)
     rel = con.sql(sql)
     if rel is None:  # e.g. a PRAGMA without a result
         return pa.table({})
@@ -29,10 +27,14 @@ def result_table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 def render(tbl: pa.Table, fmt: str, max_rows: int | None = None) -> bytes:
     """`tbl` as bytes in `fmt` (table | csv | json | parquet). JSON: an array of objects, one per row."""
     if fmt == "parquet":
+        import pyarrow.parquet as pq  # the writers only where a format needs them: `sql` starts faster
+
         buf = io.BytesIO()
         pq.write_table(tbl, buf)
         return buf.getvalue()
     if fmt == "csv":
+        import pyarrow.csv as pacsv
+
         buf = io.BytesIO()
         pacsv.write_csv(_flatten_lists(tbl), buf)
         return buf.getvalue()

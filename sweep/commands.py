@@ -224,8 +224,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from sweep.status import study_status
+    from sweep.status import plan_status, study_status
+    from workers.store import layout
+    from workers.store.plan import read_plan
 
+    plan = read_plan(args.study_dir)
+    if plan is not None:  # the expansion submit wrote for this very study.yaml: no spec validation needed
+        layout.warn_renamed(args.study_dir, plan.study)
+        print(plan_status(plan, args.study_dir, now=time.time()))
+        return EXIT_OK
     try:
         study = load_study_dir(args.study_dir)
     except FileNotFoundError as e:

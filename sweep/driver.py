@@ -46,6 +46,7 @@ from sweep.preflight import (  # noqa: E402
 from sweep.spec import Study  # noqa: E402
 from workers.store import layout  # noqa: E402
 from workers.store.layout import filesystem, join_uri  # noqa: E402
+from workers.store.plan import PlannedRestart, write_plan  # noqa: E402
 from workers.store.restarts import completed_run_keys, final_states  # noqa: E402
 from workers.trial import TrialSpec  # noqa: E402
 
@@ -224,6 +225,15 @@ def _evaluations_pending(study: Study) -> bool:
     return _store_exists(study.study_uri) and not pending_evaluations(study.study_uri, study.eval.metrics).empty
 
 
+def write_study_files(study: Study) -> None:
+    """The study folder's description of itself: study.yaml (the normalised spec) and restarts.json (its
+    expanded restarts, which `status` reads instead of re-validating the spec)."""
+    text = layout.write_study_yaml(study.study_uri, study.normalized)
+    write_plan(study.study_uri, text, study.name,
+               [PlannedRestart(r.run_key, r.config_key, r.config.dataset, r.config.model, r.seed)
+                for r in study.restarts])
+
+
 def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int | None = None,
               resume: bool = False, trainable: TrainableRef = DEFAULT_TRAINABLE, out: TextIO | None = None,
               progress_every: float = 5.0, resource_wait: float = RESOURCE_WAIT_S) -> SweepOutcome:
@@ -241,7 +251,7 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
     check_storage(study.study_uri)
     fn = load_trainable(trainable)
     if not resume and not plan_sweep(study).trials and not _evaluations_pending(study):  # no Ray needed
-        layout.write_study_yaml(study.study_uri, study.normalized)
+        write_study_files(study)
         print(describe_plan(study, plan_sweep(study), max_concurrent), file=out, flush=True)
         return SweepOutcome(len(study.restarts), len(study.restarts), 0, 0, time.time() - started)
     with ray_session(address):
@@ -254,7 +264,7 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
 
             request_resources(bundles=[{"CPU": r.cpu, **({"GPU": r.gpu} if r.gpu else {})}])
         wait_for_resources(r.cpu, r.gpu, ray.nodes, wait, say=lambda m: print(m, file=out, flush=True))
-        layout.write_study_yaml(study.study_uri, study.normalized)
+        write_study_files(study)
         failed: set[str] = set()
         trained = 0
         if resume:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from sweep.spec import Study
 from workers.store.layout import read_driver_state
+from workers.store.plan import Plan
 from workers.store.restarts import final_states
+
+if TYPE_CHECKING:
+    from sweep.spec import Study
 
 STALE_AFTER_S = 120.0  # a driver heartbeat older than this: the driver is not running
 
@@ -23,13 +27,25 @@ def format_seconds(s: float) -> str:
 
 
 def study_status(study: Study, now: float | None = None) -> str:
+    """The status table of a validated study (see `status_text`)."""
+    cells = {r.run_key: (r.config.dataset, r.config.model) for r in study.restarts}
+    return status_text(study.name, study.study_uri, cells, now)
+
+
+def plan_status(plan: Plan, study_uri: str, now: float | None = None) -> str:
+    """The status table from the study folder's `restarts.json` (no spec validation: see workers.store.plan)."""
+    return status_text(plan.study, study_uri, {r.run_key: (r.dataset, r.model) for r in plan.restarts}, now)
+
+
+def status_text(name: str, study_uri: str, cell_of: dict[str, tuple[str, str]], now: float | None = None) -> str:
+    """Done / running / failed / remaining per (dataset, model) of the planned restarts `cell_of`
+    (run_key -> (dataset, model)), plus the driver's state and the first failure."""
     now = time.time() if now is None else now
-    states = final_states(study.study_uri, [r.run_key for r in study.restarts])
-    driver = read_driver_state(study.study_uri)
+    states = final_states(study_uri, list(cell_of))
+    driver = read_driver_state(study_uri)
     live = bool(driver and not driver.get("finished") and now - driver.get("heartbeat", 0) < STALE_AFTER_S)
     running_keys = {k for keys in (driver or {}).get("running", {}).values() for k in keys} if live else set()
 
-    cell_of = {r.run_key: (r.config.dataset, r.config.model) for r in study.restarts}
     counts: dict[tuple[str, str], Counter[str]] = {}
     for rk, cell in cell_of.items():
         c = counts.setdefault(cell, Counter())
@@ -50,7 +66,7 @@ def study_status(study: Study, now: float | None = None) -> str:
         tot.update(c)
     rows.append(("all", "", *(str(tot[k]) for k in head[2:])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = [f"study {study.name} at {study.study_uri}"]
+    lines = [f"study {name} at {study_uri}"]
     lines += ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
               for r in rows]
     if driver is None:
@@ -63,7 +79,7 @@ def study_status(study: Study, now: float | None = None) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(driver.get("heartbeat", 0)))
         state = "finished" if driver.get("finished") else "not running (stopped or killed)"
         lines.append(f"driver: {state}; last seen {when}"
-                     + ("" if driver.get("finished") else f"; continue with `orthosweep resume {study.study_uri}`"))
+                     + ("" if driver.get("finished") else f"; continue with `orthosweep resume {study_uri}`"))
     failed = [(rk, st.error) for rk, st in states.items() if st.status == "failed"]
     if failed:
         first = (failed[0][1] or "").strip().splitlines()

@@ -147,6 +147,39 @@ def test_empty_study_has_typed_empty_views(tmp_path: Path) -> None:
     assert con.execute("SELECT count(*), avg(dto) FROM runs").fetchone() == (0, None)
 
 
+def test_files_of_older_or_narrower_schemas_read_with_the_schema_v1(store: Path) -> None:
+    """A file without some columns (an older writer) and with int32 integers reads beside the sink's files:
+    the missing columns are null, the integers widened, every row counted once."""
+    import pyarrow as pa
+
+    part = store / "checkpoints" / "dataset=synth_lin" / "model=beta_vae"
+    pq.write_table(pa.table({"study": ["planted"], "run_key": ["old"], "dataset": ["synth_lin"],
+                             "model": ["beta_vae"], "epoch": pa.array([10], pa.int32()),
+                             "epochs": pa.array([10], pa.int32()), "status": ["ok"], "dto": [0.5],
+                             "written_at": pa.array([_at(1)], pa.timestamp("us", tz="UTC"))}),
+                   part / "older.parquet")
+    con = connect(str(store))
+    assert con.execute("SELECT count(*) FROM checkpoints_raw").fetchone()[0] == 11
+    row = con.execute("SELECT epoch, dto, mig, typeof(epoch) FROM checkpoints WHERE run_key = 'old'").fetchall()
+    assert row == [(10, 0.5, None, "BIGINT")]
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 5
+
+
+def test_a_file_whose_column_contradicts_the_schema_is_skipped_and_named(store: Path) -> None:
+    import pyarrow as pa
+
+    part = store / "checkpoints" / "dataset=synth_lin" / "model=beta_vae"
+    for name in ("wrong-a.parquet", "wrong-b.parquet"):  # two files of one schema: both named, not only the first
+        pq.write_table(pa.table({"study": ["planted"], "run_key": ["bad"], "epoch": [10], "dto": ["high"]}),
+                       part / name)
+    with pytest.warns(UnreadableFileWarning) as caught:
+        con = connect(str(store))
+    said = " ".join(str(w.message) for w in caught)
+    for name in ("wrong-a.parquet", "wrong-b.parquet"):
+        assert f"{name}: column 'dto' has type string, schema v1 says double" in said
+    assert con.execute("SELECT count(*) FROM checkpoints_raw WHERE run_key = 'bad'").fetchone()[0] == 0
+
+
 def test_final_summary_table_and_scatter(store: Path) -> None:
     text = final_summary(str(store))
     line = next(s for s in text.splitlines() if s.startswith("synth_lin"))

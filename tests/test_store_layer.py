@@ -20,11 +20,13 @@ import pytest
 from sweep_helpers import STUB, write_study
 
 from sweep.cli import main
+from sweep.driver import write_study_files
 from sweep.spec import load_study
 from sweep.stub_trainable import stub_rows
 from workers.store import layout
+from workers.store.plan import PLAN_FILE, read_plan
 from workers.store.restarts import final_states
-from workers.store.views import connect
+from workers.store.views import VIEWS, connect, view_closure, views_connection, views_named
 from workers.store.write import write_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +38,7 @@ def study(tmp_path: Path):
     """A finished 2-model x 3-seed study (stub rows at epochs 0..2) with its study.yaml."""
     st = load_study(write_study(tmp_path / "s.yaml", name="layer", storage=str(tmp_path / "res"), seeds=3,
                                 per_trial=3))
-    layout.write_study_yaml(st.study_uri, st.normalized)
+    write_study_files(st)  # study.yaml and restarts.json, as submit writes them
     for trial in st.trials:
         for epoch in (0, 1, 2):
             write_rows(st.study_uri, "checkpoints", stub_rows(trial, st.name, epoch, 0.0, 0))
@@ -67,14 +69,17 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_damaged_files_are_skipped_and_named_by_every_reading_command(study, tmp_path: Path) -> None:
     bad = _damage(study.study_uri)
     uri = study.study_uri
-    commands = [("status", uri), ("sql", uri, "SELECT count(*) AS n FROM checkpoints"), ("views", uri),
+    commands = [("status", uri), ("sql", uri, "SELECT count(*) AS n FROM checkpoints"),
+                ("sql", uri, "SELECT count(*) AS n FROM trace"), ("views", uri),
                 ("stats", uri), ("plots", uri, "--out", str(tmp_path / "plots")),
                 ("report", uri, "--out", str(tmp_path / "r.html")), ("compare", uri), ("compact", uri)]
     for args in commands:
         res = _cli(*args)
         assert res.returncode == 0, (args, res.stdout[-2000:], res.stderr[-2000:])
         assert "Traceback" not in res.stderr, (args, res.stderr[-2000:])
-        wanted = bad if args[0] != "status" else bad[:2]  # status reads checkpoints only
+        # status and a query of checkpoints read checkpoints only; a query of trace reads trace only
+        wanted = bad[:2] if args[0] == "status" or "checkpoints" in args[-1] else bad[2:] if "trace" in args[-1] \
+            else bad
         for path in wanted:
             assert f"skipping unreadable Parquet file {path}" in res.stderr, (args, path, res.stderr[-2000:])
     status = _cli("status", uri).stdout
@@ -131,6 +136,43 @@ def test_a_renamed_study_folder_is_read_with_a_warning(study, tmp_path: Path) ->
     assert "6     6" in _cli("status", str(renamed)).stdout
 
 
+def test_status_from_the_plan_equals_status_from_the_validated_spec(study, capsys) -> None:
+    plan = read_plan(study.study_uri)
+    assert plan is not None and plan.study == "layer"
+    assert [r.run_key for r in plan.restarts] == [r.run_key for r in study.restarts]
+    assert main(["status", study.study_uri]) == 0
+    from_plan = capsys.readouterr().out
+    (Path(study.study_uri) / PLAN_FILE).unlink()
+    assert main(["status", study.study_uri]) == 0
+    assert capsys.readouterr().out == from_plan
+    assert "6     6" in from_plan
+
+
+def test_a_plan_not_derived_from_the_study_yaml_beside_it_is_ignored(study, capsys) -> None:
+    """An edited study.yaml (here: one seed fewer) makes the plan stale: status validates the spec instead."""
+    yml = Path(study.study_uri) / "study.yaml"
+    yml.write_text(yml.read_text().replace("seeds: 3", "seeds: 2"))
+    assert read_plan(study.study_uri) is None
+    assert main(["status", study.study_uri]) == 0
+    assert "4     4" in capsys.readouterr().out  # 2 models x 2 seeds planned, all of them stored
+    (Path(study.study_uri) / PLAN_FILE).write_text("{torn")
+    assert read_plan(study.study_uri) is None
+
+
+def test_every_view_built_alone_reads_what_the_full_catalog_reads(study) -> None:
+    """`views=` builds a view's closure only (status, pending, sql); each view must give the same rows as
+    in the connection with every view."""
+    loc = [layout.location(study.study_uri)]
+    full = views_connection(loc)
+    for v in VIEWS:
+        alone = views_connection(loc, views=[v])
+        assert set(view_closure([v])) <= {r[0] for r in alone.execute("SHOW TABLES").fetchall()}
+        q = f"SELECT count(*), count(DISTINCT {'config_key' if v == 'groups' else 'run_key'}) FROM {v}"
+        assert alone.execute(q).fetchone() == full.execute(q).fetchone(), v
+    assert views_named("SELECT model, avg(dto) FROM Runs r JOIN trace USING (run_key)") == ["runs", "trace"]
+    assert view_closure(["runs"]) == ["trained", "evaluations", "checkpoints", "runs"]
+
+
 # --------------------------------------------------------------------------------------------------
 # Layering and import cost
 # --------------------------------------------------------------------------------------------------
@@ -177,6 +219,10 @@ def test_read_only_commands_import_no_heavy_module(study) -> None:
                              timeout=120)
         assert res.returncode == 0, (args, res.stderr[-2000:])
         assert "HEAVY []" in res.stdout, (args, res.stdout[-500:])
+    probe = probe.replace("HEAVY", "PYDANTIC").replace(repr(set(HEAVY)), "{'pydantic', 'yaml'}")
+    res = subprocess.run([sys.executable, "-c", probe, "status", uri], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)  # the plan spares status the spec's validation
+    assert "PYDANTIC []" in res.stdout, res.stdout[-500:] + res.stderr[-2000:]
     res = subprocess.run([sys.executable, "-c", "import sys\nfrom sweep.cli import build_parser\nbuild_parser()\n"
                           f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)

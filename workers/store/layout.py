@@ -1,6 +1,7 @@
 """Where a study's files live (design.md §7), for local paths and pyarrow filesystem URIs alike.
 
     <storage>/<study>/study.yaml                                   the normalised spec as submitted
+    <storage>/<study>/restarts.json                                its expanded restarts (workers.store.plan)
     <storage>/<study>/checkpoints/dataset=<d>/model=<m>/*.parquet   one row per (run_key, epoch)
     <storage>/<study>/trace/dataset=<d>/model=<m>/*.parquet         training-time series
     <storage>/<study>/models/<run_key>/e<epoch>.pt                  state dicts (weights_only loadable)
@@ -142,10 +143,13 @@ def read_text(uri: str) -> str | None:
         return f.read().decode()
 
 
-def write_study_yaml(study_uri: str, normalized: dict[str, Any]) -> None:
+def write_study_yaml(study_uri: str, normalized: dict[str, Any]) -> str:
+    """Write the normalised spec as `<study>/study.yaml`; returns the text written."""
     import yaml
 
-    write_text(join_uri(study_uri, "study.yaml"), yaml.safe_dump(normalized, sort_keys=False))
+    text = yaml.safe_dump(normalized, sort_keys=False)
+    write_text(join_uri(study_uri, "study.yaml"), text)
+    return text
 
 
 def read_study_text(study_uri: str) -> str | None:

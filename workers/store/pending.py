@@ -78,7 +78,7 @@ def pending_evaluations(study_uri: str, metrics: Iterable[str], *, epochs: Itera
         raise ValueError(f"--metrics: unknown metric(s) {unknown}; available: {', '.join(METRICS)}")
     wanted_epochs = None if epochs is None else {int(e) for e in epochs}
     models = stored_models(study_uri)
-    con = views_connection([location(study_uri)])
+    con = views_connection([location(study_uri)], views=("trained", "evaluations"))
     try:
         present = ", ".join(f'"{_FIRST_COLUMN[m]}" IS NOT NULL' for m in metrics) or "NULL"
         trained = con.execute(

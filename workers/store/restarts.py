@@ -34,7 +34,7 @@ class RestartState:
 def final_states(study_uri: str, run_keys: Iterable[str] | None = None,
                  partition: Partition | None = None) -> dict[str, RestartState]:
     """run_key -> state at its final epoch, for the restarts that have one (of `run_keys` when given)."""
-    con = views_connection([location(study_uri)], partition)
+    con = views_connection([location(study_uri)], partition, views=("checkpoints",))
     try:
         rows = con.execute(FINAL_STATES_SQL).fetchall()
     finally:

@@ -1,0 +1,98 @@
+"""Where view catalogs are built, and which built ones can be opened again as they are.
+
+`views_connection` writes its views into a DuckDB database file (the catalog) and opens it read-only.
+Building one reads every Parquet footer of the tables it covers and binds every view (~40 ms for a small
+store, more with many files); opening a built one takes ~2 ms. A catalog built over local files is kept,
+under a key that hashes:
+
+- the views it holds;
+- the path, size and modification time of every Parquet file listed in the tables they read (readable or
+  not: a skipped file is part of the snapshot too);
+- the source of the modules that generate the views' SQL, and DuckDB's version.
+
+The store's files are never modified in place (the sink and compaction write a new file and rename it, and
+compaction deletes its sources afterwards), so an unchanged listing means unchanged contents and the kept
+catalog reads exactly what a new one would. While a sweep writes files every listing is new, and every
+command builds its catalog as before.
+
+Entries live in `$ORTHOSWEEP_CACHE/catalogs` (default `~/.cache/orthosweep/catalogs`), are published by an
+atomic rename, and only the newest MAX_ENTRIES are kept. Without a writable cache directory the catalog is
+built in a temporary file and removed once opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+MAX_ENTRIES = 64
+SUFFIX = ".duckdb"
+
+# The modules whose code decides what a catalog holds: a change to any of them is a new key.
+_SOURCES = ("views.py", "files.py", "schema.py", "../metrics/registry.py")
+
+
+def cache_root() -> Path | None:
+    """The directory of kept catalogs (created if missing), or None when it cannot be written."""
+    root = Path(os.environ.get("ORTHOSWEEP_CACHE") or Path.home() / ".cache" / "orthosweep").expanduser()
+    root = root / "catalogs"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return root if os.access(root, os.W_OK) else None
+
+
+def _code_fingerprint() -> bytes:
+    here = Path(__file__).parent
+    h = hashlib.sha256(duckdb.__version__.encode())
+    for name in _SOURCES:
+        h.update((here / name).read_bytes())
+    return h.digest()
+
+
+def catalog_key(views: Iterable[str], files: Iterable[tuple[str, str, int, int]]) -> str:
+    """Key of the catalog holding `views` over `files` = (table, path, size, mtime_ns) of every listed file."""
+    h = hashlib.sha256(_code_fingerprint())
+    h.update(repr(sorted(views)).encode())
+    for table, path, size, mtime_ns in sorted(files):
+        h.update(f"\0{table}\0{path}\0{size}\0{mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
+def kept_catalog(key: str) -> Path | None:
+    """The kept catalog with this key, if there is one."""
+    root = cache_root()
+    path = None if root is None else root / (key + SUFFIX)
+    return path if path is not None and path.is_file() else None
+
+
+def new_catalog(key: str | None) -> tuple[str, str | None]:
+    """(a fresh path to build a catalog at, the path to publish it to; None: remove it once opened)."""
+    root = cache_root() if key is not None else None
+    fd, path = tempfile.mkstemp(prefix=".building-", suffix=SUFFIX, dir=root)
+    os.close(fd)
+    os.remove(path)  # DuckDB creates it; an empty file is not a database
+    return path, None if root is None else str(root / (key + SUFFIX))
+
+
+def publish(built: str, final: str) -> None:
+    """Move a built catalog to its kept path (atomic) and drop the oldest entries beyond MAX_ENTRIES."""
+    os.replace(built, final)
+    entries = []
+    for p in Path(final).parent.glob("*" + SUFFIX):
+        try:
+            st = p.stat()
+        except FileNotFoundError:  # removed by another command meanwhile
+            continue
+        if not p.name.startswith("."):
+            entries.append((st.st_mtime_ns, p))
+        elif st.st_mtime_ns < (os.path.getmtime(final) - 3600) * 1e9:  # a build its command never finished
+            p.unlink(missing_ok=True)
+    for _, old in sorted(entries)[:-MAX_ENTRIES]:
+        old.unlink(missing_ok=True)
