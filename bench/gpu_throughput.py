@@ -32,7 +32,9 @@ On a machine without CUDA every figure is a CPU figure (wall clock; torch's defa
 precisions other than fp32 are not run (autocast is CUDA-only in workers/device.py), and the bounds are a float32
 matmul and a memcpy. Nothing is printed that was not measured in the run; cases that did not run are
 listed as such. `--json OUT` writes everything (rewritten after each case, so a killed run keeps what it
-measured), including which of ray/duckdb/pydantic were imported (none should be).
+measured), including which of ray/duckdb/pydantic were imported (none should be). Each case's s/step is also
+recorded in `$ORTHOSWEEP_CACHE/step_figures.json` (`--figures`), where `orthosweep submit --dry-run` on
+this node uses it for a class of the same cost on the same device (sweep/step_figures.py).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ import torch.nn.functional as F
 import yaml
 from machine import describe
 
+from sweep import step_figures
 from sweep.defaults import DATASET_BETA, DATASET_DEFAULTS, TRAIN_DEFAULTS
 from workers.data import load
 from workers.data.catalog import DATASETS
@@ -433,6 +436,8 @@ def run_case(kind: Kind, dataset: Any, S: int, precision: str, max_train: int | 
         keep["rows"] = getattr(run.data, "rows", None)
         flags = precision_flags(plan)
         t_step = time_trainer(run, args.steps, args.warmup)
+        if args.figures != "none":  # for `submit --dry-run` on this node (sweep.step_figures)
+            step_figures.record(step_figures.cost_key(run), t_step, args.steps, args.command, args.figures)
         t_opt = time_trainer_optimiser(run, args.opt_reps)
         m = min(run.data.n, 4096)  # the reference's batch pool: the first m training images, on the device
         pool = run.data.batch(torch.arange(m, device=device).view(1, m))[0]
@@ -488,6 +493,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--time-limit", type=float, default=None,
                     help="start no new case after this many seconds (the rest is listed as not measured)")
     ap.add_argument("--json", default=None, help="write the results here (rewritten after each case)")
+    ap.add_argument("--figures", default=None, help="record each case's s/step here for `submit --dry-run` "
+                    "(default $ORTHOSWEEP_CACHE/step_figures.json; none: do not record)")
     args = ap.parse_args(argv)
     small = args.small
     args.seeds = [int(s) for s in (args.seeds or ("1,4" if small else "1,16,64")).split(",")]
@@ -520,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     precisions = [p for p in wanted if p not in skipped_prec]
     pythonpath = os.environ.get("PYTHONPATH")
     command = f"{'PYTHONPATH=' + pythonpath + ' ' if pythonpath else ''}python {shlex.join(sys.argv)}"
+    args.command = command
     where = f"CUDA {torch.cuda.get_device_name(device)}" if not on_cpu else \
         f"CPU (torch threads: {torch.get_num_threads()})"
     print(describe())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 
@@ -23,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print restarts, trials, the resource plan and an "
                    "estimate of device-hours from a short calibration on this machine; schedule nothing")
     p.add_argument("--no-estimate", action="store_true", help="with --dry-run: skip the calibration")
+    p.add_argument("--step-figures", metavar="FILE", help="with --dry-run: s/step figures of bench/gpu_throughput.py "
+                   "(default $ORTHOSWEEP_CACHE/step_figures.json, which the bench writes); a class measured "
+                   "there on this device uses them instead of its calibration")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("resume", help="continue an interrupted sweep from its study folder")
@@ -98,9 +102,17 @@ def _dry_run(study, args: argparse.Namespace) -> int:
         plan = plan_sweep(study, done=set())
     print(describe_plan(study, plan, args.max_concurrent), flush=True)
     if not args.no_estimate and plan.trials:
+        from sweep import step_figures
         from sweep.estimate import estimate
 
-        print(estimate(study, plan.trials).describe())
+        if args.step_figures and not os.path.isfile(args.step_figures):
+            return _bad(f"--step-figures: {args.step_figures!r} is not a file; run bench/gpu_throughput.py "
+                        "(it writes $ORTHOSWEEP_CACHE/step_figures.json) or give the file it wrote")
+        try:
+            figures = step_figures.load(args.step_figures)
+        except ValueError as e:
+            return _bad(f"--step-figures: {e}")
+        print(estimate(study, plan.trials, figures=figures).describe())
     return EXIT_OK
 
 
@@ -108,6 +120,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from sweep.preflight import PreflightError, address_kind, check_address
     from sweep.spec import load_study
 
+    if args.step_figures and not args.dry_run:
+        return _bad("--step-figures is read only by --dry-run (the device-hour estimate); drop it or add --dry-run")
     study = load_study(args.study, storage=args.storage, planned=args.dry_run)
     if args.max_concurrent is not None and args.max_concurrent < 1:
         return _bad(f"--max-concurrent: got {args.max_concurrent}; must be >= 1")

@@ -10,6 +10,11 @@ one trial, times a few real training steps after a warm-up, times one real check
 
 The result is what this machine would need with one trial at a time on the study's per-trial resources;
 it says nothing about another device, which is why the machine is printed with it.
+
+Where `bench/gpu_throughput.py` has measured the same cost on the same device (`sweep.step_figures`: same
+GPU model, dataset, training-set size, architecture, batch, optimiser, seeds per trial, precision), its
+seconds per step replace the class's calibration: a longer measurement of the same step. Each class says
+which figure it used.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from workers.trial import TrialSpec
 @dataclass
 class ClassTiming:
     key: tuple[Any, ...]
-    seconds_per_step: float
+    seconds_per_step: float  # the figure the extrapolation uses
+    calibrated: float | None = None  # this run's calibration, when a bench figure replaced it
+    source: str = "calibration"  # or "bench <measured_at>"
     trials: int = 0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
@@ -50,8 +57,10 @@ class Estimate:
         lines = [f"estimate from a {self.calibration_seconds:.0f} s calibration on {self.machine}:"]
         for c in self.classes:
             ds, model, arch, d, batch, s = c.key
+            src = "" if c.calibrated is None else \
+                f" from {c.source} (calibration now: {c.calibrated * 1e3:.1f} ms/step)"
             lines.append(f"  {ds}/{model} ({arch}, latent {d}, batch {batch}, {s} seeds per trial): "
-                         f"{c.seconds_per_step * 1e3:.1f} ms/step, {c.trials} trials, "
+                         f"{c.seconds_per_step * 1e3:.1f} ms/step{src}, {c.trials} trials, "
                          f"train {_duration(c.train_seconds)} + eval {_duration(c.eval_seconds)}")
         lines.append(f"  total: {self.device_hours:.2f} device-hours (one trial at a time on this machine)")
         return "\n".join(lines)
@@ -134,9 +143,14 @@ def time_eval(run: Any) -> float:
     return time.perf_counter() - t0
 
 
-def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int = 20) -> Estimate:
-    """Measure each cost class once and extrapolate to every trial of the study (or of `trials`)."""
+def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int = 20,
+             figures: dict[str, dict[str, Any]] | None = None) -> Estimate:
+    """Measure each cost class once and extrapolate to every trial of the study (or of `trials`); a class
+    whose cost key has a bench figure in `figures` (sweep.step_figures.load) uses that figure's s/step."""
+    from sweep.step_figures import cost_key
+
     trials = study.trials if trials is None else trials
+    figures = figures or {}
     t_start = time.perf_counter()
     classes: dict[tuple[Any, ...], ClassTiming] = {}
     eval_cost: dict[tuple[Any, ...], float] = {}
@@ -146,7 +160,9 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
             probe = _without_planned(dataclasses.replace(t, trace_every=0), study.planned)
             res = study.spec.resources
             sec, run = time_steps(probe, steps, cpus=res.cpu, gpus=res.gpu)
-            classes[key] = ClassTiming(key, sec)
+            fig = figures.get(cost_key(run))
+            classes[key] = ClassTiming(key, sec) if fig is None else \
+                ClassTiming(key, float(fig["s_per_step"]), sec, f"bench {fig['measured_at']}")
             ek = _eval_class(t)
             if ek not in eval_cost:
                 eval_cost[ek] = time_eval(run)

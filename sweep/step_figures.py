@@ -1,0 +1,74 @@
+"""Seconds per training step measured by `bench/gpu_throughput.py`, kept on the node for `submit --dry-run`.
+
+The bench times a trial's real step for many steps (default 20 after 3 warm-ups, each synchronised), on the
+whole device, and records every case in `$ORTHOSWEEP_CACHE/step_figures.json`: one entry per cost key (the
+newest measurement replaces an older one). `submit --dry-run`'s estimate then uses the entry of a cost class
+in place of its own short calibration, and says so, when the key matches exactly:
+
+    device       "cuda: <device name>" or "cpu: <n> threads" (the device the calibration runs on)
+    dataset, n_train, model, arch (every field), latent_dim, batch, optimizer, S (seeds per trial), precision
+
+Anything else (another GPU model, another width, a capped training set) is not the same cost, and the
+estimate keeps its calibration. The file is plain JSON so that it can be copied to a node of the same kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+FILE_NAME = "step_figures.json"
+
+
+def default_path() -> Path:
+    """`$ORTHOSWEEP_CACHE/step_figures.json` (default ~/.cache/orthosweep)."""
+    return Path(os.environ.get("ORTHOSWEEP_CACHE") or Path.home() / ".cache" / "orthosweep").expanduser() / FILE_NAME
+
+
+def device_label(device: Any, threads: int) -> str:
+    """How a figure names the device it was measured on: a CUDA device by its name, a CPU by its threads."""
+    if getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {threads} threads"
+
+
+def cost_key(run: Any) -> str:
+    """The cost key of a built trial (`workers.train.TrialRun`): what decides its seconds per step."""
+    cfg, plan = run.cfg, run.plan
+    precision = "bf16" if plan.bf16 else "tf32" if plan.tf32 else "fp32"
+    key = {"device": device_label(plan.device, plan.threads), "dataset": cfg.dataset, "n_train": int(run.data.n),
+           "model": cfg.model, "arch": dataclasses.asdict(cfg.arch), "latent_dim": int(cfg.latent_dim),
+           "batch": int(run.batch_size), "optimizer": cfg.optimizer.name, "S": int(run.S), "precision": precision}
+    return json.dumps(key, sort_keys=True)
+
+
+def load(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
+    """cost key -> figure ({"s_per_step", "steps", "measured_at", "command"}); {} without a file."""
+    p = Path(path) if path is not None else default_path()
+    if not p.is_file():
+        return {}
+    try:
+        doc = json.loads(p.read_text())
+        return {str(k): dict(v) for k, v in doc["figures"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"step figures {str(p)!r} are not a file written by bench/gpu_throughput.py ({e}); "
+                         "remove it or give --step-figures another file") from None
+
+
+def record(key: str, s_per_step: float, steps: int, command: str,
+           path: str | os.PathLike[str] | None = None) -> None:
+    """Add (or replace) the figure of one cost key; the file is rewritten atomically."""
+    p = Path(path) if path is not None else default_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    figures = load(p)
+    figures[key] = {"s_per_step": float(s_per_step), "steps": int(steps), "command": command,
+                    "measured_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"figures": figures}, indent=1, sort_keys=True))
+    os.replace(tmp, p)

@@ -1,0 +1,97 @@
+"""`submit --dry-run` uses the bench's per-step figures for a class of the same cost on the same device.
+
+The bench (`bench/gpu_throughput.py`) records each case's s/step under its cost key; the estimate replaces a
+class's calibration by that figure only when the key matches exactly (device, dataset, training-set size,
+architecture, batch, optimiser, seeds per trial, precision). Checked on the CPU, where the device is named by
+its thread count; on a GPU node the same key names the GPU model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from sweep_helpers import write_study
+
+from sweep import step_figures
+from sweep.cli import main
+from sweep.estimate import estimate, time_steps
+from sweep.spec import load_study
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _study(tmp_path: Path):
+    return load_study(write_study(tmp_path / "s.yaml", name="fig", storage=str(tmp_path / "res"), seeds=2,
+                                  per_trial=2, models=("beta_vae",)))
+
+
+def test_a_recorded_figure_of_the_same_cost_replaces_the_calibration(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    (trial,) = study.trials
+    _, run = time_steps(trial, 1, cpus=study.spec.resources.cpu, gpus=study.spec.resources.gpu, warmup=0)
+    key = step_figures.cost_key(run)
+    cfg = trial.config
+    assert json.loads(key) == {"device": "cpu: 1 threads", "dataset": "synth_lin", "n_train": run.data.n,
+                               "model": "beta_vae", "arch": json.loads(key)["arch"], "latent_dim": cfg.latent_dim,
+                               "batch": 64, "optimizer": cfg.optimizer.name, "S": 2, "precision": "fp32"}
+    path = tmp_path / "figures.json"
+    step_figures.record(key, 0.125, 20, "bench", path)
+    other = json.dumps({**json.loads(key), "device": "cuda: NVIDIA H200"}, sort_keys=True)
+    step_figures.record(other, 0.001, 20, "bench", path)
+    figures = step_figures.load(path)
+    assert set(figures) == {key, other}
+
+    est = estimate(study, steps=2, figures=figures)
+    (c,) = est.classes
+    assert c.seconds_per_step == 0.125 and c.source.startswith("bench ") and c.calibrated > 0
+    steps_per_epoch = run.data.n // 64
+    assert c.train_seconds == pytest.approx(trial.config.epochs * steps_per_epoch * 0.125)
+    assert "ms/step from bench" in est.describe()
+
+    only_gpu = {other: figures[other]}  # the same cost measured on another device is not this device's cost
+    (c,) = estimate(study, steps=2, figures=only_gpu).classes
+    assert c.source == "calibration" and c.calibrated is None and c.seconds_per_step != 0.001
+
+
+def test_a_damaged_figures_file_is_refused_by_name(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "figures.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="figures.json"):
+        step_figures.load(bad)
+    study_file = write_study(tmp_path / "s.yaml", name="fig", storage=str(tmp_path / "res"), seeds=1, per_trial=1)
+    assert main(["submit", str(study_file), "--dry-run", "--step-figures", str(bad)]) == 2
+    assert "--step-figures" in capsys.readouterr().err
+    assert main(["submit", str(study_file), "--dry-run", "--step-figures", str(tmp_path / "none.json")]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    assert main(["submit", str(study_file), "--step-figures", str(bad)]) == 2
+    assert "only by --dry-run" in capsys.readouterr().err
+
+
+def test_the_bench_records_figures_that_a_dry_run_of_the_same_trial_uses(tmp_path: Path) -> None:
+    """bench --small times the paper MLP on a 256-image dSprites subset with S = 1 on one thread; a study of
+    that very trial (cpu: 1, max_train: 256, one seed per trial) finds the figure in its dry-run."""
+    figures = tmp_path / "figures.json"
+    env = {**os.environ, "PYTHONPATH": "."}
+    proc = subprocess.run([sys.executable, "bench/gpu_throughput.py", "--small", "--cases", "mlp_dsprites",
+                           "--seeds", "1", "--figures", str(figures), "--json", str(tmp_path / "b.json")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    bench = json.loads((tmp_path / "b.json").read_text())
+    (recorded,) = step_figures.load(figures).values()
+    assert recorded["s_per_step"] == bench["cases"][0]["s_per_step"]
+    spec = {"study": "dsprites_fig", "storage": str(tmp_path / "res"),
+            "grid": {"dataset": ["dsprites"], "model": ["beta_vae"], "seeds": 1},
+            "train": {"max_train": 256, "seeds_per_trial": 1},
+            "eval": {"metrics": ["dto"], "n_eval": 64}, "resources": {"cpu": 1}}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(spec))
+    res = subprocess.run([sys.executable, "-m", "sweep.cli", "submit", str(tmp_path / "d.yaml"), "--dry-run",
+                          "--step-figures", str(figures)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    line = next(ln for ln in res.stdout.splitlines() if "dsprites/beta_vae (" in ln)
+    assert f"{recorded['s_per_step'] * 1e3:.1f} ms/step from bench" in line, res.stdout[-3000:]
