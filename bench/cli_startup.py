@@ -16,6 +16,7 @@ every run would time the interpreter's compiler, not the command.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import statistics
 import subprocess
@@ -58,6 +59,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--files", type=int, default=2000, help="files of the many-files store (0: skip that part)")
     args = ap.parse_args()
     cli = [sys.executable, "-m", "sweep.cli"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,6 +101,43 @@ def main() -> None:
     for name in [*commands, *cold]:
         med = statistics.median(times[name])
         print(f"{'orthosweep ' + name:44s} {med:9.3f} {med / base:11.2f}")
+    if args.files:
+        many_files(args.files, cli)
+
+
+def many_files(n: int, cli: list[str]) -> None:
+    """A store of `n` checkpoint files, as a sweep leaves before compaction: `sql` of the final states with a
+    fresh catalog cache, with the catalog kept, and after 10 new files (the footers of the others reused)."""
+    from analysis.synthetic import checkpoint_row
+    from workers.store.write import write_rows
+
+    def write(prefix: str, count: int) -> None:
+        for i in range(count):
+            write_rows(uri, "checkpoints", [checkpoint_row(f"{prefix}{i}-{s}", 10, seed=s, written_at=t0)
+                                            for s in range(4)])
+
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    query = "SELECT count(*) FROM checkpoints WHERE epoch = 10"
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = str(Path(tmp) / "res" / "many")
+        Path(uri).mkdir(parents=True)
+        (Path(uri) / "study.yaml").write_text("study: many\n")
+        write("r", n)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env |= {"PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"), "ORTHOSWEEP_CACHE": str(Path(tmp) / "cache")}
+        cmd = cli + ["sql", uri, query]
+        timed(cmd, {**env, "ORTHOSWEEP_CACHE": str(Path(tmp) / "warmup")})  # bytecode, file cache
+        rows: dict[str, list[float]] = {"no earlier catalog": [], "catalog kept (files unchanged)": [],
+                                        "10 new files (earlier footers reused)": []}
+        for i in range(3):
+            rows["no earlier catalog"].append(timed(cmd, {**env, "ORTHOSWEEP_CACHE": str(Path(tmp) / f"c{i}")}))
+            timed(cmd, env)
+            rows["catalog kept (files unchanged)"].append(timed(cmd, env))
+            write(f"new{i}-", 10)
+            rows["10 new files (earlier footers reused)"].append(timed(cmd, env))
+        print(f"\nstore of {n:,} checkpoint files (4 rows each), `orthosweep sql STUDY '{query}'`, median of 3:")
+        for name, secs in rows.items():
+            print(f"  {name:44s} {statistics.median(secs):9.3f} s")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,27 @@ def test_old_entries_beyond_the_limit_are_removed(store: Path, cache: Path, monk
             warnings.simplefilter("error")
             _count(store)
     assert len(_kept(cache)) == 2
+
+
+def test_a_new_catalog_reads_only_the_footers_of_new_or_changed_files(store: Path, cache: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers.store import files
+
+    read: list[str] = []
+    real = files.read_columns
+    monkeypatch.setattr(files, "read_columns", lambda fs, path, schema: read.append(path) or real(fs, path, schema))
+    torn = store / "checkpoints" / "dataset=synth_lin" / "model=beta_vae" / "zz-torn.parquet"
+    torn.write_bytes(b"PAR1\0\0")
+    with pytest.warns(UnreadableFileWarning):
+        assert _count(store) == (3, 3.0)
+    assert len(read) == 2  # the sink's file and the torn one
+    read.clear()
+    write_rows(str(store), "checkpoints", [checkpoint_row("r9", 10, seed=9, dto=9.0, written_at=T0)])
+    with pytest.warns(UnreadableFileWarning, match="zz-torn"):  # its verdict is reused, and still said
+        assert _count(store) == (4, 12.0)
+    assert len(read) == 1 and "zz-torn" not in read[0]  # only the new file
+    read.clear()
+    torn.write_bytes(b"PAR1\0\0\0")  # changed (size): read again
+    with pytest.warns(UnreadableFileWarning, match="zz-torn"):
+        assert _count(store) == (4, 12.0)
+    assert [Path(p).name for p in read] == ["zz-torn.parquet"]

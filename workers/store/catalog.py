@@ -15,6 +15,11 @@ compaction deletes its sources afterwards), so an unchanged listing means unchan
 catalog reads exactly what a new one would. While a sweep writes files every listing is new, and every
 command builds its catalog as before.
 
+Each catalog also records every listed file's size, modification time and footer verdict (its columns, or
+why it is unreadable). A new catalog of the same store (`scope_key`: the same study folders and partition,
+the same code) starts from the latest one's records and reads only the footers of files that are new or
+changed since, so `status` during a sweep of thousands of files reads the few files written meanwhile.
+
 Entries live in `$ORTHOSWEEP_CACHE/catalogs` (default `~/.cache/orthosweep/catalogs`), are published by an
 atomic rename, and only the newest MAX_ENTRIES are kept. Without a writable cache directory the catalog is
 built in a temporary file and removed once opened.
@@ -63,6 +68,33 @@ def catalog_key(views: Iterable[str], files: Iterable[tuple[str, str, int, int]]
     for table, path, size, mtime_ns in sorted(files):
         h.update(f"\0{table}\0{path}\0{size}\0{mtime_ns}".encode())
     return h.hexdigest()[:32]
+
+
+def scope_key(study_paths: Iterable[str], partition: tuple[str, str] | None) -> str:
+    """Which store a catalog covers (its study folders and partition), whatever the files in it now."""
+    h = hashlib.sha256(_code_fingerprint())
+    h.update(repr((sorted(study_paths), partition)).encode())
+    return h.hexdigest()[:32]
+
+
+def remember(scope: str, kept: str) -> None:
+    """Note `kept` as the latest catalog of `scope` (atomic; a lost race leaves another valid one)."""
+    root = Path(kept).parent
+    tmp = root / f".{scope}.{os.getpid()}.latest"
+    tmp.write_text(Path(kept).name)
+    os.replace(tmp, root / f"{scope}.latest")
+
+
+def latest_catalog(scope: str) -> Path | None:
+    """The latest kept catalog of `scope`, if it is still kept."""
+    root = cache_root()
+    if root is None:
+        return None
+    try:
+        path = root / (root / f"{scope}.latest").read_text().strip()
+    except OSError:
+        return None
+    return path if path.name.endswith(SUFFIX) and path.is_file() else None
 
 
 def kept_catalog(key: str) -> Path | None:

@@ -30,9 +30,11 @@ builds only the views asked for and those they read (`view_closure`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -279,26 +281,61 @@ def views_connection(locs: list[StudyLocation], partition: Partition | None = No
         except duckdb.Error:  # removed or damaged meanwhile: build it anew
             con.close()
             con = duckdb.connect()
-    scanned: dict[str, list[tuple[str, Columns]]] = {}
-    skipped: list[tuple[str, str]] = []  # (path as the user reads it, why)
-    for t, files in listed.items():
-        scanned[t] = []
+    scope = catalog.scope_key([loc.path for loc in locs], partition)
+    known = _known_files(con, catalog.latest_catalog(scope))  # footers read by this store's last catalog
+    files: list[tuple[str, str, int, int, str, str | None, str | None]] = []
+    for t, entries in listed.items():
         for loc in locs:
-            good, bad = sort_files(loc, t, [i.path for lo, i in files if lo is loc])
-            scanned[t] += good
-            skipped += [(loc.display(f), why) for f, why in bad]
-    for shown, why in skipped:
-        warn_unreadable(shown, why)
-    return _build(con, build, tables, scanned=scanned, skipped=skipped, key=key)
+            mine = [i for lo, i in entries if lo is loc]
+            good, bad = sort_files(loc, t, [i.path for i in mine if (i.path, i.size, i.mtime_ns) not in known])
+            fresh = {f: (json.dumps(cols), None) for f, cols in good} | {f: (None, why) for f, why in bad}
+            for i in mine:
+                cols, why = known.get((i.path, i.size, i.mtime_ns)) or fresh[i.path]
+                files.append((t, i.path, i.size, i.mtime_ns, loc.display(i.path), cols, why))
+    for *_, shown, _, why in files:
+        if why is not None:
+            warn_unreadable(shown, why)
+    return _build(con, build, tables, files=files, key=key, scope=scope)
+
+
+_FILES_COLUMNS = ("tbl VARCHAR, path VARCHAR, size BIGINT, mtime_ns BIGINT, shown VARCHAR, columns VARCHAR, "
+                  "why VARCHAR")
+
+
+def _known_files(con: duckdb.DuckDBPyConnection,
+                 previous: Path | None) -> dict[tuple[str, int, int], tuple[str | None, str | None]]:
+    """(path, size, mtime_ns) -> (columns as JSON, why unreadable) as an earlier catalog of the same store
+    recorded them: a file unchanged since then need not have its footer read again ({} if none)."""
+    if previous is None:
+        return {}
+    try:
+        con.execute("ATTACH $path AS _previous (READ_ONLY)", {"path": str(previous)})
+    except duckdb.Error:  # pruned or damaged meanwhile: read every footer
+        return {}
+    try:
+        rows = con.execute("SELECT path, size, mtime_ns, columns, why FROM _previous._catalog_files").fetchall()
+    except duckdb.Error:
+        rows = []
+    con.execute("DETACH _previous")
+    return {(p, int(size), int(mt)): (cols, why) for p, size, mt, cols, why in rows}
 
 
 def _build(con: duckdb.DuckDBPyConnection, build: list[str], tables: list[str], *,
-           registered: dict[str, object] | None = None, scanned: dict[str, list[tuple[str, Columns]]] | None = None,
-           skipped: list[tuple[str, str]] | None = None, key: str | None = None) -> duckdb.DuckDBPyConnection:
-    """Write the catalog of `build` over the `registered` datasets (remote stores) or the `scanned` local
-    files (`skipped`: the unreadable ones, recorded for a kept catalog to repeat), open it read-only on
-    `con`, and keep it under `key` (None: do not keep it)."""
-    registered, scanned, skipped = registered or {}, scanned or {}, skipped or []
+           registered: dict[str, object] | None = None,
+           files: list[tuple[str, str, int, int, str, str | None, str | None]] | None = None,
+           key: str | None = None, scope: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Write the catalog of `build` over the `registered` datasets (remote stores) or the local `files`
+    ((table, path, size, mtime_ns, path as shown, columns as JSON, why unreadable); all recorded, so that a
+    kept catalog repeats the warnings and a later one reuses the footers), open it read-only on `con`, and
+    keep it under `key` as the latest of `scope` (None: do not keep it)."""
+    registered, files = registered or {}, files or []
+    scanned: dict[str, list[tuple[str, Columns]]] = {t: [] for t in tables} if not registered else {}
+    parsed: dict[str, Columns] = {}  # a store's files share a handful of column sets: parse each once
+    for t, f, _, _, _, cols, why in files:
+        if why is None:
+            if cols not in parsed:
+                parsed[cols] = tuple((n, ty) for n, ty in json.loads(cols))
+            scanned[t].append((f, parsed[cols]))
     path, keep_as = catalog.new_catalog(key)
     try:
         con.execute("ATTACH $path AS _catalog_writer", {"path": path})
@@ -306,11 +343,10 @@ def _build(con: duckdb.DuckDBPyConnection, build: list[str], tables: list[str], 
         con.execute("BEGIN TRANSACTION")  # one commit for the whole catalog, not one per view
         for name, ds in registered.items():
             con.register(name, ds)
-        con.execute("CREATE TABLE _catalog_files (path VARCHAR, readable BOOLEAN, why VARCHAR)")
-        rows = [(f, True, None) for t in tables for f, _ in scanned.get(t, [])]
-        rows += [(shown, False, why) for shown, why in skipped]
-        if rows:
-            con.executemany("INSERT INTO _catalog_files VALUES (?, ?, ?)", rows)
+        con.execute(f"CREATE TABLE _catalog_files ({_FILES_COLUMNS})")
+        if files:  # lists bound as parameters: pyarrow's pa.array(list) would import pandas (~0.25 s)
+            con.execute("INSERT INTO _catalog_files SELECT " + ", ".join(f"unnest(${i + 1})" for i in range(7)),
+                        [list(c) for c in zip(*files, strict=True)])
         for t in scanned:
             con.execute(f"CREATE VIEW _raw_{t} AS {_local_source(t, scanned[t])}")
         plans = {}
@@ -336,6 +372,8 @@ def _build(con: duckdb.DuckDBPyConnection, build: list[str], tables: list[str], 
         _attach_read_only(con, path)
         if keep_as is not None:
             catalog.publish(path, keep_as)  # after attaching: the open handle survives a concurrent prune
+            if scope is not None:
+                catalog.remember(scope, keep_as)
     finally:
         for p in (path, path + ".wal"):
             if os.path.exists(p):
@@ -346,11 +384,11 @@ def _build(con: duckdb.DuckDBPyConnection, build: list[str], tables: list[str], 
 def _open_kept(con: duckdb.DuckDBPyConnection, path: str) -> duckdb.DuckDBPyConnection:
     """Open a kept catalog read-only on `con`, saying again which files it skipped and why."""
     _attach_read_only(con, path)
-    files = con.execute("SELECT path, readable, why FROM _catalog_files").fetchall()
-    for shown, readable, why in files:
-        if not readable:
+    files = con.execute("SELECT path, shown, why FROM _catalog_files").fetchall()
+    for _, shown, why in files:
+        if why is not None:
             warn_unreadable(shown, why)
-    return _lock(con, [f for f, readable, _ in files if readable])
+    return _lock(con, [f for f, _, why in files if why is None])
 
 
 def _attach_read_only(con: duckdb.DuckDBPyConnection, path: str) -> None:
