@@ -136,3 +136,14 @@ def test_a_new_catalog_reads_only_the_footers_of_new_or_changed_files(store: Pat
     with pytest.warns(UnreadableFileWarning, match="zz-torn"):
         assert _count(store) == (4, 12.0)
     assert [Path(p).name for p in read] == ["zz-torn.parquet"]
+
+
+def test_the_kept_catalogs_stay_within_the_byte_limit(store: Path, cache: Path, monkeypatch) -> None:
+    _count(store)
+    (first,) = _kept(cache)
+    monkeypatch.setattr(catalog, "MAX_BYTES", first.stat().st_size + 1)  # room for one entry only
+    for s in range(2):
+        write_rows(str(store), "checkpoints", [checkpoint_row(f"b{s}", 10, seed=20 + s, written_at=T0)])
+        assert _count(store)[0] == 4 + s
+    (kept,) = _kept(cache)  # the newest, whatever its size
+    assert kept != first

@@ -21,8 +21,8 @@ the same code) starts from the latest one's records and reads only the footers o
 changed since, so `status` during a sweep of thousands of files reads the few files written meanwhile.
 
 Entries live in `$ORTHOSWEEP_CACHE/catalogs` (default `~/.cache/orthosweep/catalogs`), are published by an
-atomic rename, and only the newest MAX_ENTRIES are kept. Without a writable cache directory the catalog is
-built in a temporary file and removed once opened.
+atomic rename, and only the newest MAX_ENTRIES, within MAX_BYTES in all, are kept. Without a writable cache
+directory the catalog is built in a temporary file and removed once opened.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pathlib import Path
 import duckdb
 
 MAX_ENTRIES = 64
+MAX_BYTES = 256 * 2**20  # a catalog of 2,000 files takes ~1.6 MB
 SUFFIX = ".duckdb"
 
 # The modules whose code decides what a catalog holds: a change to any of them is a new key.
@@ -123,8 +124,11 @@ def publish(built: str, final: str) -> None:
         except FileNotFoundError:  # removed by another command meanwhile
             continue
         if not p.name.startswith("."):
-            entries.append((st.st_mtime_ns, p))
+            entries.append((st.st_mtime_ns, st.st_size, p))
         elif st.st_mtime_ns < (os.path.getmtime(final) - 3600) * 1e9:  # a build its command never finished
             p.unlink(missing_ok=True)
-    for _, old in sorted(entries)[:-MAX_ENTRIES]:
-        old.unlink(missing_ok=True)
+    total = 0
+    for i, (_, size, p) in enumerate(sorted(entries, reverse=True)):  # newest first; the newest always stays
+        total += size
+        if i and (i >= MAX_ENTRIES or total > MAX_BYTES):
+            p.unlink(missing_ok=True)
