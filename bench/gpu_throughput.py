@@ -26,7 +26,10 @@ finiteness mask, optimiser), trace rows off. Per case it prints:
   device-to-device copy bandwidth (bytes read + written);
 - ref: the same step written plainly in this file (`ReferenceStep`: separate leaf tensors, batched matmul
   or grouped convolution, loss.backward(), torch.optim foreach Adagrad/Adam, no flat buffer, no masking, no
-  finiteness check, a device-resident batch pool) timed the same way; trainer/ref = t_trainer / t_ref.
+  finiteness check, a device-resident batch pool) timed the same way; trainer/ref = t_trainer / t_ref;
+- graph s/step (CUDA only, with --cuda-graphs): the trainer's own step captured once in a CUDA graph and
+  replayed with the next batch copied in (`time_trainer_graphed`), to show what removing launch overhead
+  would give at small S; a capture that fails says why.
 
 On a machine without CUDA every figure is a CPU figure (wall clock; torch's default threads, --small: 1),
 precisions other than fp32 are not run (autocast is CUDA-only in workers/device.py), and the bounds are a float32
@@ -220,6 +223,44 @@ def time_trainer(run: TrialRun, steps: int, warmup: int) -> float:
 
     def step(t: int) -> None:
         run.train_step(run.data.batch(order[:, t % n_order]), eps[:, t], None if perm is None else perm[:, t])
+
+    return median_time(step, steps, warmup, make_sync(run.device))
+
+
+def time_trainer_graphed(run: TrialRun, steps: int, warmup: int) -> float | str:
+    """s/step of the same trainer step replayed from one CUDA graph (the batch, noise and shuffles copied into
+    static inputs before each replay), or why it was not measured. A timing experiment for the launch-bound
+    small-S steps, not the trainer's path: the Python step counter and trace condition are frozen at
+    capture, which changes nothing in what a step computes for the objectives timed here."""
+    if run.device.type != "cuda":
+        return "CUDA only"
+    B, d, k = run.batch_size, run.vae.latent_dim, warmup + steps
+    order = run.streams.epoch_order(run.data.n, min(k, run.steps_per_epoch), B).to(run.device)
+    eps = run.streams.noise(k, B, d).to(run.device)
+    perm = run.streams.shuffles(k, B, d).to(run.device) if run.disc is not None else None
+    n_order = order.shape[1]
+    x = run.data.batch(order[:, 0]).clone()
+    e = eps[:, 0].clone()
+    p = None if perm is None else perm[:, 0].clone()
+    try:
+        side = torch.cuda.Stream(run.device)
+        side.wait_stream(torch.cuda.current_stream(run.device))
+        with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
+            for _ in range(3):
+                run.train_step(x, e, p)
+        torch.cuda.current_stream(run.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            run.train_step(x, e, p)
+    except Exception as err:  # noqa: BLE001 - a capture that fails is reported, not raised
+        return f"capture failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+
+    def step(t: int) -> None:
+        x.copy_(run.data.batch(order[:, t % n_order]))
+        e.copy_(eps[:, t])
+        if p is not None:
+            p.copy_(perm[:, t])
+        graph.replay()
 
     return median_time(step, steps, warmup, make_sync(run.device))
 
@@ -439,6 +480,7 @@ def run_case(kind: Kind, dataset: Any, S: int, precision: str, max_train: int | 
         if args.figures != "none":  # for `submit --dry-run` on this node (sweep.step_figures)
             step_figures.record(step_figures.cost_key(run), t_step, args.steps, args.command, args.figures)
         t_opt = time_trainer_optimiser(run, args.opt_reps)
+        t_graph = time_trainer_graphed(run, args.steps, args.warmup) if args.cuda_graphs else "--cuda-graphs not given"
         m = min(run.data.n, 4096)  # the reference's batch pool: the first m training images, on the device
         pool = run.data.batch(torch.arange(m, device=device).view(1, m))[0]
         ref = ReferenceStep(run, pool)
@@ -466,6 +508,8 @@ def run_case(kind: Kind, dataset: Any, S: int, precision: str, max_train: int | 
         "opt_frac_of_copy": moved / t_opt / 1e9 / bounds["copy_gbs"],
         "ref_s_per_step": t_ref, "trainer_over_ref": t_step / t_ref,
         "ref_opt_s": t_ref_opt, "ref_opt_gbs": ref_moved / t_ref_opt / 1e9,
+        "graphed_s_per_step": t_graph if isinstance(t_graph, float) else None,
+        "graphed_note": None if isinstance(t_graph, float) else t_graph,
     }
     del run, ref, pool
     gc.collect()
@@ -475,6 +519,10 @@ def run_case(kind: Kind, dataset: Any, S: int, precision: str, max_train: int | 
 
 
 # ---- main ---------------------------------------------------------------------------------------------
+
+def _graphed(r: dict[str, Any]) -> str:
+    return "-" if r["graphed_s_per_step"] is None else f"{r['graphed_s_per_step']:.4g}"
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -493,6 +541,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--time-limit", type=float, default=None,
                     help="start no new case after this many seconds (the rest is listed as not measured)")
     ap.add_argument("--json", default=None, help="write the results here (rewritten after each case)")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="also time each case's step replayed from a CUDA graph (a failed capture can leave the "
+                    "device unusable for the rest of the run: give it to a run of its own)")
     ap.add_argument("--figures", default=None, help="record each case's s/step here for `submit --dry-run` "
                     "(default $ORTHOSWEEP_CACHE/step_figures.json; none: do not record)")
     args = ap.parse_args(argv)
@@ -587,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_built: set[str] = set()
     header = (f"{'case':<19} {'data':<20} {'prec':<5} {'S':>3} {'s/step':>9} {'rest./' + unit + '-h':>11} "
               f"{'TFLOP/s':>8} {'%peak':>6} {'opt GB/s':>9} {'%copy':>6} {'ref s/step':>10} {'trn/ref':>7} "
-              f"{'ref opt GB/s':>12}")
+              f"{'ref opt GB/s':>12} {'graph s/st':>10}")
     for data in args.data:  # all kinds on the subset first: under --time-limit the full split is what is cut
         print(f"\n== {data} training set"
               + (f" (first {args.subset:,} training images)" if data == "subset" else " (whole training split)"))
@@ -627,7 +678,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name:<19} {label + ' ' + r['data_mode']:<20} {precision:<5} {S:>3} "
                           f"{r['s_per_step']:>9.4g} {r['restarts_per_hour']:>11.3g} {r['tflops']:>8.3g} {peak:>6} "
                           f"{r['opt_gbs']:>9.3g} {100 * r['opt_frac_of_copy']:>6.1f} {r['ref_s_per_step']:>10.4g} "
-                          f"{r['trainer_over_ref']:>6.2f}x {r['ref_opt_gbs']:>12.3g}", flush=True)
+                          f"{r['trainer_over_ref']:>6.2f}x {r['ref_opt_gbs']:>12.3g} "
+                          f"{_graphed(r):>10}", flush=True)
+                    if r["graphed_note"] and args.cuda_graphs and not on_cpu:
+                        print(f"   CUDA graph: {r['graphed_note']}")
                     save()
     flags = sorted({(r["precision"], r["precision_flags"]) for r in result["cases"]})
     print("\nwhat each precision ran as: " + "; ".join(f"{p} = {f}" for p, f in flags))
@@ -636,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
           "see step_flops_per_seed) and %peak of the same-precision matmul above; opt GB/s = (3+2n)*P*S*4 bytes / "
           "the optimiser update timed alone, %copy of the copy bandwidth above; ref = the plain step of this "
           "file (bmm/grouped conv, foreach optimiser, no mask), trn/ref = trainer s/step / ref s/step; "
+          "graph s/st = the trainer's step replayed from one CUDA graph (timing experiment; CUDA only); "
           "device/host/float32 = TrainData's mode (rows on the device, or gathered on the host per step)")
     if on_cpu:
         print("(all CPU figures: no CUDA device in this run)")
