@@ -27,6 +27,7 @@ directory the catalog is built in a temporary file and removed once opened.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -54,6 +55,7 @@ def cache_root() -> Path | None:
     return root if os.access(root, os.W_OK) else None
 
 
+@functools.cache  # the sources cannot change under a running process: read and hash them once
 def _code_fingerprint() -> bytes:
     here = Path(__file__).parent
     h = hashlib.sha256(duckdb.__version__.encode())
