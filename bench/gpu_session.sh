@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything a session lent a GPU machine should measure, as one script within its 15 minutes of device time:
-# the CUDA tests, bench/gpu_throughput.py (every case it reaches in its time limit), then the CUDA-graph
+# the CUDA tests, bench/gpu_throughput.py (every case it reaches in its time limit), the two conv forms side
+# by side (bench/conv_forms.py: is "grouped", the CUDA default, the faster one there?), then the CUDA-graph
 # timing of the small-S steps in a run of its own (a failed capture must not spoil the main figures).
 #
 #     bash bench/gpu_session.sh OUT_DIR        # from the repository root on the GPU machine
@@ -11,13 +12,16 @@ set -u
 OUT=${1:-bench/out}
 mkdir -p "$OUT"
 export PYTHONPATH=. ORTHOSWEEP_CACHE="${ORTHOSWEEP_CACHE:-/tmp/orthosweep-cache}"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$OUT/gpu.txt"
+# eight files in all under OUT (the device tool brings back at most 8): nvidia-smi goes with the tests' log
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$OUT/cuda_tests.txt"
 if python3 -c "import pytest" 2>/dev/null; then
-    timeout 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_cuda_paths.py 2>&1 | tee "$OUT/cuda_tests.txt"
+    timeout 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_cuda_paths.py 2>&1 | tee -a "$OUT/cuda_tests.txt"
 else
-    echo "pytest not installed: CUDA tests not run" | tee "$OUT/cuda_tests.txt"
+    echo "pytest not installed: CUDA tests not run" | tee -a "$OUT/cuda_tests.txt"
 fi
-timeout 330 python3 bench/gpu_throughput.py --time-limit 270 --json "$OUT/gpu_throughput.json" \
+timeout 290 python3 bench/gpu_throughput.py --time-limit 230 --json "$OUT/gpu_throughput.json" \
     --figures "$OUT/step_figures.json" 2>&1 | tee "$OUT/gpu_throughput.txt"
-timeout 100 python3 bench/gpu_throughput.py --cuda-graphs --data subset --precisions fp32 --seeds 1,16 \
-    --steps 10 --time-limit 60 --figures none --json "$OUT/gpu_graphs.json" 2>&1 | tee "$OUT/gpu_graphs.txt"
+timeout 80 python3 bench/conv_forms.py --cases conv_dsprites --seeds 1,16,64 --precisions fp32,bf16 --rounds 2 \
+    --json "$OUT/conv_forms.json" 2>&1 | tee "$OUT/conv_forms.txt"
+timeout 60 python3 bench/gpu_throughput.py --cuda-graphs --data subset --precisions fp32 --seeds 1,16 \
+    --steps 10 --time-limit 30 --figures none --json "$OUT/gpu_graphs.json" 2>&1 | tee "$OUT/gpu_graphs.txt"

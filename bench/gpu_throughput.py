@@ -24,9 +24,10 @@ finiteness mask, optimiser), trace rows off. Per case it prints:
   arrays, write parameters and state: (3 + 2n) * P * S * 4 bytes, n = 1 Adagrad, 2 Adam; FactorVAE adds its
   discriminator's Adam) divided by the time of `opt.step` timed alone, and its ratio to the measured
   device-to-device copy bandwidth (bytes read + written);
-- ref: the same step written plainly in this file (`ReferenceStep`: separate leaf tensors, batched matmul
-  or grouped convolution, loss.backward(), torch.optim foreach Adagrad/Adam, no flat buffer, no masking, no
-  finiteness check, a device-resident batch pool) timed the same way; trainer/ref = t_trainer / t_ref;
+- ref: the same step written plainly in this file (`ReferenceStep`: separate leaf tensors, batched matmul,
+  convolutions in the trainer's form on this device (bench/conv_forms.py compares the forms),
+  loss.backward(), torch.optim foreach Adagrad/Adam, no flat buffer, no masking, no finiteness check, a
+  device-resident batch pool) timed the same way; trainer/ref = t_trainer / t_ref;
 - graph s/step (CUDA only, with --cuda-graphs): the trainer's own step captured once in a CUDA graph and
   replayed with the next batch copied in (`time_trainer_graphed`), to show what removing launch overhead
   would give at small S; a capture that fails says why.
@@ -67,7 +68,7 @@ from sweep.defaults import DATASET_BETA, DATASET_DEFAULTS, TRAIN_DEFAULTS
 from workers.data import load
 from workers.data.catalog import DATASETS
 from workers.device import apply_device_plan, autocast, plan_device
-from workers.models.networks import KERNEL, PADDING, STRIDE, Conv, Dense, Network, Reshape
+from workers.models.networks import KERNEL, PADDING, STRIDE, Conv, Dense, Network, Reshape, conv_form_for
 from workers.train import TrialRun
 from workers.trial import TrialSpec, stable_key
 
@@ -290,7 +291,8 @@ def time_trainer_optimiser(run: TrialRun, reps: int) -> float:
 
 class ReferenceStep:
     """The same architecture, objective and batch size written plainly: one leaf tensor (S, *shape) per
-    parameter, torch.baddbmm for dense layers, grouped convolutions (groups = S) for conv layers,
+    parameter, torch.baddbmm for dense layers, conv layers in the trainer's form on this device
+    (`conv_form_for`: grouped convolutions with groups = S, or one plain convolution per seed),
     loss.backward(), torch.optim's foreach Adagrad/Adam; no flat buffer, no divergence mask, no finiteness
     check, batches gathered from a device-resident pool. A floor for what the trainer's step could cost."""
 
@@ -330,15 +332,22 @@ class ReferenceStep:
     def _net(self, net: Network, leaves: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor,
              detach: bool = False) -> torch.Tensor:
         S, B = x.shape[0], x.shape[1]
+        grouped = conv_form_for(x.device) == "grouped"
         conv_in = isinstance(net.layers[0], Conv)
-        h = x.transpose(0, 1).reshape(B, S * x.shape[2], *x.shape[3:]) if conv_in else x.reshape(S, B, -1)
+        if conv_in:
+            h = x.transpose(0, 1).reshape(B, S * x.shape[2], *x.shape[3:]) if grouped else list(x.unbind(0))
+        else:
+            h = x.reshape(S, B, -1)
         it = iter(leaves)
         acts = {"relu": torch.relu, "tanh": torch.tanh, "none": lambda v: v,
                 "leaky_relu": lambda v: F.leaky_relu(v, 0.2)}
         for layer in net.layers:
             if isinstance(layer, Reshape):
-                h = h.reshape(B, S, -1).transpose(0, 1) if len(layer.shape) == 1 else \
-                    h.transpose(0, 1).reshape(B, S * layer.shape[0], *layer.shape[1:])
+                if len(layer.shape) == 1:
+                    h = h.reshape(B, S, -1).transpose(0, 1) if grouped else torch.stack(h).reshape(S, B, -1)
+                else:
+                    h = h.transpose(0, 1).reshape(B, S * layer.shape[0], *layer.shape[1:]) if grouped else \
+                        list(h.reshape(S, B, *layer.shape).unbind(0))
                 continue
             w, b = next(it)
             if detach:
@@ -347,10 +356,14 @@ class ReferenceStep:
                 h = acts[layer.act](torch.baddbmm(b.unsqueeze(1), h, w))
             else:
                 conv = F.conv_transpose2d if layer.transpose else F.conv2d
-                h = acts[layer.act](conv(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=STRIDE,
-                                         padding=PADDING, groups=S))
+                if grouped:
+                    h = acts[layer.act](conv(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=STRIDE,
+                                             padding=PADDING, groups=S))
+                else:
+                    h = [acts[layer.act](conv(hs, ws, bs, stride=STRIDE, padding=PADDING))
+                         for hs, ws, bs in zip(h, w.unbind(0), b.unbind(0), strict=True)]
         if isinstance(net.layers[-1], Conv):
-            h = h.reshape(B, S, -1, *h.shape[2:]).transpose(0, 1)
+            h = h.reshape(B, S, -1, *h.shape[2:]).transpose(0, 1) if grouped else torch.stack(h)
         return h.reshape(S, B, *net.out_shape)
 
     def forward_backward(self) -> None:
@@ -689,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
           "gather); rest./h = S*3600/(s/step*steps per paper restart); TFLOP/s from layer shapes (3x forward, "
           "see step_flops_per_seed) and %peak of the same-precision matmul above; opt GB/s = (3+2n)*P*S*4 bytes / "
           "the optimiser update timed alone, %copy of the copy bandwidth above; ref = the plain step of this "
-          "file (bmm/grouped conv, foreach optimiser, no mask), trn/ref = trainer s/step / ref s/step; "
+          "file (bmm, the trainer's conv form, foreach optimiser, no mask), trn/ref = trainer s/step / ref s/step; "
           "graph s/st = the trainer's step replayed from one CUDA graph (timing experiment; CUDA only); "
           "device/host/float32 = TrainData's mode (rows on the device, or gathered on the host per step)")
     if on_cpu:

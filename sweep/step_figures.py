@@ -45,6 +45,10 @@ def cost_key(run: Any) -> str:
     key = {"device": device_label(plan.device, plan.threads), "dataset": cfg.dataset, "n_train": int(run.data.n),
            "model": cfg.model, "arch": dataclasses.asdict(cfg.arch), "latent_dim": int(cfg.latent_dim),
            "batch": int(run.batch_size), "optimizer": cfg.optimizer.name, "S": int(run.S), "precision": precision}
+    if cfg.arch.kind == "conv":  # the two conv forms differ in cost (workers.models.networks.CONV_FORMS)
+        from workers.models.networks import conv_form_for
+
+        key["conv_form"] = run.vae.decoder.conv_form or conv_form_for(plan.device)
     return json.dumps(key, sort_keys=True)
 
 

@@ -39,6 +39,24 @@ def test_gpu_throughput_small(tmp_path: Path) -> None:
     assert proc.stdout.startswith("machine: ")
 
 
+def test_conv_forms_bench_small(tmp_path: Path) -> None:
+    """bench/conv_forms.py times both conv forms of the trainer's step side by side, without Ray."""
+    out = tmp_path / "conv_forms.json"
+    env = {**os.environ, "PYTHONPATH": "."}
+    cmd = [sys.executable, "bench/conv_forms.py", "--cases", "conv_dsprites,factorvae_dsprites", "--seeds", "1,2",
+           "--subset", "64", "--steps", "1", "--rounds", "1", "--threads", "1", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert "imported: ray False, duckdb False, pydantic False" in proc.stdout
+    assert [(c["case"], c["S"]) for c in res["cases"]] == [
+        ("conv_dsprites", 1), ("conv_dsprites", 2), ("factorvae_dsprites", 1), ("factorvae_dsprites", 2)]
+    for c in res["cases"]:
+        assert set(c["s_per_step"]) == {"grouped", "per_seed"} and min(c["s_per_step"].values()) > 0
+        assert c["loss_gap"] < 1e-4  # the two forms compute one function
+    assert res["default_form"] == ("per_seed" if res["cpu_figures"] else "grouped")
+
+
 def test_flop_count_matches_torch_flop_counter() -> None:
     """The bench's FLOPs per seed-step (from layer shapes) equal torch's own count of one training step."""
     import torch

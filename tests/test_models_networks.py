@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from workers.models.networks import CONV_FORMS, conv_form_for
 from workers.models.params import init_flat, views
 from workers.models.vae import BatchedVAE
 from workers.seed_streams import seed_generator
@@ -71,10 +72,12 @@ def test_default_init_is_pytorchs_uniform_bound() -> None:
     assert w.abs().max() <= 1 / math.sqrt(50) and w.abs().max() > 0.9 / math.sqrt(50)
 
 
+@pytest.mark.parametrize("form", CONV_FORMS)
 @pytest.mark.parametrize("channels", [1, 3])
-def test_conv_shapes_and_per_seed_reference(channels: int) -> None:
+def test_conv_shapes_and_per_seed_reference(channels: int, form: str) -> None:
     cfg = config(kind="conv", enc=(), dec=(), d=10, likelihood="bernoulli")
     vae, flat, p = build(cfg, (channels, 64, 64), S=2)
+    vae.encoder.conv_form = vae.decoder.conv_form = form
     x = torch.rand(2, 3, channels, 64, 64)
     mu, post = vae.encode(p, x)
     assert mu.shape == (2, 3, 10) and post["logvar"].shape == (2, 3, 10)
@@ -107,6 +110,29 @@ def test_conv_shapes_and_per_seed_reference(channels: int) -> None:
     view = vae.seed_view(flat, 1)
     assert view.decode(z[1]).shape == (3, channels, 64, 64)
     assert 0 <= float(view.decode(z[1]).min()) and float(view.decode(z[1]).max()) <= 1  # Bernoulli mean
+
+
+def test_conv_forms_compute_the_same_function_and_gradients() -> None:
+    """"grouped" and "per_seed" (networks.CONV_FORMS) are two layouts of one computation: same outputs and
+    same parameter gradients for every seed, to float32 rounding (the kernels differ)."""
+    cfg = config(kind="conv", enc=(), dec=(), d=5, likelihood="bernoulli")
+    vae = BatchedVAE(cfg, (3, 64, 64))
+    x = torch.rand(4, 6, 3, 64, 64)
+    eps = torch.randn(4, 6, 5)
+    got = {}
+    for form in CONV_FORMS:
+        vae.encoder.conv_form = vae.decoder.conv_form = form
+        flat = init_flat(vae.layout, [seed_generator(s, "init") for s in range(4)], torch.device("cpu"))
+        flat.requires_grad_()
+        terms = vae.terms(views(vae.layout, flat), x, eps, step=0, dataset_size=100)
+        (grad,) = torch.autograd.grad(terms.loss.sum(), [flat])
+        got[form] = (terms.loss.detach(), terms.mu, grad)
+    for a, b in zip(got["grouped"], got["per_seed"], strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    assert conv_form_for(torch.device("cpu")) == "per_seed"
+    vae.decoder.conv_form = "im2col"
+    with pytest.raises(ValueError, match="conv_form"):
+        vae.decode(views(vae.layout, flat.detach()), eps)
 
 
 def test_conv_refuses_other_image_sizes() -> None:

@@ -3,7 +3,15 @@
 A network is a list of layers declared into a `ParamLayout`; its forward pass takes the named (S, *shape)
 parameters of all S seeds (views of the flat buffer, see params.py) and runs them at once:
 - dense layers as one batched matmul: x (S, B, in) @ W (S, in, out) + b (S, 1, out)  (torch.baddbmm);
-- conv layers as one grouped convolution with groups = S on activations laid out (B, S*C, H, W).
+- conv layers in one of two forms (CONV_FORMS), chosen per device by `conv_form_for` unless a network's
+  `conv_form` names one:
+    "grouped"   one grouped convolution with groups = S on activations laid out (B, S*C, H, W);
+    "per_seed"  S plain convolutions, seed s's weights on its own (B, C, H, W) activations.
+  Both compute the same function. On a CPU "per_seed" is the default: oneDNN's grouped convolution with
+  groups = S ran the conv β-VAE's step at about half the per-seed throughput of S = 1 (bench/conv_forms.py),
+  while S plain convolutions keep it, and a seed's arithmetic is then the same calls whatever its block
+  (bitwise block independence). On CUDA "grouped" (one kernel per layer instead of S) stays the default
+  until bench/conv_forms.py has been measured there.
 Seed s only ever touches row s of the buffer, so seeds never mix.
 
 Nonlinearities only in hidden layers, biases everywhere (thesis Table 3.1).
@@ -87,6 +95,12 @@ class Reshape:
 
 
 KERNEL, STRIDE, PADDING = 4, 2, 1  # TF "same" padding for k=4, s=2 (disentanglement_lib) == padding 1
+CONV_FORMS = ("grouped", "per_seed")
+
+
+def conv_form_for(device: torch.device) -> str:
+    """The default conv form (CONV_FORMS) for activations on `device`: "per_seed" on a CPU, else "grouped"."""
+    return "per_seed" if device.type == "cpu" else "grouped"
 
 
 class Network:
@@ -98,6 +112,7 @@ class Network:
         self.layers = layers
         self.in_shape = in_shape
         self.out_shape = out_shape
+        self.conv_form: str | None = None  # one of CONV_FORMS; None: conv_form_for(the input's device)
         for layer in layers:
             if isinstance(layer, Dense):
                 layout.add(f"{prefix}.{layer.name}.weight", (layer.n_in, layer.n_out), fan_in=layer.n_in)
@@ -112,10 +127,17 @@ class Network:
                 layout.add(f"{prefix}.{layer.name}.bias", (layer.c_out,), fan_in=fan_in)
 
     def __call__(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """x: (S, B, *in_shape) -> (S, B, *out_shape), seeds computed together."""
+        """x: (S, B, *in_shape) -> (S, B, *out_shape), seeds computed together.
+
+        Between layers the activations are (S, B, F) for dense layers and, for conv layers, (B, S*C, H, W)
+        in the "grouped" form or a list of S (B, C, H, W) tensors in the "per_seed" form."""
         S, B = x.shape[0], x.shape[1]
-        h = x.reshape(S, B, -1) if not (self.layers and isinstance(self.layers[0], Conv)) else \
-            x.transpose(0, 1).reshape(B, S * x.shape[2], *x.shape[3:])
+        form = self.conv_form or conv_form_for(x.device)
+        if form not in CONV_FORMS:
+            raise ValueError(f"conv_form: got {form!r}; allowed: {', '.join(CONV_FORMS)}")
+        h: torch.Tensor | list[torch.Tensor] = x.reshape(S, B, -1)
+        if self.layers and isinstance(self.layers[0], Conv):
+            h = _to_conv(x, form)
         for layer in self.layers:
             if isinstance(layer, Dense):
                 w = params[f"{self.prefix}.{layer.name}.weight"]
@@ -123,18 +145,44 @@ class Network:
                 h = _ACTS[layer.act](torch.baddbmm(b.unsqueeze(1), h, w))
             elif isinstance(layer, Conv):
                 w = params[f"{self.prefix}.{layer.name}.weight"]
-                b = params[f"{self.prefix}.{layer.name}.bias"].reshape(-1)
-                w = w.reshape(-1, *w.shape[2:])  # (S*c_out, c_in, k, k) or (S*c_in, c_out, k, k): groups = S
+                b = params[f"{self.prefix}.{layer.name}.bias"]
                 conv = F.conv_transpose2d if layer.transpose else F.conv2d
-                h = _ACTS[layer.act](conv(h, w, b, stride=STRIDE, padding=PADDING, groups=S))
-            else:  # Reshape
-                if len(layer.shape) == 1:  # (B, S*C, H, W) -> (S, B, C*H*W)
-                    h = h.reshape(B, S, -1).transpose(0, 1)
-                else:  # (S, B, F) -> (B, S*C, H, W)
-                    h = h.transpose(0, 1).reshape(B, S * layer.shape[0], *layer.shape[1:])
+                act = _ACTS[layer.act]
+                if form == "grouped":
+                    # (S*c_out, c_in, k, k) or (S*c_in, c_out, k, k): groups = S
+                    h = act(conv(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=STRIDE, padding=PADDING,
+                                 groups=S))
+                else:  # unbind, not w[s]: its backward is one stack, not S full-size zero-filled gradients
+                    h = [act(conv(hs, ws, bs, stride=STRIDE, padding=PADDING))
+                         for hs, ws, bs in zip(h, w.unbind(0), b.unbind(0), strict=True)]
+            elif len(layer.shape) == 1:  # conv -> dense
+                h = _to_dense(h, S, B)
+            else:  # dense -> conv
+                h = _to_conv(h.reshape(S, B, *layer.shape), form)
         if self.layers and isinstance(self.layers[-1], Conv):
-            h = h.reshape(B, S, -1, *h.shape[2:]).transpose(0, 1)  # (B, S*C, H, W) -> (S, B, C, H, W)
+            h = _to_seeds(h, S, B)
         return h.reshape(S, B, *self.out_shape)
+
+
+def _to_conv(x: torch.Tensor, form: str) -> torch.Tensor | list[torch.Tensor]:
+    """(S, B, C, H, W) -> the conv activations of `form`."""
+    if form == "grouped":
+        return x.transpose(0, 1).reshape(x.shape[1], x.shape[0] * x.shape[2], *x.shape[3:])
+    return list(x.unbind(0))
+
+
+def _to_seeds(h: torch.Tensor | list[torch.Tensor], S: int, B: int) -> torch.Tensor:
+    """Conv activations of either form -> (S, B, C, H, W)."""
+    if isinstance(h, list):
+        return torch.stack(h)
+    return h.reshape(B, S, -1, *h.shape[2:]).transpose(0, 1)
+
+
+def _to_dense(h: torch.Tensor | list[torch.Tensor], S: int, B: int) -> torch.Tensor:
+    """Conv activations of either form -> (S, B, C*H*W)."""
+    if isinstance(h, list):
+        return torch.stack(h).reshape(S, B, -1)
+    return h.reshape(B, S, -1).transpose(0, 1)
 
 
 def _mlp(prefix: str, n_in: int, widths: list[int], act: str, n_out: int) -> list[Dense | Conv | Reshape]:

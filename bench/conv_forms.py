@@ -1,0 +1,163 @@
+"""The two forms of the seed-batched convolutions, timed side by side in the trainer's own step.
+
+    PYTHONPATH=. python bench/conv_forms.py [--cases conv_dsprites,conv_shapes3d] [--seeds 1,4,8]
+        [--precisions fp32] [--subset 1024] [--steps 5] [--rounds 3] [--json OUT]
+
+`workers.models.networks` runs the conv layers of a block of S seeds either as one grouped convolution
+(groups = S, activations (B, S*C, H, W): "grouped") or as S plain convolutions ("per_seed");
+`conv_form_for(device)` picks the default. This bench builds one real `workers.train.TrialRun` per
+(case, S, precision) on a device-resident training subset and times its `train_step`, fed as `train_epoch`
+feeds it, in both forms: `--rounds` rounds, each timing `--steps` steps of one form then of the other, so
+that drift of a shared machine falls on both; the figure per form is the median over all its timed steps.
+It prints s/step, milliseconds per seed-step, paper restarts per device-hour and per_seed/grouped, and,
+per case, how far the two forms' losses on one batch from the same parameters lie apart (they compute the
+same function; the kernels round differently).
+
+Defaults: on a CPU S = 1,4,8, fp32, 5 steps x 3 rounds; on CUDA S = 1,16,64, fp32,bf16, 10 steps x 3 rounds.
+Imports no ray, duckdb or pydantic (runs on a GPU machine that has only torch and the scientific stack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from gpu_throughput import kind_for, make_sync, trial_for
+from machine import describe
+
+from workers.data import load
+from workers.device import PRECISIONS, apply_device_plan, autocast, plan_device
+from workers.models.networks import CONV_FORMS, conv_form_for
+from workers.train import TrialRun
+
+CASES = ("conv_dsprites", "conv_shapes3d", "factorvae_dsprites")
+
+
+def set_form(run: TrialRun, form: str) -> None:
+    run.vae.encoder.conv_form = run.vae.decoder.conv_form = form
+
+
+def loss_gap(run: TrialRun, x: torch.Tensor, eps: torch.Tensor) -> float:
+    """max |loss_per_seed - loss_grouped| / max |loss_grouped| on one batch, same parameters."""
+    losses = {}
+    with torch.no_grad(), autocast(run.plan):
+        for form in CONV_FORMS:
+            set_form(run, form)
+            losses[form] = run.vae.terms(run.params.leaves, x, eps, step=run.step, dataset_size=run.data.n,
+                                         disc_params=None if run.disc is None else run.disc.leaves,
+                                         perm=None if run.disc is None else
+                                         torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
+                                         .expand(x.shape[0], -1, run.vae.latent_dim).contiguous()).loss.float()
+    ref = losses["grouped"]
+    return float((losses["per_seed"] - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+
+
+def time_forms(run: TrialRun, steps: int, rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each timed step per form, the forms alternating round by round."""
+    B, d = run.batch_size, run.vae.latent_dim
+    k = warmup + steps
+    order = run.streams.epoch_order(run.data.n, min(k, run.steps_per_epoch), B).to(run.device)
+    eps = run.streams.noise(k, B, d).to(run.device)
+    perm = run.streams.shuffles(k, B, d).to(run.device) if run.disc is not None else None
+    sync = make_sync(run.device)
+    times: dict[str, list[float]] = {f: [] for f in CONV_FORMS}
+    for _ in range(rounds):
+        for form in CONV_FORMS:
+            set_form(run, form)
+            for t in range(k):
+                sync()
+                t0 = time.perf_counter()
+                run.train_step(run.data.batch(order[:, t % order.shape[1]]), eps[:, t],
+                               None if perm is None else perm[:, t])
+                sync()
+                if t >= warmup:
+                    times[form].append(time.perf_counter() - t0)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", default="conv_dsprites,conv_shapes3d", help=f"from {', '.join(CASES)}")
+    ap.add_argument("--seeds", default=None, help="seeds per trial S (CPU default 1,4,8; CUDA 1,16,64)")
+    ap.add_argument("--precisions", default=None, help="CPU: fp32 only; CUDA default fp32,bf16")
+    ap.add_argument("--subset", type=int, default=1024, help="training images (held on the device)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per form and round (CPU 5, CUDA 10)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps at the start of each round")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    on_cpu = device.type == "cpu"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cases = args.cases.split(",")
+    for c in cases:
+        if c not in CASES:
+            ap.error(f"--cases: unknown {c!r}; choose from {', '.join(CASES)}")
+    seeds = [int(s) for s in (args.seeds or ("1,4,8" if on_cpu else "1,16,64")).split(",")]
+    precisions = (args.precisions or ("fp32" if on_cpu else "fp32,bf16")).split(",")
+    for p in precisions:
+        if p not in PRECISIONS or (on_cpu and p != "fp32"):
+            ap.error(f"--precisions: {p!r} cannot run here (CPU: fp32; CUDA: {', '.join(PRECISIONS)})")
+    steps = args.steps or (5 if on_cpu else 10)
+    command = f"PYTHONPATH=. python {shlex.join(sys.argv)}"
+    where = f"CUDA {torch.cuda.get_device_name(device)}" if not on_cpu else \
+        f"CPU (torch threads: {torch.get_num_threads()})"
+    unit = "CPU" if on_cpu else "GPU"
+    print(describe())
+    print(f"command: {command}\ndevice: {where}; default form here: {conv_form_for(device)}")
+    if on_cpu:
+        print("NO CUDA DEVICE: every figure below is a CPU figure")
+    print(f"\n{'case':<19} {'prec':<5} {'S':>3} {'grouped s/step':>14} {'per_seed s/step':>15} "
+          f"{'ms/seed grp':>11} {'ms/seed per':>11} {'per/grp':>7} {'rest./' + unit + '-h grp':>16} "
+          f"{'per_seed':>9} {'loss gap':>9}")
+    out: dict[str, Any] = {"machine": describe(), "command": command, "device": where, "cpu_figures": on_cpu,
+                           "default_form": conv_form_for(device), "cases": []}
+    datasets: dict[str, Any] = {}
+    for name in cases:
+        kind = kind_for(name)
+        ds = datasets.setdefault(kind.dataset, load(kind.dataset))
+        restart_steps = kind.epochs * (len(ds.split_indices("train")) // kind.batch)
+        for precision in precisions:
+            for S in seeds:
+                plan = plan_device(gpus=None if not on_cpu else 0, precision=precision)
+                apply_device_plan(plan)
+                if args.threads:
+                    torch.set_num_threads(args.threads)
+                run = TrialRun(trial_for(kind, S, precision, args.subset), study="bench", study_uri=None,
+                               plan=plan, dataset=ds)
+                x = run.data.batch(torch.arange(S * run.batch_size, device=device).view(S, -1) % run.data.n)
+                gap = loss_gap(run, x, torch.zeros(S, run.batch_size, run.vae.latent_dim, device=device))
+                times = time_forms(run, steps, args.rounds, args.warmup)
+                med = {f: statistics.median(v) for f, v in times.items()}
+                rate = {f: S * 3600 / (med[f] * restart_steps) for f in CONV_FORMS}
+                r = {"case": name, "precision": precision, "S": S, "s_per_step": med, "restarts_per_hour": rate,
+                     "per_seed_over_grouped": med["per_seed"] / med["grouped"], "loss_gap": gap,
+                     "timed_steps_per_form": len(times["grouped"]), "restart_steps": restart_steps}
+                out["cases"].append(r)
+                print(f"{name:<19} {precision:<5} {S:>3} {med['grouped']:>14.4g} {med['per_seed']:>15.4g} "
+                      f"{1e3 * med['grouped'] / S:>11.3g} {1e3 * med['per_seed'] / S:>11.3g} "
+                      f"{r['per_seed_over_grouped']:>6.2f}x {rate['grouped']:>16.3g} {rate['per_seed']:>9.3g} "
+                      f"{gap:>9.1e}", flush=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps(out, indent=1))
+                del run
+    print("columns: s/step = median wall seconds of the trainer's train_step over "
+          f"{steps} steps x {args.rounds} rounds per form (forms alternating); ms/seed = s/step / S; per/grp = "
+          "per_seed s/step / grouped s/step (< 1: per_seed faster); rest./h = S*3600/(s/step*steps of one paper "
+          "restart); loss gap = max relative difference of the two forms' per-seed losses on one batch")
+    mods = {m: m in sys.modules for m in ("ray", "duckdb", "pydantic")}
+    print(f"imported: ray {mods['ray']}, duckdb {mods['duckdb']}, pydantic {mods['pydantic']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
