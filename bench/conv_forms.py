@@ -3,15 +3,15 @@
     PYTHONPATH=. python bench/conv_forms.py [--cases conv_dsprites,conv_shapes3d] [--seeds 1,4,8]
         [--precisions fp32] [--subset 1024] [--steps 5] [--rounds 3] [--json OUT]
 
-`workers.models.networks` runs the conv layers of a block of S seeds either as one grouped convolution
-(groups = S, activations (B, S*C, H, W): "grouped") or as S plain convolutions ("per_seed");
-`conv_form_for(device)` picks the default. This bench builds one real `workers.train.TrialRun` per
-(case, S, precision) on a device-resident training subset and times its `train_step`, fed as `train_epoch`
-feeds it, in both forms: `--rounds` rounds, each timing `--steps` steps of one form then of the other, so
-that drift of a shared machine falls on both; the figure per form is the median over all its timed steps.
-It prints s/step, milliseconds per seed-step, paper restarts per device-hour and per_seed/grouped, and,
-per case, how far the two forms' losses on one batch from the same parameters lie apart (they compute the
-same function; the kernels round differently).
+`workers.models.networks` runs the conv layers of a block of S seeds in one of `CONV_FORMS`: one grouped
+convolution (groups = S, activations (B, S*C, H, W): "grouped"), the same in channels-last memory order
+("grouped_cl"), or S plain convolutions ("per_seed"); `conv_form_for(device)` picks the default. This bench
+builds one real `workers.train.TrialRun` per (case, S, precision) on a device-resident training subset and
+times its `train_step`, fed as `train_epoch` feeds it, in every form: `--rounds` rounds, each timing
+`--steps` steps of each form in turn, so that drift of a shared machine falls on all; the figure per form
+is the median over all its timed steps. It prints s/step, milliseconds per seed-step, the ratio to
+"grouped", paper restarts per device-hour, and how far the form's losses on one batch from the same
+parameters lie from the grouped form's (they compute the same function; the kernels round differently).
 
 Defaults: on a CPU S = 1,4,8, fp32, 5 steps x 3 rounds; on CUDA S = 1,16,64, fp32,bf16, 10 steps x 3 rounds.
 Imports no ray, duckdb or pydantic (runs on a GPU machine that has only torch and the scientific stack).
@@ -44,11 +44,11 @@ def set_form(run: TrialRun, form: str) -> None:
     run.vae.encoder.conv_form = run.vae.decoder.conv_form = form
 
 
-def loss_gap(run: TrialRun, x: torch.Tensor, eps: torch.Tensor) -> float:
-    """max |loss_per_seed - loss_grouped| / max |loss_grouped| on one batch, same parameters."""
+def loss_gaps(run: TrialRun, x: torch.Tensor, eps: torch.Tensor, forms: list[str]) -> dict[str, float]:
+    """Per form: max |loss_form - loss_grouped| / max |loss_grouped| on one batch, same parameters."""
     losses = {}
     with torch.no_grad(), autocast(run.plan):
-        for form in CONV_FORMS:
+        for form in ["grouped", *forms]:
             set_form(run, form)
             losses[form] = run.vae.terms(run.params.leaves, x, eps, step=run.step, dataset_size=run.data.n,
                                          disc_params=None if run.disc is None else run.disc.leaves,
@@ -56,20 +56,20 @@ def loss_gap(run: TrialRun, x: torch.Tensor, eps: torch.Tensor) -> float:
                                          torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
                                          .expand(x.shape[0], -1, run.vae.latent_dim).contiguous()).loss.float()
     ref = losses["grouped"]
-    return float((losses["per_seed"] - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+    return {f: float((losses[f] - ref).abs().max() / ref.abs().max().clamp_min(1e-30)) for f in forms}
 
 
-def time_forms(run: TrialRun, steps: int, rounds: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds of each timed step per form, the forms alternating round by round."""
+def time_forms(run: TrialRun, forms: list[str], steps: int, rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each timed step per form, the forms taking turns within each round."""
     B, d = run.batch_size, run.vae.latent_dim
     k = warmup + steps
     order = run.streams.epoch_order(run.data.n, min(k, run.steps_per_epoch), B).to(run.device)
     eps = run.streams.noise(k, B, d).to(run.device)
     perm = run.streams.shuffles(k, B, d).to(run.device) if run.disc is not None else None
     sync = make_sync(run.device)
-    times: dict[str, list[float]] = {f: [] for f in CONV_FORMS}
+    times: dict[str, list[float]] = {f: [] for f in forms}
     for _ in range(rounds):
-        for form in CONV_FORMS:
+        for form in forms:
             set_form(run, form)
             for t in range(k):
                 sync()
@@ -85,6 +85,7 @@ def time_forms(run: TrialRun, steps: int, rounds: int, warmup: int) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", default="conv_dsprites,conv_shapes3d", help=f"from {', '.join(CASES)}")
+    ap.add_argument("--forms", default=",".join(CONV_FORMS), help=f"from {', '.join(CONV_FORMS)}")
     ap.add_argument("--seeds", default=None, help="seeds per trial S (CPU default 1,4,8; CUDA 1,16,64)")
     ap.add_argument("--precisions", default=None, help="CPU: fp32 only; CUDA default fp32,bf16")
     ap.add_argument("--subset", type=int, default=1024, help="training images (held on the device)")
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         if c not in CASES:
             ap.error(f"--cases: unknown {c!r}; choose from {', '.join(CASES)}")
+    forms = args.forms.split(",")
+    for f in forms:
+        if f not in CONV_FORMS:
+            ap.error(f"--forms: unknown {f!r}; choose from {', '.join(CONV_FORMS)}")
     seeds = [int(s) for s in (args.seeds or ("1,4,8" if on_cpu else "1,16,64")).split(",")]
     precisions = (args.precisions or ("fp32" if on_cpu else "fp32,bf16")).split(",")
     for p in precisions:
@@ -116,11 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"command: {command}\ndevice: {where}; default form here: {conv_form_for(device)}")
     if on_cpu:
         print("NO CUDA DEVICE: every figure below is a CPU figure")
-    print(f"\n{'case':<19} {'prec':<5} {'S':>3} {'grouped s/step':>14} {'per_seed s/step':>15} "
-          f"{'ms/seed grp':>11} {'ms/seed per':>11} {'per/grp':>7} {'rest./' + unit + '-h grp':>16} "
-          f"{'per_seed':>9} {'loss gap':>9}")
+    print(f"\n{'case':<19} {'prec':<5} {'S':>3} {'form':<10} {'s/step':>9} {'ms/seed':>8} {'x grouped':>9} "
+          f"{'rest./' + unit + '-h':>11} {'loss gap':>9}")
     out: dict[str, Any] = {"machine": describe(), "command": command, "device": where, "cpu_figures": on_cpu,
-                           "default_form": conv_form_for(device), "cases": []}
+                           "default_form": conv_form_for(device), "forms": forms, "cases": []}
     datasets: dict[str, Any] = {}
     for name in cases:
         kind = kind_for(name)
@@ -135,25 +139,26 @@ def main(argv: list[str] | None = None) -> int:
                 run = TrialRun(trial_for(kind, S, precision, args.subset), study="bench", study_uri=None,
                                plan=plan, dataset=ds)
                 x = run.data.batch(torch.arange(S * run.batch_size, device=device).view(S, -1) % run.data.n)
-                gap = loss_gap(run, x, torch.zeros(S, run.batch_size, run.vae.latent_dim, device=device))
-                times = time_forms(run, steps, args.rounds, args.warmup)
+                gaps = loss_gaps(run, x, torch.zeros(S, run.batch_size, run.vae.latent_dim, device=device), forms)
+                times = time_forms(run, forms, steps, args.rounds, args.warmup)
                 med = {f: statistics.median(v) for f, v in times.items()}
-                rate = {f: S * 3600 / (med[f] * restart_steps) for f in CONV_FORMS}
-                r = {"case": name, "precision": precision, "S": S, "s_per_step": med, "restarts_per_hour": rate,
-                     "per_seed_over_grouped": med["per_seed"] / med["grouped"], "loss_gap": gap,
-                     "timed_steps_per_form": len(times["grouped"]), "restart_steps": restart_steps}
-                out["cases"].append(r)
-                print(f"{name:<19} {precision:<5} {S:>3} {med['grouped']:>14.4g} {med['per_seed']:>15.4g} "
-                      f"{1e3 * med['grouped'] / S:>11.3g} {1e3 * med['per_seed'] / S:>11.3g} "
-                      f"{r['per_seed_over_grouped']:>6.2f}x {rate['grouped']:>16.3g} {rate['per_seed']:>9.3g} "
-                      f"{gap:>9.1e}", flush=True)
+                for f in forms:
+                    rate = S * 3600 / (med[f] * restart_steps)
+                    ratio = med[f] / med["grouped"] if "grouped" in med else None
+                    out["cases"].append({"case": name, "precision": precision, "S": S, "form": f,
+                                         "default": f == conv_form_for(device), "s_per_step": med[f],
+                                         "restarts_per_hour": rate, "over_grouped": ratio, "loss_gap": gaps[f],
+                                         "timed_steps": len(times[f]), "restart_steps": restart_steps})
+                    mark = "*" if f == conv_form_for(device) else ""
+                    print(f"{name:<19} {precision:<5} {S:>3} {f + mark:<10} {med[f]:>9.4g} {1e3 * med[f] / S:>8.3g} "
+                          f"{'-' if ratio is None else f'{ratio:.2f}x':>9} {rate:>11.3g} {gaps[f]:>9.1e}", flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps(out, indent=1))
                 del run
-    print("columns: s/step = median wall seconds of the trainer's train_step over "
-          f"{steps} steps x {args.rounds} rounds per form (forms alternating); ms/seed = s/step / S; per/grp = "
-          "per_seed s/step / grouped s/step (< 1: per_seed faster); rest./h = S*3600/(s/step*steps of one paper "
-          "restart); loss gap = max relative difference of the two forms' per-seed losses on one batch")
+    print(f"columns: s/step = median wall seconds of the trainer's train_step over {steps} steps x {args.rounds} "
+          "rounds per form (forms taking turns); ms/seed = s/step / S; x grouped = s/step / grouped s/step (< 1: "
+          "faster than grouped); rest./h = S*3600/(s/step*steps of one paper restart); loss gap = max relative "
+          "difference of the form's per-seed losses from grouped's on one batch; * = this device's default form")
     mods = {m: m in sys.modules for m in ("ray", "duckdb", "pydantic")}
     print(f"imported: ray {mods['ray']}, duckdb {mods['duckdb']}, pydantic {mods['pydantic']}")
     return 0

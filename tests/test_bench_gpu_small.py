@@ -40,7 +40,9 @@ def test_gpu_throughput_small(tmp_path: Path) -> None:
 
 
 def test_conv_forms_bench_small(tmp_path: Path) -> None:
-    """bench/conv_forms.py times both conv forms of the trainer's step side by side, without Ray."""
+    """bench/conv_forms.py times every conv form of the trainer's step side by side, without Ray."""
+    from workers.models.networks import CONV_FORMS
+
     out = tmp_path / "conv_forms.json"
     env = {**os.environ, "PYTHONPATH": "."}
     cmd = [sys.executable, "bench/conv_forms.py", "--cases", "conv_dsprites,factorvae_dsprites", "--seeds", "1,2",
@@ -49,12 +51,13 @@ def test_conv_forms_bench_small(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert "imported: ray False, duckdb False, pydantic False" in proc.stdout
-    assert [(c["case"], c["S"]) for c in res["cases"]] == [
-        ("conv_dsprites", 1), ("conv_dsprites", 2), ("factorvae_dsprites", 1), ("factorvae_dsprites", 2)]
+    assert [(c["case"], c["S"], c["form"]) for c in res["cases"]] == [
+        (case, S, form) for case in ("conv_dsprites", "factorvae_dsprites") for S in (1, 2) for form in CONV_FORMS]
     for c in res["cases"]:
-        assert set(c["s_per_step"]) == {"grouped", "per_seed"} and min(c["s_per_step"].values()) > 0
-        assert c["loss_gap"] < 1e-4  # the two forms compute one function
+        assert c["s_per_step"] > 0 and c["timed_steps"] == 1
+        assert c["loss_gap"] < 1e-4  # the forms compute one function
     assert res["default_form"] == ("per_seed" if res["cpu_figures"] else "grouped")
+    assert [c["form"] for c in res["cases"] if c["default"]] == [res["default_form"]] * 4
 
 
 def test_flop_count_matches_torch_flop_counter() -> None:

@@ -5,8 +5,11 @@ parameters of all S seeds (views of the flat buffer, see params.py) and runs the
 - dense layers as one batched matmul: x (S, B, in) @ W (S, in, out) + b (S, 1, out)  (torch.baddbmm);
 - conv layers in one of two forms (CONV_FORMS), chosen per device by `conv_form_for` unless a network's
   `conv_form` names one:
-    "grouped"   one grouped convolution with groups = S on activations laid out (B, S*C, H, W);
-    "per_seed"  S plain convolutions, seed s's weights on its own (B, C, H, W) activations.
+    "grouped"     one grouped convolution with groups = S on activations laid out (B, S*C, H, W);
+    "grouped_cl"  the same on activations in channels-last memory order (NHWC: the layout tensor-core
+                  convolution kernels read);
+    "per_seed"    S plain convolutions, seed s's weights on its own (B, C, H, W) activations;
+    "per_seed_cl" the same in channels-last memory order.
   Both compute the same function. On a CPU "per_seed" is the default: oneDNN's grouped convolution with
   groups = S ran the conv β-VAE's step at about half the per-seed throughput of S = 1 (bench/conv_forms.py),
   while S plain convolutions keep it, and a seed's arithmetic is then the same calls whatever its block
@@ -95,7 +98,7 @@ class Reshape:
 
 
 KERNEL, STRIDE, PADDING = 4, 2, 1  # TF "same" padding for k=4, s=2 (disentanglement_lib) == padding 1
-CONV_FORMS = ("grouped", "per_seed")
+CONV_FORMS = ("grouped", "grouped_cl", "per_seed", "per_seed_cl")
 
 
 def conv_form_for(device: torch.device) -> str:
@@ -130,7 +133,7 @@ class Network:
         """x: (S, B, *in_shape) -> (S, B, *out_shape), seeds computed together.
 
         Between layers the activations are (S, B, F) for dense layers and, for conv layers, (B, S*C, H, W)
-        in the "grouped" form or a list of S (B, C, H, W) tensors in the "per_seed" form."""
+        in the grouped forms or a list of S (B, C, H, W) tensors in the per-seed forms."""
         S, B = x.shape[0], x.shape[1]
         form = self.conv_form or conv_form_for(x.device)
         if form not in CONV_FORMS:
@@ -148,7 +151,7 @@ class Network:
                 b = params[f"{self.prefix}.{layer.name}.bias"]
                 conv = F.conv_transpose2d if layer.transpose else F.conv2d
                 act = _ACTS[layer.act]
-                if form == "grouped":
+                if form.startswith("grouped"):
                     # (S*c_out, c_in, k, k) or (S*c_in, c_out, k, k): groups = S
                     h = act(conv(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=STRIDE, padding=PADDING,
                                  groups=S))
@@ -166,9 +169,11 @@ class Network:
 
 def _to_conv(x: torch.Tensor, form: str) -> torch.Tensor | list[torch.Tensor]:
     """(S, B, C, H, W) -> the conv activations of `form`."""
-    if form == "grouped":
-        return x.transpose(0, 1).reshape(x.shape[1], x.shape[0] * x.shape[2], *x.shape[3:])
-    return list(x.unbind(0))
+    if form.startswith("per_seed"):
+        hs = list(x.unbind(0))
+        return [h.contiguous(memory_format=torch.channels_last) for h in hs] if form.endswith("_cl") else hs
+    h = x.transpose(0, 1).reshape(x.shape[1], x.shape[0] * x.shape[2], *x.shape[3:])
+    return h.contiguous(memory_format=torch.channels_last) if form.endswith("_cl") else h
 
 
 def _to_seeds(h: torch.Tensor | list[torch.Tensor], S: int, B: int) -> torch.Tensor:
