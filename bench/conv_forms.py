@@ -13,6 +13,10 @@ is the median over all its timed steps. It prints s/step, milliseconds per seed-
 "grouped", paper restarts per device-hour, and how far the form's losses on one batch from the same
 parameters lie from the grouped form's (they compute the same function; the kernels round differently).
 
+With --cuda-graphs (CUDA only) each form is also timed replayed from the trainer's CUDA graph
+(`train.cuda_graphs`, captured afresh per form): the per-seed forms launch S times the kernels of the grouped
+ones, which a graph replays with one launch.
+
 Defaults: on a CPU S = 1,4,8, fp32, 5 steps x 3 rounds; on CUDA S = 1,16,64, fp32,bf16, 10 steps x 3 rounds.
 Imports no ray, duckdb or pydantic (runs on a GPU machine that has only torch and the scientific stack).
 """
@@ -82,6 +86,19 @@ def time_forms(run: TrialRun, forms: list[str], steps: int, rounds: int, warmup:
     return times
 
 
+def time_graphed(run: TrialRun, form: str, steps: int, rounds: int, warmup: int) -> float | str:
+    """Median s/step of `form` replayed from a step graph captured for it, or why not measured."""
+    set_form(run, form)
+    run.step_graph = None  # a graph holds the kernels of the form it was captured with
+    if not run.enable_step_graph():
+        return run.graph_note
+    t = time_forms(run, [form], steps, rounds, warmup)[form]
+    if run.step_graph is None:
+        return run.graph_note
+    run.step_graph = None
+    return statistics.median(t)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", default="conv_dsprites,conv_shapes3d", help=f"from {', '.join(CASES)}")
@@ -93,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps at the start of each round")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--cuda-graphs", action="store_true", help="also time each form replayed from a CUDA graph")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
@@ -122,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if on_cpu:
         print("NO CUDA DEVICE: every figure below is a CPU figure")
     print(f"\n{'case':<19} {'prec':<5} {'S':>3} {'form':<10} {'s/step':>9} {'ms/seed':>8} {'x grouped':>9} "
-          f"{'rest./' + unit + '-h':>11} {'loss gap':>9}")
+          f"{'rest./' + unit + '-h':>11} {'loss gap':>9} {'graph s/st':>10} {'graph rest./h':>13}")
     out: dict[str, Any] = {"machine": describe(), "command": command, "device": where, "cpu_figures": on_cpu,
                            "default_form": conv_form_for(device), "forms": forms, "cases": []}
     datasets: dict[str, Any] = {}
@@ -142,23 +160,37 @@ def main(argv: list[str] | None = None) -> int:
                 gaps = loss_gaps(run, x, torch.zeros(S, run.batch_size, run.vae.latent_dim, device=device), forms)
                 times = time_forms(run, forms, steps, args.rounds, args.warmup)
                 med = {f: statistics.median(v) for f, v in times.items()}
+                graphed: dict[str, float | str] = {f: "--cuda-graphs not given" for f in forms}
+                if args.cuda_graphs:
+                    graphed = {f: time_graphed(run, f, steps, args.rounds, args.warmup) if not on_cpu
+                               else "CUDA only" for f in forms}
                 for f in forms:
                     rate = S * 3600 / (med[f] * restart_steps)
                     ratio = med[f] / med["grouped"] if "grouped" in med else None
+                    g = graphed[f]
+                    g_rate = S * 3600 / (g * restart_steps) if isinstance(g, float) else None
                     out["cases"].append({"case": name, "precision": precision, "S": S, "form": f,
                                          "default": f == conv_form_for(device), "s_per_step": med[f],
                                          "restarts_per_hour": rate, "over_grouped": ratio, "loss_gap": gaps[f],
-                                         "timed_steps": len(times[f]), "restart_steps": restart_steps})
+                                         "timed_steps": len(times[f]), "restart_steps": restart_steps,
+                                         "graphed_s_per_step": g if isinstance(g, float) else None,
+                                         "graphed_restarts_per_hour": g_rate,
+                                         "graphed_note": None if isinstance(g, float) else g})
                     mark = "*" if f == conv_form_for(device) else ""
                     print(f"{name:<19} {precision:<5} {S:>3} {f + mark:<10} {med[f]:>9.4g} {1e3 * med[f] / S:>8.3g} "
-                          f"{'-' if ratio is None else f'{ratio:.2f}x':>9} {rate:>11.3g} {gaps[f]:>9.1e}", flush=True)
+                          f"{'-' if ratio is None else f'{ratio:.2f}x':>9} {rate:>11.3g} {gaps[f]:>9.1e} "
+                          f"{f'{g:.4g}' if isinstance(g, float) else '-':>10} "
+                          f"{f'{g_rate:.3g}' if g_rate is not None else '-':>13}", flush=True)
+                    if args.cuda_graphs and not on_cpu and not isinstance(g, float):
+                        print(f"   CUDA graph: {g}")
                 if args.json:
                     Path(args.json).write_text(json.dumps(out, indent=1))
                 del run
     print(f"columns: s/step = median wall seconds of the trainer's train_step over {steps} steps x {args.rounds} "
           "rounds per form (forms taking turns); ms/seed = s/step / S; x grouped = s/step / grouped s/step (< 1: "
           "faster than grouped); rest./h = S*3600/(s/step*steps of one paper restart); loss gap = max relative "
-          "difference of the form's per-seed losses from grouped's on one batch; * = this device's default form")
+          "difference of the form's per-seed losses from grouped's on one batch; graph = the same step replayed from "
+          "the trainer's CUDA graph (--cuda-graphs); * = this device's default form")
     mods = {m: m in sys.modules for m in ("ray", "duckdb", "pydantic")}
     print(f"imported: ray {mods['ray']}, duckdb {mods['duckdb']}, pydantic {mods['pydantic']}")
     return 0

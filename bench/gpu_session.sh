@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Everything a session lent a GPU machine should measure, as one script within its 15 minutes of device time:
-# the CUDA tests, bench/gpu_throughput.py (every case it reaches in its time limit), the two conv forms side
-# by side (bench/conv_forms.py: is "grouped", the CUDA default, the faster one there?), then the CUDA-graph
-# timing of the small-S steps in a run of its own (a failed capture must not spoil the main figures).
+# the CUDA tests, bench/gpu_throughput.py (every case it reaches in its time limit), the conv forms side
+# by side, eager and replayed from the trainer's CUDA graph (bench/conv_forms.py: is "grouped", the CUDA
+# default, the faster one there?), then the graphed trainer step (train.cuda_graphs) of every case at small S
+# (bench/gpu_throughput.py --cuda-graphs). Both graph runs come after the main figures: a failed capture can
+# leave the device unusable for the rest of its process.
 #
 #     bash bench/gpu_session.sh OUT_DIR        # from the repository root on the GPU machine
 #
@@ -19,9 +21,9 @@ if python3 -c "import pytest" 2>/dev/null; then
 else
     echo "pytest not installed: CUDA tests not run" | tee -a "$OUT/cuda_tests.txt"
 fi
-timeout 290 python3 bench/gpu_throughput.py --time-limit 230 --json "$OUT/gpu_throughput.json" \
+timeout 270 python3 bench/gpu_throughput.py --time-limit 210 --json "$OUT/gpu_throughput.json" \
     --figures "$OUT/step_figures.json" 2>&1 | tee "$OUT/gpu_throughput.txt"
-timeout 80 python3 bench/conv_forms.py --cases conv_dsprites --seeds 1,16,64 --precisions fp32,bf16 --rounds 2 \
+timeout 100 python3 bench/conv_forms.py --cases conv_dsprites --seeds 1,16,64 --precisions fp32,bf16 --rounds 2 --cuda-graphs \
     --json "$OUT/conv_forms.json" 2>&1 | tee "$OUT/conv_forms.txt"
 timeout 60 python3 bench/gpu_throughput.py --cuda-graphs --data subset --precisions fp32 --seeds 1,16 \
     --steps 10 --time-limit 30 --figures none --json "$OUT/gpu_graphs.json" 2>&1 | tee "$OUT/gpu_graphs.txt"

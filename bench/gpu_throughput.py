@@ -28,9 +28,9 @@ finiteness mask, optimiser), trace rows off. Per case it prints:
   convolutions in the trainer's form on this device (bench/conv_forms.py compares the forms),
   loss.backward(), torch.optim foreach Adagrad/Adam, no flat buffer, no masking, no finiteness check, a
   device-resident batch pool) timed the same way; trainer/ref = t_trainer / t_ref;
-- graph s/step (CUDA only, with --cuda-graphs): the trainer's own step captured once in a CUDA graph and
-  replayed with the next batch copied in (`time_trainer_graphed`), to show what removing launch overhead
-  would give at small S; a capture that fails says why.
+- graph s/step (CUDA only, with --cuda-graphs): the trainer's step replayed from its CUDA graph, as a trial
+  with `train.cuda_graphs: true` runs it (`time_trainer_graphed`): what removing launch overhead gives at
+  small S; a capture that fails says why.
 
 On a machine without CUDA every figure is a CPU figure (wall clock; torch's default threads, --small: 1),
 precisions other than fp32 are not run (autocast is CUDA-only in workers/device.py), and the bounds are a float32
@@ -229,41 +229,17 @@ def time_trainer(run: TrialRun, steps: int, warmup: int) -> float:
 
 
 def time_trainer_graphed(run: TrialRun, steps: int, warmup: int) -> float | str:
-    """s/step of the same trainer step replayed from one CUDA graph (the batch, noise and shuffles copied into
-    static inputs before each replay), or why it was not measured. A timing experiment for the launch-bound
-    small-S steps, not the trainer's path: the Python step counter and trace condition are frozen at
-    capture, which changes nothing in what a step computes for the objectives timed here."""
+    """s/step of the trainer's step replayed from its CUDA graph (`train.cuda_graphs`:
+    `TrialRun.enable_step_graph`, workers/step_graph.py), fed as `time_trainer` feeds the eager step, or why
+    it was not measured. Capture (with its warm-up passes) happens at the first of the `warmup` untimed steps."""
     if run.device.type != "cuda":
         return "CUDA only"
-    B, d, k = run.batch_size, run.vae.latent_dim, warmup + steps
-    order = run.streams.epoch_order(run.data.n, min(k, run.steps_per_epoch), B).to(run.device)
-    eps = run.streams.noise(k, B, d).to(run.device)
-    perm = run.streams.shuffles(k, B, d).to(run.device) if run.disc is not None else None
-    n_order = order.shape[1]
-    x = run.data.batch(order[:, 0]).clone()
-    e = eps[:, 0].clone()
-    p = None if perm is None else perm[:, 0].clone()
-    try:
-        side = torch.cuda.Stream(run.device)
-        side.wait_stream(torch.cuda.current_stream(run.device))
-        with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
-            for _ in range(3):
-                run.train_step(x, e, p)
-        torch.cuda.current_stream(run.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            run.train_step(x, e, p)
-    except Exception as err:  # noqa: BLE001 - a capture that fails is reported, not raised
-        return f"capture failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
-
-    def step(t: int) -> None:
-        x.copy_(run.data.batch(order[:, t % n_order]))
-        e.copy_(eps[:, t])
-        if p is not None:
-            p.copy_(perm[:, t])
-        graph.replay()
-
-    return median_time(step, steps, warmup, make_sync(run.device))
+    if not run.enable_step_graph():
+        return run.graph_note
+    t = time_trainer(run, steps, max(1, warmup))
+    if run.step_graph is None:  # the capture failed: the trainer went on eagerly and said why
+        return run.graph_note
+    return t
 
 
 def time_trainer_optimiser(run: TrialRun, reps: int) -> float:
@@ -555,8 +531,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="start no new case after this many seconds (the rest is listed as not measured)")
     ap.add_argument("--json", default=None, help="write the results here (rewritten after each case)")
     ap.add_argument("--cuda-graphs", action="store_true",
-                    help="also time each case's step replayed from a CUDA graph (a failed capture can leave the "
-                    "device unusable for the rest of the run: give it to a run of its own)")
+                    help="also time each case's step replayed from its CUDA graph (train.cuda_graphs; a failed "
+                    "capture can leave the device unusable for the rest of the run: give it a run of its own)")
     ap.add_argument("--figures", default=None, help="record each case's s/step here for `submit --dry-run` "
                     "(default $ORTHOSWEEP_CACHE/step_figures.json; none: do not record)")
     args = ap.parse_args(argv)
@@ -703,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
           "see step_flops_per_seed) and %peak of the same-precision matmul above; opt GB/s = (3+2n)*P*S*4 bytes / "
           "the optimiser update timed alone, %copy of the copy bandwidth above; ref = the plain step of this "
           "file (bmm, the trainer's conv form, foreach optimiser, no mask), trn/ref = trainer s/step / ref s/step; "
-          "graph s/st = the trainer's step replayed from one CUDA graph (timing experiment; CUDA only); "
+          "graph s/st = the trainer's step replayed from its CUDA graph (train.cuda_graphs; CUDA only); "
           "device/host/float32 = TrainData's mode (rows on the device, or gathered on the host per step)")
     if on_cpu:
         print("(all CPU figures: no CUDA device in this run)")

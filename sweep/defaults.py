@@ -62,7 +62,8 @@ DIP_LAMBDA_D_FACTOR = {"dip_vae_i": 10.0, "dip_vae_ii": 1.0}
 SLOWVAE_GAMMA_PER_BETA = 10.0
 PAIRED_BETA: dict[tuple[str, str], float] = {("dsprites", "slowvae"): 1.0, ("shapes3d", "slowvae"): 1.0}
 
-TRAIN_DEFAULTS: dict[str, Any] = dict(batch_size=64, seeds_per_trial=8, trace_every=500, precision="fp32")
+TRAIN_DEFAULTS: dict[str, Any] = dict(batch_size=64, seeds_per_trial=8, trace_every=500, precision="fp32",
+                                      cuda_graphs=False)
 
 EVAL_DEFAULTS: dict[str, Any] = dict(
     metrics=["dto", "mig", "polarized"], n_eval=10_000, n_train_supervised=10_000, n_test_supervised=5_000

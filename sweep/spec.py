@@ -55,6 +55,7 @@ class TrainSpec(_Strict):
     max_train: int | None = None  # use only the first N training points (declared reduced variants)
     trace_every: int | None = None  # steps between training-trace rows
     precision: Literal["fp32", "tf32", "bf16"] | None = None  # tf32, bf16: CUDA only (workers.device)
+    cuda_graphs: bool | None = None  # replay each training step from a CUDA graph (workers.step_graph; CUDA only)
 
 
 class EvalSpec(_Strict):
@@ -617,5 +618,6 @@ def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[Tr
                     trial_id=f"{config_key[:10]}-{b // S}", config_key=config_key, config=config,
                     seeds=tuple(seeds[b:b + S]), run_keys=tuple(run_keys[b:b + S]), checkpoints=checkpoints,
                     trace_every=t["trace_every"], precision=t["precision"], eval=eval_cfg,
+                    cuda_graphs=bool(t["cuda_graphs"]),
                 ))
     return restarts, trials, eval_cfg

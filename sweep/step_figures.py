@@ -7,6 +7,8 @@ in place of its own short calibration, and says so, when the key matches exactly
 
     device       "cuda: <device name>" or "cpu: <n> threads" (the device the calibration runs on)
     dataset, n_train, model, arch (every field), latent_dim, batch, optimizer, S (seeds per trial), precision
+    conv_form    conv nets only: the form of their convolutions (workers.models.networks.CONV_FORMS)
+    cuda_graphs  only when the steps are replayed from a CUDA graph (train.cuda_graphs)
 
 Anything else (another GPU model, another width, a capped training set) is not the same cost, and the
 estimate keeps its calibration. The file is plain JSON so that it can be copied to a node of the same kind.
@@ -45,7 +47,9 @@ def cost_key(run: Any) -> str:
     key = {"device": device_label(plan.device, plan.threads), "dataset": cfg.dataset, "n_train": int(run.data.n),
            "model": cfg.model, "arch": dataclasses.asdict(cfg.arch), "latent_dim": int(cfg.latent_dim),
            "batch": int(run.batch_size), "optimizer": cfg.optimizer.name, "S": int(run.S), "precision": precision}
-    if cfg.arch.kind == "conv":  # the two conv forms differ in cost (workers.models.networks.CONV_FORMS)
+    if getattr(run, "step_graph", None) is not None:  # steps replayed from a CUDA graph (train.cuda_graphs)
+        key["cuda_graphs"] = True
+    if cfg.arch.kind == "conv":  # the conv forms differ in cost (workers.models.networks.CONV_FORMS)
         from workers.models.networks import conv_form_for
 
         key["conv_form"] = run.vae.decoder.conv_form or conv_form_for(plan.device)

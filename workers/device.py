@@ -70,10 +70,11 @@ def apply_device_plan(plan: DevicePlan) -> None:
 
 
 @contextlib.contextmanager
-def autocast(plan: DevicePlan) -> Iterator[None]:
-    """bf16 autocast around a forward pass when the plan asks for it; otherwise nothing."""
+def autocast(plan: DevicePlan, *, cache: bool = True) -> Iterator[None]:
+    """bf16 autocast around a forward pass when the plan asks for it; otherwise nothing. `cache=False` for a
+    pass captured in a CUDA graph (autocast's cast cache must not outlive the capture)."""
     if plan.bf16:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache):
             yield
     else:
         yield

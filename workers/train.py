@@ -20,6 +20,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from workers.models.optim import SeedAdam, SeedOptimizer, make_optimizer
 from workers.models.params import FlatParams, init_flat
 from workers.models.vae import BatchedVAE, StepTerms
 from workers.seed_streams import SeedStreams, seed_generator
+from workers.step_graph import StepGraph
 from workers.store.layout import model_uri
 from workers.store.schema import METRIC_COLUMNS
 from workers.store.write import write_rows
@@ -144,10 +146,15 @@ class TrialResult:
 
 
 class TrialRun:
-    """Training state and loop of one trial."""
+    """Training state and loop of one trial.
+
+    step_graph: how steps run — None: as the trial asks (`TrialSpec.cuda_graphs`: captured in a CUDA graph
+    when the trial is eligible, `graph_blocker`); "eager"; "cuda"; "emulate": the graph protocol without a
+    graph (`workers.step_graph`; tests on a CPU).
+    """
 
     def __init__(self, trial: TrialSpec, *, study: str, study_uri: str | None, plan: DevicePlan,
-                 dataset: Dataset | None = None):
+                 dataset: Dataset | None = None, step_graph: str | None = None):
         cfg = trial.config
         self.trial, self.cfg, self.study, self.study_uri, self.plan = trial, cfg, study, study_uri, plan
         self.device = plan.device
@@ -164,14 +171,23 @@ class TrialRun:
         self.pairs = self._pair_feed(plan) if self.vae.paired else None
         self.params = FlatParams(self.vae.layout, init_flat(self.vae.layout, self.streams.gens["init"],
                                                             self.device))
-        self.opt: SeedOptimizer = make_optimizer(cfg.optimizer.name, self.params, cfg.optimizer.lr)
+        mode = step_graph or ("cuda" if trial.cuda_graphs else "eager")
+        if mode not in ("eager", "cuda", "emulate"):
+            raise ValueError(f"step_graph: got {mode!r}; allowed: eager, cuda, emulate")
+        # the emulated graph runs the optimiser path a capture needs (no host read of `alive`)
+        opt_kw: dict[str, Any] = {"host_alive": False} if mode == "emulate" else {}
+        self.opt: SeedOptimizer = make_optimizer(cfg.optimizer.name, self.params, cfg.optimizer.lr, **opt_kw)
         self.disc: FlatParams | None = None
         self.disc_opt: SeedOptimizer | None = None
         if self.vae.disc_layout is not None:
             self.disc = FlatParams(self.vae.disc_layout, init_flat(self.vae.disc_layout,
                                                                    self.streams.gens["disc_init"], self.device))
-            self.disc_opt = SeedAdam(self.disc, FACTORVAE_DISC["lr"], betas=FACTORVAE_DISC["betas"])
+            self.disc_opt = SeedAdam(self.disc, FACTORVAE_DISC["lr"], betas=FACTORVAE_DISC["betas"], **opt_kw)
         self.alive = torch.ones(self.S, dtype=torch.bool, device=self.device)
+        self.step_graph: StepGraph | None = None
+        self.graph_note = ""  # why a trial that asked for CUDA graphs steps eagerly ("" otherwise)
+        if mode != "eager":
+            self.enable_step_graph(emulate=mode == "emulate")
         self.epoch = 0
         self.step = 0
         self.reported_epoch = -1  # last checkpoint epoch whose rows were written and reported
@@ -206,7 +222,7 @@ class TrialRun:
         self.opt.load_state_dict(_to(st["opt"], self.device))
         if self.disc_opt is not None:
             self.disc_opt.load_state_dict(_to(st["disc_opt"], self.device))
-        self.alive = st["alive"].to(self.device)
+        self.alive.copy_(st["alive"])  # in place: a captured step graph writes this very tensor
         self.streams.load_state(st["streams"])
         self.epoch, self.step, self.reported_epoch = int(st["epoch"]), int(st["step"]), int(st["reported_epoch"])
         self.delta_kl = [list(h) for h in st["delta_kl"]]
@@ -250,7 +266,44 @@ class TrialRun:
 
     def train_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None, *,
                    x_pair: torch.Tensor | None = None, pair_perm: torch.Tensor | None = None) -> StepTerms:
-        with autocast(self.plan):
+        """One optimisation step of every live seed on its batch x (S, B, *obs), noise eps (S, B, d) and
+        FactorVAE shuffles perm (S, B, d); replayed from the step graph when there is one."""
+        self.opt.advance()
+        if self.disc_opt is not None:
+            self.disc_opt.advance()
+        if self.step_graph is not None:
+            try:
+                terms = self.step_graph(x, eps, perm)
+            except RuntimeError as e:  # a failed capture restored the state: this step and the rest run eagerly
+                self.graph_note = f"capture failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+                warnings.warn(f"trial {self.trial.trial_id}: train.cuda_graphs: stepping eagerly, {self.graph_note}",
+                              RuntimeWarning, stacklevel=2)
+                self.step_graph = None
+                terms = self.device_step(x, eps, perm)
+        else:
+            terms = self.device_step(x, eps, perm, x_pair=x_pair, pair_perm=pair_perm)
+        self.step += 1
+        if self.trial.trace_every and self.step % self.trial.trace_every == 0:
+            self._trace(terms)
+        return terms
+
+    def enable_step_graph(self, *, emulate: bool = False) -> bool:
+        """From the next step on, replay steps from a graph captured at that step (`workers.step_graph`);
+        False, with the reason in `graph_note` and a warning, when this trial cannot."""
+        self.graph_note = graph_blocker(self, emulate=emulate) or ""
+        if self.graph_note:
+            warnings.warn(f"trial {self.trial.trial_id}: train.cuda_graphs: stepping eagerly, {self.graph_note}",
+                          RuntimeWarning, stacklevel=3)
+            return False
+        self.step_graph = StepGraph(self.device_step, self._step_state(), self.device, emulate=emulate)
+        return True
+
+    def device_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None, *,
+                    x_pair: torch.Tensor | None = None, pair_perm: torch.Tensor | None = None) -> StepTerms:
+        """The device work of a step (what a step graph captures): forward, gradients, the finiteness mask,
+        the optimisers' update of the step their `advance` counted. Writes only `_step_state()`, in place;
+        no host sync."""
+        with autocast(self.plan, cache=self.step_graph is None):
             terms = self.vae.terms(self.params.leaves, x, eps, step=self.step, dataset_size=self.data.n,
                                    disc_params=None if self.disc is None else self.disc.leaves, perm=perm,
                                    x_pair=x_pair, pair_perm=pair_perm)
@@ -269,13 +322,17 @@ class TrialRun:
             finite &= g.rows_finite(per_group[-1])
         self.alive &= finite
         # the optimisers read autograd's gradients where they lie (no copy into a gradient buffer)
-        self.opt.step(self.alive, per_group[0])
+        self.opt.apply(self.alive, per_group[0])
         if self.disc_opt is not None:
-            self.disc_opt.step(self.alive, per_group[1])
-        self.step += 1
-        if self.trial.trace_every and self.step % self.trial.trace_every == 0:
-            self._trace(terms)
+            self.disc_opt.apply(self.alive, per_group[1])
         return terms
+
+    def _step_state(self) -> list[torch.Tensor]:
+        """Every tensor `device_step` writes: parameters, optimiser state, `alive`."""
+        out = [self.params.data, *self.opt.state.values(), self.alive]
+        if self.disc is not None and self.disc_opt is not None:
+            out += [self.disc.data, *self.disc_opt.state.values()]
+        return out
 
     def _trace(self, terms: StepTerms) -> None:
         """Trace rows of every live seed at this step (training batch): losses and the polarised regime."""
@@ -413,6 +470,19 @@ class TrialRun:
         result.epoch, result.step = self.epoch, self.step
         result.alive = self.alive.cpu().tolist()
         return result
+
+
+def graph_blocker(run: TrialRun, *, emulate: bool = False) -> str | None:
+    """Why the steps of `run` cannot be captured in a CUDA graph, or None when they can."""
+    if run.device.type != "cuda" and not emulate:
+        return f"CUDA graphs need a CUDA device (this trial runs on {run.device.type})"
+    if run.vae.paired:
+        return f"{run.cfg.model} draws each step's partners on the host"
+    if run.cfg.model == "annealed_vae":
+        return "annealed_vae's capacity follows the step count, which a graph would freeze"
+    if not all(o.capturable for o in (run.opt, run.disc_opt) if o is not None):
+        return "the optimiser reads `alive` on the host on this device"
+    return None
 
 
 def _cov(scale_tril: np.ndarray) -> np.ndarray:

@@ -61,15 +61,33 @@ class SeedOptimizer:
         self._step_t = torch.zeros((), dtype=torch.float32, device=device)
         self._zero = torch.zeros((), dtype=params.data.dtype, device=device)
 
-    @torch.no_grad()
     def step(self, alive: torch.Tensor, grads: Sequence[torch.Tensor | None] | None = None) -> None:
-        """Apply one update to the seeds with alive[s] True (others stay bitwise).
+        """Apply one update to the seeds with alive[s] True (others stay bitwise): `advance`, then `apply`.
 
         The gradient is `grads` — autograd's, one (S, *shape) tensor per leaf of `params.leaf_list` in
         order, None = zero — or, when `grads` is None, the `params.grad` buffer (the caller filled it with
         `params.set_grads`; on the masked path a frozen seed's rows of it are zeroed).
         """
+        self.advance()
+        self.apply(alive, grads)
+
+    def advance(self) -> None:
+        """Count one more step: the host's counter, and off the CPU the device tensor the fused kernels read
+        (a fill, not a copy from the host, so no sync). Kept apart from `apply` so that a step captured in a
+        CUDA graph (`workers.step_graph`) reads the count of the step it replays, not the one it was captured at."""
         self.t += 1
+        if self._step_t.device.type != "cpu":
+            self._step_t.fill_(float(self.t))
+
+    @property
+    def capturable(self) -> bool:
+        """Whether `apply` runs without host syncs or host-side step values (the fused per-seed path with a
+        device-side frozen flag), as capture in a CUDA graph needs."""
+        return self.fused and not self.host_alive
+
+    @torch.no_grad()
+    def apply(self, alive: torch.Tensor, grads: Sequence[torch.Tensor | None] | None = None) -> None:
+        """The update of step `self.t` (see `step`), without counting it."""
         if not self.fused:
             keep = alive.view(-1, 1)
             self._masked_grad(keep, grads)
@@ -88,7 +106,7 @@ class SeedOptimizer:
     def _steps(self) -> torch.Tensor:
         if self._step_t.device.type == "cpu":
             return torch.tensor(float(self.t))
-        return self._step_t.fill_(float(self.t))
+        return self._step_t
 
     def _lists(self, seeds: Sequence[int], grads: Sequence[torch.Tensor | None] | None) -> list[list[torch.Tensor]]:
         """[data, grad, *state] chunk lists of `seeds` (matching contiguous 1-D tensors), as the fused kernels take."""

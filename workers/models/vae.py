@@ -76,6 +76,8 @@ class BatchedVAE:
             self.layout.add("pcl.d", (1,), fan_in=1, init="zeros")
         rows, cols = torch.tril_indices(d, d, offset=-1)
         self._tril_lin = rows * d + cols  # positions of the strictly-lower entries in a flattened d x d
+        # ... and a copy per device: no host-to-device copy inside a step (a CUDA graph cannot capture one)
+        self._tril_on: dict[torch.device, torch.Tensor] = {}
 
     # ---- the pieces ------------------------------------------------------------------------------
     def encode(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -90,7 +92,10 @@ class BatchedVAE:
         diag = torch.exp(0.5 * h[..., d:2 * d])
         off = h[..., 2 * d:]
         lower = torch.zeros(*h.shape[:-1], d * d, dtype=h.dtype, device=h.device)
-        lower = lower.index_copy(-1, self._tril_lin.to(h.device), off).unflatten(-1, (d, d))
+        lin = self._tril_on.get(h.device)
+        if lin is None:
+            lin = self._tril_on[h.device] = self._tril_lin.to(h.device)
+        lower = lower.index_copy(-1, lin, off).unflatten(-1, (d, d))
         return mu, {"scale_tril": lower + torch.diag_embed(diag)}
 
     def sample(self, mu: torch.Tensor, post: dict[str, torch.Tensor], eps: torch.Tensor | None) -> torch.Tensor:
