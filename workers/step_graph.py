@@ -90,7 +90,8 @@ class StepGraph:
                         self.fn(*inputs)
                 current.wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
+                # thread_local: CUDA calls of other threads (a Ray worker's) must not break this capture
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                     self.out = self.fn(*inputs)
                 self.graph = graph
         finally:
