@@ -4,8 +4,9 @@
         [--precisions fp32] [--subset 1024] [--steps 5] [--rounds 3] [--json OUT]
 
 `workers.models.networks` runs the conv layers of a block of S seeds in one of `CONV_FORMS`: one grouped
-convolution (groups = S, activations (B, S*C, H, W): "grouped"), the same in channels-last memory order
-("grouped_cl"), or S plain convolutions ("per_seed"); `conv_form_for(device)` picks the default. This bench
+convolution (groups = S, activations (B, S*C, H, W): "grouped"), S plain convolutions ("per_seed"), either
+in channels-last memory order ("_cl"), or batched matrix products over unfolded patches ("im2col");
+`conv_form_for(device)` picks the default. This bench
 builds one real `workers.train.TrialRun` per (case, S, precision) on a device-resident training subset and
 times its `train_step`, fed as `train_epoch` feeds it, in every form: `--rounds` rounds, each timing
 `--steps` steps of each form in turn, so that drift of a shared machine falls on all; the figure per form

@@ -3,14 +3,18 @@
 A network is a list of layers declared into a `ParamLayout`; its forward pass takes the named (S, *shape)
 parameters of all S seeds (views of the flat buffer, see params.py) and runs them at once:
 - dense layers as one batched matmul: x (S, B, in) @ W (S, in, out) + b (S, 1, out)  (torch.baddbmm);
-- conv layers in one of two forms (CONV_FORMS), chosen per device by `conv_form_for` unless a network's
+- conv layers in one of the forms of CONV_FORMS, chosen per device by `conv_form_for` unless a network's
   `conv_form` names one:
     "grouped"     one grouped convolution with groups = S on activations laid out (B, S*C, H, W);
     "grouped_cl"  the same on activations in channels-last memory order (NHWC: the layout tensor-core
                   convolution kernels read);
     "per_seed"    S plain convolutions, seed s's weights on its own (B, C, H, W) activations;
-    "per_seed_cl" the same in channels-last memory order.
-  Both compute the same function. On a CPU "per_seed" is the default: oneDNN's grouped convolution with
+    "per_seed_cl" the same in channels-last memory order;
+    "im2col"      convolutions as batched matrix products over the seeds, activations (S, B, C, H, W):
+                  patches unfolded (F.unfold) times each seed's weight matrix (torch.baddbmm), transposed
+                  convolutions as each seed's transposed weight matrix times its input, folded back (F.fold,
+                  the adjoint of unfold): S·C_out·k² x C_in GEMMs, the shape tensor cores run well.
+  All compute the same function. On a CPU "per_seed" is the default: oneDNN's grouped convolution with
   groups = S ran the conv β-VAE's step at about half the per-seed throughput of S = 1 (bench/conv_forms.py),
   while S plain convolutions keep it, and a seed's arithmetic is then the same calls whatever its block
   (bitwise block independence). On CUDA "grouped" (one kernel per layer instead of S) stays the default
@@ -98,7 +102,7 @@ class Reshape:
 
 
 KERNEL, STRIDE, PADDING = 4, 2, 1  # TF "same" padding for k=4, s=2 (disentanglement_lib) == padding 1
-CONV_FORMS = ("grouped", "grouped_cl", "per_seed", "per_seed_cl")
+CONV_FORMS = ("grouped", "grouped_cl", "per_seed", "per_seed_cl", "im2col")
 
 
 def conv_form_for(device: torch.device) -> str:
@@ -133,7 +137,8 @@ class Network:
         """x: (S, B, *in_shape) -> (S, B, *out_shape), seeds computed together.
 
         Between layers the activations are (S, B, F) for dense layers and, for conv layers, (B, S*C, H, W)
-        in the grouped forms or a list of S (B, C, H, W) tensors in the per-seed forms."""
+        in the grouped forms, a list of S (B, C, H, W) tensors in the per-seed forms, (S, B, C, H, W) in
+        "im2col"."""
         S, B = x.shape[0], x.shape[1]
         form = self.conv_form or conv_form_for(x.device)
         if form not in CONV_FORMS:
@@ -151,7 +156,9 @@ class Network:
                 b = params[f"{self.prefix}.{layer.name}.bias"]
                 conv = F.conv_transpose2d if layer.transpose else F.conv2d
                 act = _ACTS[layer.act]
-                if form.startswith("grouped"):
+                if form == "im2col":
+                    h = act(_im2col_conv(h, w, b, layer.transpose))
+                elif form.startswith("grouped"):
                     # (S*c_out, c_in, k, k) or (S*c_in, c_out, k, k): groups = S
                     h = act(conv(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=STRIDE, padding=PADDING,
                                  groups=S))
@@ -159,16 +166,18 @@ class Network:
                     h = [act(conv(hs, ws, bs, stride=STRIDE, padding=PADDING))
                          for hs, ws, bs in zip(h, w.unbind(0), b.unbind(0), strict=True)]
             elif len(layer.shape) == 1:  # conv -> dense
-                h = _to_dense(h, S, B)
+                h = _to_dense(h, form, S, B)
             else:  # dense -> conv
                 h = _to_conv(h.reshape(S, B, *layer.shape), form)
         if self.layers and isinstance(self.layers[-1], Conv):
-            h = _to_seeds(h, S, B)
+            h = _to_seeds(h, form, S, B)
         return h.reshape(S, B, *self.out_shape)
 
 
 def _to_conv(x: torch.Tensor, form: str) -> torch.Tensor | list[torch.Tensor]:
     """(S, B, C, H, W) -> the conv activations of `form`."""
+    if form == "im2col":
+        return x
     if form.startswith("per_seed"):
         hs = list(x.unbind(0))
         return [h.contiguous(memory_format=torch.channels_last) for h in hs] if form.endswith("_cl") else hs
@@ -176,18 +185,44 @@ def _to_conv(x: torch.Tensor, form: str) -> torch.Tensor | list[torch.Tensor]:
     return h.contiguous(memory_format=torch.channels_last) if form.endswith("_cl") else h
 
 
-def _to_seeds(h: torch.Tensor | list[torch.Tensor], S: int, B: int) -> torch.Tensor:
-    """Conv activations of either form -> (S, B, C, H, W)."""
+def _to_seeds(h: torch.Tensor | list[torch.Tensor], form: str, S: int, B: int) -> torch.Tensor:
+    """Conv activations of `form` -> (S, B, C, H, W)."""
     if isinstance(h, list):
         return torch.stack(h)
+    if form == "im2col":
+        return h
     return h.reshape(B, S, -1, *h.shape[2:]).transpose(0, 1)
 
 
-def _to_dense(h: torch.Tensor | list[torch.Tensor], S: int, B: int) -> torch.Tensor:
-    """Conv activations of either form -> (S, B, C*H*W)."""
+def _to_dense(h: torch.Tensor | list[torch.Tensor], form: str, S: int, B: int) -> torch.Tensor:
+    """Conv activations of `form` -> (S, B, C*H*W)."""
     if isinstance(h, list):
         return torch.stack(h).reshape(S, B, -1)
+    if form == "im2col":
+        return h.reshape(S, B, -1)
     return h.reshape(B, S, -1).transpose(0, 1)
+
+
+def _im2col_conv(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, transpose: bool) -> torch.Tensor:
+    """One conv layer (kernel 4, stride 2, padding 1) of S seeds as batched matrix products.
+
+    h (S, B, C_in, H, W); w (S, C_out, C_in, 4, 4), or (S, C_in, C_out, 4, 4) when `transpose`; b (S, C_out)
+    -> (S, B, C_out, H/2, W/2), or (S, B, C_out, 2H, 2W) when `transpose`.
+    """
+    S, B, C, H, W = h.shape
+    kk = KERNEL * KERNEL
+    if not transpose:
+        cols = F.unfold(h.reshape(S * B, C, H, W), KERNEL, padding=PADDING, stride=STRIDE)  # (S*B, C*16, L)
+        L = cols.shape[-1]
+        cols = cols.view(S, B, C * kk, L).transpose(1, 2).reshape(S, C * kk, B * L)
+        out = torch.baddbmm(b.unsqueeze(-1), w.reshape(S, w.shape[1], C * kk), cols)  # (S, C_out, B*L)
+        return out.view(S, -1, B, H // STRIDE, W // STRIDE).transpose(1, 2)
+    c_out = w.shape[2]
+    x = h.reshape(S, B, C, H * W).transpose(1, 2).reshape(S, C, B * H * W)
+    cols = torch.bmm(w.reshape(S, C, c_out * kk).transpose(1, 2), x)  # (S, C_out*16, B*H*W)
+    cols = cols.view(S, c_out * kk, B, H * W).transpose(1, 2).reshape(S * B, c_out * kk, H * W)
+    out = F.fold(cols, (H * STRIDE, W * STRIDE), KERNEL, padding=PADDING, stride=STRIDE)  # (S*B, C_out, 2H, 2W)
+    return out.view(S, B, c_out, H * STRIDE, W * STRIDE) + b.view(S, 1, c_out, 1, 1)
 
 
 def _mlp(prefix: str, n_in: int, widths: list[int], act: str, n_out: int) -> list[Dense | Conv | Reshape]:
