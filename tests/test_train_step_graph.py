@@ -114,3 +114,19 @@ def test_step_graph_restores_what_its_warm_up_wrote() -> None:
     assert torch.equal(out, torch.full((2,), 6.0)) and graph.replays == 2
     with pytest.raises(ValueError, match="CUDA device"):
         StepGraph(step, [counter], torch.device("cpu"))
+
+
+def test_a_failed_capture_restores_the_state_and_the_trial_goes_on_eagerly() -> None:
+    trial = make_trial([0, 1], epochs=1, trace_every=3)
+    run = build(trial, "emulate")
+    real = run.step_graph.fn
+
+    def breaks_after_one_warm_up_pass(*inputs):
+        real(*inputs)  # writes parameters, optimiser state and alive, as a warm-up pass does
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    run.step_graph.fn = breaks_after_one_warm_up_pass
+    with pytest.warns(RuntimeWarning, match="capture failed"):
+        res = run.run()
+    assert run.step_graph is None and "operation not permitted" in run.graph_note
+    same_run(build(trial, "eager").run(), res)

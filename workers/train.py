@@ -271,10 +271,14 @@ class TrialRun:
         self.opt.advance()
         if self.disc_opt is not None:
             self.disc_opt.advance()
-        if self.step_graph is not None:
+        graph = self.step_graph
+        if graph is not None:
             try:
-                terms = self.step_graph(x, eps, perm)
-            except RuntimeError as e:  # a failed capture restored the state: this step and the rest run eagerly
+                terms = graph(x, eps, perm)
+            except RuntimeError as e:
+                if graph.captured:  # a replay failed: no capture problem to step around
+                    raise
+                # a failed capture restored the state: this step and the rest run eagerly
                 self.graph_note = f"capture failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
                 warnings.warn(f"trial {self.trial.trial_id}: train.cuda_graphs: stepping eagerly, {self.graph_note}",
                               RuntimeWarning, stacklevel=2)
