@@ -93,31 +93,39 @@ class SeedOptimizer:
             self._masked_grad(keep, grads)
             self._masked_update(self.params.grad, keep)
             return
+        rows = self._grad_rows(grads)
         if self.host_alive:
             live = [s for s, ok in enumerate(alive.cpu().tolist()) if ok]
             if live:
-                self._fused(*self._lists(live, grads), steps=self._steps())
+                self._fused(*self._lists(live, rows), steps=self._steps())
             return
         frozen = (~alive).to(torch.float32)
         steps = self._steps()
         for s in range(len(self._chunks[0])):
-            self._fused(*self._lists([s], grads), steps=steps, found_inf=frozen[s:s + 1])
+            self._fused(*self._lists([s], rows), steps=steps, found_inf=frozen[s:s + 1])
 
     def _steps(self) -> torch.Tensor:
         if self._step_t.device.type == "cpu":
             return torch.tensor(float(self.t))
         return self._step_t
 
-    def _lists(self, seeds: Sequence[int], grads: Sequence[torch.Tensor | None] | None) -> list[list[torch.Tensor]]:
-        """[data, grad, *state] chunk lists of `seeds` (matching contiguous 1-D tensors), as the fused kernels take."""
-        data, grad_buf, *state = self._chunks
+    def _grad_rows(self, grads: Sequence[torch.Tensor | None] | None) -> list[Sequence[torch.Tensor]]:
+        """Per seed, the 1-D gradient chunks in layout order: autograd's per-leaf gradients (None = zero) split
+        into their S rows by one unbind per leaf (S index-and-reshape calls per leaf took most of the update's
+        time for the small synthetic MLPs at S = 64), or the rows of the `params.grad` buffer."""
+        if grads is None:
+            return self._chunks[1]
+        split = [None if g is None else g.reshape(g.shape[0], -1).unbind(0) for g in grads]
+        return [[z if r is None else r[s] for r, z in zip(split, self._zero_grads, strict=True)]
+                for s in range(len(self._chunks[0]))]
+
+    def _lists(self, seeds: Sequence[int], rows: list[Sequence[torch.Tensor]]) -> list[list[torch.Tensor]]:
+        """[data, grad, *state] chunk lists of `seeds` (matching contiguous 1-D tensors), as the fused kernels
+        take; `rows` from `_grad_rows`."""
+        data, _, *state = self._chunks
         lists: list[list[torch.Tensor]] = [[] for _ in range(2 + len(state))]
         for s in seeds:
-            if grads is None:
-                g_s = grad_buf[s]
-            else:
-                g_s = [z if g is None else g[s].reshape(-1) for g, z in zip(grads, self._zero_grads, strict=True)]
-            for out, chunk in zip(lists, (data[s], g_s, *(st[s] for st in state)), strict=True):
+            for out, chunk in zip(lists, (data[s], rows[s], *(st[s] for st in state)), strict=True):
                 out.extend(chunk)
         return lists
 
