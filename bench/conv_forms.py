@@ -12,7 +12,8 @@ times its `train_step`, fed as `train_epoch` feeds it, in every form: `--rounds`
 `--steps` steps of each form in turn, so that drift of a shared machine falls on all; the figure per form
 is the median over all its timed steps. It prints s/step, milliseconds per seed-step, the ratio to
 "grouped", paper restarts per device-hour, and how far the form's losses on one batch from the same
-parameters lie from the grouped form's (they compute the same function; the kernels round differently).
+parameters, and its codes, lie from the grouped form's (they compute the same function; the kernels round
+differently).
 
 With --cuda-graphs (CUDA only) each form is also timed replayed from the trainer's CUDA graph
 (`train.cuda_graphs`, captured afresh per form): the per-seed forms launch S times the kernels of the grouped
@@ -49,19 +50,25 @@ def set_form(run: TrialRun, form: str) -> None:
     run.vae.encoder.conv_form = run.vae.decoder.conv_form = form
 
 
-def loss_gaps(run: TrialRun, x: torch.Tensor, eps: torch.Tensor, forms: list[str]) -> dict[str, float]:
-    """Per form: max |loss_form - loss_grouped| / max |loss_grouped| on one batch, same parameters."""
-    losses = {}
+def form_gaps(run: TrialRun, x: torch.Tensor, eps: torch.Tensor, forms: list[str]) -> dict[str, float]:
+    """Per form, on one batch from the same parameters: the larger of the relative differences from the grouped
+    form of the per-seed losses and of the codes mu, max |a - b| / max |b| each (the loss alone, a sum over
+    4,096 pixels, hides differences below its own rounding)."""
+    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     with torch.no_grad(), autocast(run.plan):
         for form in ["grouped", *forms]:
             set_form(run, form)
-            losses[form] = run.vae.terms(run.params.leaves, x, eps, step=run.step, dataset_size=run.data.n,
-                                         disc_params=None if run.disc is None else run.disc.leaves,
-                                         perm=None if run.disc is None else
-                                         torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
-                                         .expand(x.shape[0], -1, run.vae.latent_dim).contiguous()).loss.float()
-    ref = losses["grouped"]
-    return {f: float((losses[f] - ref).abs().max() / ref.abs().max().clamp_min(1e-30)) for f in forms}
+            t = run.vae.terms(run.params.leaves, x, eps, step=run.step, dataset_size=run.data.n,
+                              disc_params=None if run.disc is None else run.disc.leaves,
+                              perm=None if run.disc is None else
+                              torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
+                              .expand(x.shape[0], -1, run.vae.latent_dim).contiguous())
+            out[form] = (t.loss.float(), t.mu.float())
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+    return {f: max(rel(a, b) for a, b in zip(out[f], out["grouped"], strict=True)) for f in forms}
 
 
 def time_forms(run: TrialRun, forms: list[str], steps: int, rounds: int, warmup: int) -> dict[str, list[float]]:
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if on_cpu:
         print("NO CUDA DEVICE: every figure below is a CPU figure")
     print(f"\n{'case':<19} {'prec':<5} {'S':>3} {'form':<10} {'s/step':>9} {'ms/seed':>8} {'x grouped':>9} "
-          f"{'rest./' + unit + '-h':>11} {'loss gap':>9} {'graph s/st':>10} {'graph rest./h':>13}")
+          f"{'rest./' + unit + '-h':>11} {'gap':>9} {'graph s/st':>10} {'graph rest./h':>13}")
     out: dict[str, Any] = {"machine": describe(), "command": command, "device": where, "cpu_figures": on_cpu,
                            "default_form": conv_form_for(device), "forms": forms, "cases": []}
     datasets: dict[str, Any] = {}
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = TrialRun(trial_for(kind, S, precision, args.subset), study="bench", study_uri=None,
                                plan=plan, dataset=ds)
                 x = run.data.batch(torch.arange(S * run.batch_size, device=device).view(S, -1) % run.data.n)
-                gaps = loss_gaps(run, x, torch.zeros(S, run.batch_size, run.vae.latent_dim, device=device), forms)
+                gaps = form_gaps(run, x, torch.zeros(S, run.batch_size, run.vae.latent_dim, device=device), forms)
                 times = time_forms(run, forms, steps, args.rounds, args.warmup)
                 med = {f: statistics.median(v) for f, v in times.items()}
                 graphed: dict[str, float | str] = {f: "--cuda-graphs not given" for f in forms}
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                     g_rate = S * 3600 / (g * restart_steps) if isinstance(g, float) else None
                     out["cases"].append({"case": name, "precision": precision, "S": S, "form": f,
                                          "default": f == conv_form_for(device), "s_per_step": med[f],
-                                         "restarts_per_hour": rate, "over_grouped": ratio, "loss_gap": gaps[f],
+                                         "restarts_per_hour": rate, "over_grouped": ratio, "gap": gaps[f],
                                          "timed_steps": len(times[f]), "restart_steps": restart_steps,
                                          "graphed_s_per_step": g if isinstance(g, float) else None,
                                          "graphed_restarts_per_hour": g_rate,
@@ -189,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                 del run
     print(f"columns: s/step = median wall seconds of the trainer's train_step over {steps} steps x {args.rounds} "
           "rounds per form (forms taking turns); ms/seed = s/step / S; x grouped = s/step / grouped s/step (< 1: "
-          "faster than grouped); rest./h = S*3600/(s/step*steps of one paper restart); loss gap = max relative "
-          "difference of the form's per-seed losses from grouped's on one batch; graph = the same step replayed from "
-          "the trainer's CUDA graph (--cuda-graphs); * = this device's default form")
+          "faster than grouped); rest./h = S*3600/(s/step*steps of one paper restart); gap = max relative "
+          "difference of the form's per-seed losses and codes from grouped's on one batch; graph = the same step "
+          "replayed from the trainer's CUDA graph (--cuda-graphs); * = this device's default form")
     mods = {m: m in sys.modules for m in ("ray", "duckdb", "pydantic")}
     print(f"imported: ray {mods['ray']}, duckdb {mods['duckdb']}, pydantic {mods['pydantic']}")
     return 0

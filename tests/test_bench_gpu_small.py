@@ -55,7 +55,7 @@ def test_conv_forms_bench_small(tmp_path: Path) -> None:
         (case, S, form) for case in ("conv_dsprites", "factorvae_dsprites") for S in (1, 2) for form in CONV_FORMS]
     for c in res["cases"]:
         assert c["s_per_step"] > 0 and c["timed_steps"] == 1
-        assert c["loss_gap"] < 1e-4  # the forms compute one function
+        assert c["gap"] < 1e-4  # the forms compute one function (losses and codes)
     assert res["default_form"] == ("per_seed" if res["cpu_figures"] else "grouped")
     assert [c["form"] for c in res["cases"] if c["default"]] == [res["default_form"]] * 4
 
