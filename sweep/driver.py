@@ -112,7 +112,30 @@ def describe_plan(study: Study, plan: Plan, max_concurrent: int | None) -> str:
     conc = max_concurrent or r.max_concurrent_trials
     lines.append(f"resources per trial: cpu={r.cpu:g}, gpu={r.gpu:g}; max concurrent trials: "
                  f"{conc if conc else 'as many as fit'}; retries per trial: {r.max_failures}")
+    lines += gpu_setting_notes(plan.trials, r.gpu)
     return "\n".join(lines)
+
+
+def gpu_setting_notes(trials: list[TrialSpec], gpu: float) -> list[str]:
+    """Notes on the CUDA-only training settings the trials ask for but will not get: `precision` tf32/bf16
+    and `cuda_graphs` on CPU-only trials, and `cuda_graphs` on models that step eagerly anyway
+    (workers.train.graph_blocker: paired models, annealed_vae)."""
+    from workers.models.catalog import PAIRED
+
+    notes = []
+    precisions = sorted({t.precision for t in trials if t.precision != "fp32"})
+    graphed = [t for t in trials if t.cuda_graphs]
+    if gpu <= 0 and precisions:
+        notes.append(f"note: train.precision {', '.join(precisions)} acts on CUDA only; with resources.gpu=0 "
+                     "these trials compute in fp32 on CPUs")
+    if gpu <= 0 and graphed:
+        notes.append("note: train.cuda_graphs acts on CUDA only; with resources.gpu=0 these trials step eagerly "
+                     "on CPUs")
+    eager = sorted({t.config.model for t in graphed if t.config.model in PAIRED or t.config.model == "annealed_vae"})
+    if gpu > 0 and eager:
+        notes.append(f"note: train.cuda_graphs: {', '.join(eager)} trials step eagerly (paired models draw each "
+                     "step's partners on the host; annealed_vae's capacity follows the step count)")
+    return notes
 
 
 # --------------------------------------------------------------------------------------------------

@@ -55,6 +55,20 @@ def test_plan_reads_completion_from_the_store(study) -> None:
     assert "10 total, 2 already in the store, 8 to train in 5 trials" in text
 
 
+def test_plan_notes_cuda_only_settings_that_will_not_act(study) -> None:
+    import dataclasses
+
+    from sweep.driver import gpu_setting_notes
+
+    trials = [dataclasses.replace(t, precision="bf16", cuda_graphs=True) for t in study.trials]
+    notes = gpu_setting_notes(trials, 0)
+    assert len(notes) == 2 and "precision bf16 acts on CUDA only" in notes[0] and "cuda_graphs" in notes[1]
+    assert gpu_setting_notes(trials, 1.0) == []  # on GPUs both act (these models are graph-eligible)
+    paired = [dataclasses.replace(t, config=dataclasses.replace(t.config, model="slowvae")) for t in trials[:1]]
+    assert "slowvae trials step eagerly" in gpu_setting_notes(paired, 0.5)[0]
+    assert gpu_setting_notes(study.trials, 0) == []  # fp32, no graphs: nothing to say
+
+
 def test_final_states_latest_write_wins(study) -> None:
     trial = study.trials[0]
     a, b = trial.run_keys
