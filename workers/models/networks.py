@@ -11,9 +11,11 @@ parameters of all S seeds (views of the flat buffer, see params.py) and runs the
     "per_seed"    S plain convolutions, seed s's weights on its own (B, C, H, W) activations;
     "per_seed_cl" the same in channels-last memory order;
     "im2col"      convolutions as batched matrix products over the seeds, activations (S, B, C, H, W):
-                  patches unfolded (F.unfold) times each seed's weight matrix (torch.baddbmm), transposed
-                  convolutions as each seed's transposed weight matrix times its input, folded back (F.fold,
-                  the adjoint of unfold): S·C_out·k² x C_in GEMMs, the shape tensor cores run well.
+                  each seed's (C_out, C_in·k²) weight matrix times its unfolded patches (F.unfold,
+                  torch.baddbmm); transposed convolutions as each seed's (C_out·k², C_in) transposed weight
+                  matrix times its input, folded back (F.fold, the adjoint of unfold). One batched GEMM per
+                  layer in place of a grouped convolution (slower on a CPU; whether faster on a GPU is
+                  for bench/conv_forms.py to measure).
   All compute the same function. On a CPU "per_seed" is the default: oneDNN's grouped convolution with
   groups = S ran the conv β-VAE's step at about half the per-seed throughput of S = 1 (bench/conv_forms.py),
   while S plain convolutions keep it, and a seed's arithmetic is then the same calls whatever its block
