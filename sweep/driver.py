@@ -119,8 +119,8 @@ def describe_plan(study: Study, plan: Plan, max_concurrent: int | None) -> str:
 def gpu_setting_notes(trials: list[TrialSpec], gpu: float) -> list[str]:
     """Notes on the CUDA-only training settings the trials ask for but will not get: `precision` tf32/bf16
     and `cuda_graphs` on CPU-only trials, and `cuda_graphs` on models that step eagerly anyway
-    (workers.train.graph_blocker: paired models, annealed_vae)."""
-    from workers.models.catalog import PAIRED
+    (`workers.models.catalog.steps_eagerly`)."""
+    from workers.models.catalog import steps_eagerly
 
     notes = []
     precisions = sorted({t.precision for t in trials if t.precision != "fp32"})
@@ -131,10 +131,10 @@ def gpu_setting_notes(trials: list[TrialSpec], gpu: float) -> list[str]:
     if gpu <= 0 and graphed:
         notes.append("note: train.cuda_graphs acts on CUDA only; with resources.gpu=0 these trials step eagerly "
                      "on CPUs")
-    eager = sorted({t.config.model for t in graphed if t.config.model in PAIRED or t.config.model == "annealed_vae"})
+    eager = {t.config.model: steps_eagerly(t.config.model) for t in graphed if steps_eagerly(t.config.model)}
     if gpu > 0 and eager:
-        notes.append(f"note: train.cuda_graphs: {', '.join(eager)} trials step eagerly (paired models draw each "
-                     "step's partners on the host; annealed_vae's capacity follows the step count)")
+        notes.append("note: train.cuda_graphs: these trials step eagerly: "
+                     + "; ".join(f"{m} ({why})" for m, why in sorted(eager.items())))
     return notes
 
 

@@ -65,7 +65,7 @@ def test_plan_notes_cuda_only_settings_that_will_not_act(study) -> None:
     assert len(notes) == 2 and "precision bf16 acts on CUDA only" in notes[0] and "cuda_graphs" in notes[1]
     assert gpu_setting_notes(trials, 1.0) == []  # on GPUs both act (these models are graph-eligible)
     paired = [dataclasses.replace(t, config=dataclasses.replace(t.config, model="slowvae")) for t in trials[:1]]
-    assert "slowvae trials step eagerly" in gpu_setting_notes(paired, 0.5)[0]
+    assert "step eagerly: slowvae (slowvae draws each step's partners" in gpu_setting_notes(paired, 0.5)[0]
     assert gpu_setting_notes(study.trials, 0) == []  # fp32, no graphs: nothing to say
 
 

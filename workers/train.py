@@ -36,6 +36,7 @@ from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
 from workers.metrics.evaluate import METRIC_ERRORS, evaluate_checkpoint
 from workers.metrics.inputs import metric_seed
 from workers.metrics.polarized import polarized, polarized_fraction
+from workers.models.catalog import steps_eagerly
 from workers.models.optim import SeedAdam, SeedOptimizer, make_optimizer
 from workers.models.params import FlatParams, init_flat
 from workers.models.vae import BatchedVAE, StepTerms
@@ -279,10 +280,7 @@ class TrialRun:
                 if graph.captured:  # a replay failed: no capture problem to step around
                     raise
                 # a failed capture restored the state: this step and the rest run eagerly
-                self.graph_note = f"capture failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-                warnings.warn(f"trial {self.trial.trial_id}: train.cuda_graphs: stepping eagerly, {self.graph_note}",
-                              RuntimeWarning, stacklevel=2)
-                self.step_graph = None
+                self._step_eagerly(f"capture failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
                 terms = self.device_step(x, eps, perm)
         else:
             terms = self.device_step(x, eps, perm, x_pair=x_pair, pair_perm=pair_perm)
@@ -294,13 +292,18 @@ class TrialRun:
     def enable_step_graph(self, *, emulate: bool = False) -> bool:
         """From the next step on, replay steps from a graph captured at that step (`workers.step_graph`);
         False, with the reason in `graph_note` and a warning, when this trial cannot."""
-        self.graph_note = graph_blocker(self, emulate=emulate) or ""
-        if self.graph_note:
-            warnings.warn(f"trial {self.trial.trial_id}: train.cuda_graphs: stepping eagerly, {self.graph_note}",
-                          RuntimeWarning, stacklevel=3)
+        why = graph_blocker(self, emulate=emulate)
+        if why:
+            self._step_eagerly(why)
             return False
         self.step_graph = StepGraph(self.device_step, self._step_state(), self.device, emulate=emulate)
         return True
+
+    def _step_eagerly(self, why: str) -> None:
+        """No step graph from now on; `graph_note` and a warning say why."""
+        self.step_graph, self.graph_note = None, why
+        warnings.warn(f"trial {self.trial.trial_id}: train.cuda_graphs: stepping eagerly, {why}", RuntimeWarning,
+                      stacklevel=3)
 
     def device_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None, *,
                     x_pair: torch.Tensor | None = None, pair_perm: torch.Tensor | None = None) -> StepTerms:
@@ -480,10 +483,9 @@ def graph_blocker(run: TrialRun, *, emulate: bool = False) -> str | None:
     """Why the steps of `run` cannot be captured in a CUDA graph, or None when they can."""
     if run.device.type != "cuda" and not emulate:
         return f"CUDA graphs need a CUDA device (this trial runs on {run.device.type})"
-    if run.vae.paired:
-        return f"{run.cfg.model} draws each step's partners on the host"
-    if run.cfg.model == "annealed_vae":
-        return "annealed_vae's capacity follows the step count, which a graph would freeze"
+    why = steps_eagerly(run.cfg.model)
+    if why:
+        return why
     if not all(o.capturable for o in (run.opt, run.disc_opt) if o is not None):
         return "the optimiser reads `alive` on the host on this device"
     return None

@@ -79,6 +79,15 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
 
 PAIRED = frozenset(name for name, o in OBJECTIVES.items() if o.paired)
 
+
+def steps_eagerly(model: str) -> str | None:
+    """Why the training step of `model` cannot be replayed from a CUDA graph (`train.cuda_graphs`), or None."""
+    if model in PAIRED:
+        return f"{model} draws each step's partners on the host"
+    if model == "annealed_vae":
+        return "annealed_vae's capacity follows the step count, which a graph would freeze"
+    return None
+
 ARCHITECTURES = ("linear", "mlp", "conv")
 ACTIVATIONS = ("relu", "tanh", "none")
 OPTIMIZERS = ("adam", "adagrad")
