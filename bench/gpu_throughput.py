@@ -489,7 +489,7 @@ def run_case(kind: Kind, dataset: Any, S: int, precision: str, max_train: int | 
         "data_device_bytes": getattr(run.data, "device_bytes", None),
         "precision": precision, "precision_flags": flags, "S": S, "batch": run.batch_size,
         "params_per_seed": run.vae.layout.size + (run.vae.disc_layout.size if run.vae.disc_layout else 0),
-        "optimizer": run.cfg.optimizer.name, "s_per_step": t_step,
+        "optimizer": run.cfg.optimizer.name, "optimizer_update": run.opt.update_path, "s_per_step": t_step,
         "restart_steps": restart_steps, "restarts_per_hour": S * 3600 / (t_step * restart_steps),
         "flops_per_seed_step": flops / S, "tflops": flops / t_step / 1e12,
         "frac_of_matmul_peak": None if peak is None else flops / t_step / 1e12 / peak,
@@ -674,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
                     save()
     flags = sorted({(r["precision"], r["precision_flags"]) for r in result["cases"]})
     print("\nwhat each precision ran as: " + "; ".join(f"{p} = {f}" for p, f in flags))
+    updates = sorted({(r["optimizer"], r["optimizer_update"]) for r in result["cases"]})
+    print("the trainer's optimiser update (workers.models.optim): " + "; ".join(f"{o} = {u}" for o, u in updates))
     print("columns: s/step median of timed steps (trainer = workers.train.TrialRun.train_step incl. its batch "
           "gather); rest./h = S*3600/(s/step*steps per paper restart); TFLOP/s from layer shapes (3x forward, "
           "see step_flops_per_seed) and %peak of the same-precision matmul above; opt GB/s = (3+2n)*P*S*4 bytes / "

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_gpu_throughput_small(tmp_path: Path) -> None:
+    from workers.models.optim import fused_kernel_available
+
     out = tmp_path / "gpu_throughput.json"
     env = {**os.environ, "PYTHONPATH": "."}
     proc = subprocess.run([sys.executable, "bench/gpu_throughput.py", "--small", "--json", str(out)], cwd=ROOT,
@@ -31,11 +33,16 @@ def test_gpu_throughput_small(tmp_path: Path) -> None:
         for key in ("s_per_step", "restarts_per_hour", "tflops", "opt_gbs", "ref_s_per_step"):
             assert c[key] > 0, (c["case"], c["S"], key, c[key])
         assert c["restarts_per_hour"] == c["S"] * 3600 / (c["s_per_step"] * c["restart_steps"])
+        # CPU: one fused kernel over the live seeds; CUDA: per seed with the frozen flag on the device, where
+        # this torch build has the kernel
+        cuda_path = "fused_found_inf" if fused_kernel_available(f"_fused_{c['optimizer']}_", "cuda") else "masked"
+        assert c["optimizer_update"] == ("fused" if res["cpu_figures"] else cuda_path)
     steps = {k: v["restart_steps"] for k, v in res["schedules"].items()}
     assert steps == {"mlp_dsprites": 50 * 9216, "conv_dsprites": 33 * 9216, "conv_shapes3d": 50 * 6000,
                      "factorvae_dsprites": 33 * 9216}
     assert res["bounds"]["copy_gbs"] > 0
     assert "command: PYTHONPATH=. python bench/gpu_throughput.py --small" in proc.stdout
+    assert "the trainer's optimiser update (workers.models.optim): " in proc.stdout
     assert proc.stdout.startswith("machine: ")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workers.models.optim import SeedAdagrad, SeedAdam, make_optimizer
+from workers.models.optim import SeedAdagrad, SeedAdam, fused_kernel_available, make_optimizer
 from workers.models.params import FlatParams, ParamLayout
 
 
@@ -135,3 +135,26 @@ def test_rows_finite_flags_exactly_the_seeds_with_a_non_finite_gradient() -> Non
     grads[1][2, 0] = float("nan")
     assert fp.rows_finite(grads).tolist() == [False, True, False]
     assert fp.rows_finite([None, torch.ones(3, 2)]).tolist() == [True, True, True]
+
+
+def test_the_kernel_probe_finds_the_cpu_kernels_and_no_unknown_op() -> None:
+    assert fused_kernel_available("_fused_adam_", "cpu") and fused_kernel_available("_fused_adagrad_", "cpu")
+    assert not fused_kernel_available("_fused_no_such_optimiser_", "cpu")
+
+
+@pytest.mark.parametrize("cls", [SeedAdam, SeedAdagrad])
+def test_without_a_fused_kernel_the_default_is_the_masked_update_and_fused_true_is_refused(cls, monkeypatch) -> None:
+    # a torch build without the device's kernel (CUDA builds before Adagrad's CUDA kernel)
+    monkeypatch.setattr("workers.models.optim.fused_kernel_available", lambda op, device_type: False)
+    start = torch.randn(2, 6, generator=torch.Generator().manual_seed(4))
+    default, masked = flat_params(start), flat_params(start)
+    opts = cls(default, 1e-2), cls(masked, 1e-2, fused=False)
+    assert not opts[0].fused
+    alive = torch.tensor([True, False])
+    for g in _grads(4, (2, 6)):
+        for fp, opt in zip((default, masked), opts, strict=True):
+            fp.grad.copy_(g)
+            opt.step(alive)
+    assert torch.equal(default.data, masked.data) and torch.equal(default.data[1], start[1])
+    with pytest.raises(ValueError, match=f"fused=True: .* no {cls.fused_op} kernel for cpu"):
+        cls(flat_params(start), 1e-2, fused=True)

@@ -486,7 +486,12 @@ def graph_blocker(run: TrialRun, *, emulate: bool = False) -> str | None:
     why = steps_eagerly(run.cfg.model)
     if why:
         return why
-    if not all(o.capturable for o in (run.opt, run.disc_opt) if o is not None):
+    for opt in (run.opt, run.disc_opt):
+        if opt is None or opt.capturable:
+            continue
+        if not opt.fused:
+            return (f"torch {torch.__version__} has no {opt.fused_op} kernel for {run.device.type}, and the "
+                    f"masked update the optimiser takes instead is not captured")
         return "the optimiser reads `alive` on the host on this device"
     return None
 

@@ -10,12 +10,24 @@ a single seed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from workers.models.params import FlatParams, views
+
+
+def fused_kernel_available(op: str, device_type: str) -> bool:
+    """Whether this torch build registers the fused optimiser kernel `op` ("_fused_adam_", "_fused_adagrad_")
+    for `device_type` ("cpu", "cuda", ...). CUDA builds older than the kernel (Adagrad's CUDA kernel is newer
+    than its CPU one) answer False, and the optimiser takes the masked path instead of failing at its
+    first step."""
+    try:
+        return bool(torch._C._dispatch_has_kernel_for_dispatch_key(f"aten::{op}", device_type.upper()))
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class SeedOptimizer:
@@ -34,13 +46,15 @@ class SeedOptimizer:
         1-element tensor on the device — the kernel reads that flag itself and leaves the seed's
         parameters and state untouched (the mechanism torch's GradScaler uses), so there is no host sync.
 
-    `masked` (`fused=False`; any device, no host sync) — plain tensor ops over the whole (S, P) buffer with
+    `masked` (`fused=False`, and the default where this torch build has no fused kernel for the device;
+    any device, no host sync) — plain tensor ops over the whole (S, P) buffer with
     the mask folded into per-seed (S, 1) factors, see `_masked_update`. The gradient is copied into
     `params.grad` with a frozen seed's rows zeroed (the copy the update needs anyway), so no NaN/inf of a
     frozen seed reaches the arithmetic.
     """
 
     state_names: tuple[str, ...] = ()
+    fused_op = ""  # the torch kernel `_fused` calls
 
     def __init__(self, params: FlatParams, lr: float, *, fused: bool | None = None,
                  host_alive: bool | None = None):
@@ -48,7 +62,15 @@ class SeedOptimizer:
         self.lr = float(lr)
         self.t = 0
         device = params.data.device
-        self.fused = device.type in ("cpu", "cuda") if fused is None else fused
+        has_kernel = fused_kernel_available(self.fused_op, device.type)
+        if fused and not has_kernel:
+            raise ValueError(f"fused=True: this torch build ({torch.__version__}) has no {self.fused_op} kernel "
+                             f"for {device.type}; pass fused=None (the masked path where it is missing)")
+        self.fused = has_kernel if fused is None else fused
+        if fused is None and not has_kernel and device.type != "cpu":
+            warnings.warn(f"torch {torch.__version__} has no {self.fused_op} kernel for {device.type}: "
+                          f"{type(self).__name__} takes the masked update (more memory passes per step, and "
+                          f"no CUDA graph capture); a newer torch has the kernel", RuntimeWarning, stacklevel=2)
         self.host_alive = device.type == "cpu" if host_alive is None else host_alive
         self.state = {n: torch.zeros_like(params.data) for n in self.state_names}
         # chunks[s][k]: views that stay valid (state is only ever written in place, also on load)
@@ -103,6 +125,14 @@ class SeedOptimizer:
         steps = self._steps()
         for s in range(len(self._chunks[0])):
             self._fused(*self._lists([s], rows), steps=steps, found_inf=frozen[s:s + 1])
+
+    @property
+    def update_path(self) -> str:
+        """How `apply` runs here: "fused" (one kernel over the live seeds, `alive` read on the host),
+        "fused_found_inf" (one kernel per seed, the frozen flag read on the device) or "masked"."""
+        if not self.fused:
+            return "masked"
+        return "fused" if self.host_alive else "fused_found_inf"
 
     def _steps(self) -> torch.Tensor:
         if self._step_t.device.type == "cpu":
@@ -165,6 +195,7 @@ class SeedOptimizer:
 
 class SeedAdam(SeedOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
+    fused_op = "_fused_adam_"
 
     def __init__(self, params: FlatParams, lr: float, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, *, fused: bool | None = None, host_alive: bool | None = None):
@@ -205,6 +236,7 @@ class SeedAdam(SeedOptimizer):
 
 class SeedAdagrad(SeedOptimizer):
     state_names = ("sum",)
+    fused_op = "_fused_adagrad_"
 
     def __init__(self, params: FlatParams, lr: float, eps: float = 1e-10, *, fused: bool | None = None,
                  host_alive: bool | None = None):
