@@ -107,7 +107,9 @@ def time_graphed(run: TrialRun, form: str, steps: int, rounds: int, warmup: int)
     return statistics.median(t)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None, *, on_cpu: bool) -> argparse.Namespace:
+    """The command line, checked and with the defaults of this device kind filled in (cases, forms, seeds,
+    precisions as lists; steps as a number)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", default="conv_dsprites,conv_shapes3d", help=f"from {', '.join(CASES)}")
     ap.add_argument("--forms", default=",".join(CONV_FORMS), help=f"from {', '.join(CONV_FORMS)}")
@@ -121,24 +123,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cuda-graphs", action="store_true", help="also time each form replayed from a CUDA graph")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    on_cpu = device.type == "cpu"
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cases = args.cases.split(",")
-    for c in cases:
+    args.cases = args.cases.split(",")
+    for c in args.cases:
         if c not in CASES:
             ap.error(f"--cases: unknown {c!r}; choose from {', '.join(CASES)}")
-    forms = args.forms.split(",")
-    for f in forms:
+    args.forms = args.forms.split(",")
+    for f in args.forms:
         if f not in CONV_FORMS:
             ap.error(f"--forms: unknown {f!r}; choose from {', '.join(CONV_FORMS)}")
-    seeds = [int(s) for s in (args.seeds or ("1,4,8" if on_cpu else "1,16,64")).split(",")]
-    precisions = (args.precisions or ("fp32" if on_cpu else "fp32,bf16")).split(",")
-    for p in precisions:
+    args.seeds = [int(s) for s in (args.seeds or ("1,4,8" if on_cpu else "1,16,64")).split(",")]
+    args.precisions = (args.precisions or ("fp32" if on_cpu else "fp32,bf16")).split(",")
+    for p in args.precisions:
         if p not in PRECISIONS or (on_cpu and p != "fp32"):
             ap.error(f"--precisions: {p!r} cannot run here (CPU: fp32; CUDA: {', '.join(PRECISIONS)})")
-    steps = args.steps or (5 if on_cpu else 10)
+    args.steps = args.steps or (5 if on_cpu else 10)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    on_cpu = device.type == "cpu"
+    args = parse_args(argv, on_cpu=on_cpu)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cases, forms, seeds, precisions, steps = args.cases, args.forms, args.seeds, args.precisions, args.steps
     command = f"PYTHONPATH=. python {shlex.join(sys.argv)}"
     where = f"CUDA {torch.cuda.get_device_name(device)}" if not on_cpu else \
         f"CPU (torch threads: {torch.get_num_threads()})"

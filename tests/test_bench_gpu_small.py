@@ -95,3 +95,37 @@ def test_flop_count_matches_torch_flop_counter() -> None:
             leaves = run.params.leaf_list + ([] if run.disc is None else run.disc.leaf_list)
             torch.autograd.grad(total, leaves, allow_unused=True)
         assert g.step_flops_per_seed(run) == counter.get_total_flops(), name
+
+
+def test_every_bench_command_of_the_gpu_session_script_parses(monkeypatch) -> None:
+    """bench/gpu_session.sh runs once per GPU-lent session: a flag a bench does not take would cost that
+    session's figures. Each `python3 bench/*.py ...` line is parsed by its bench as on a CUDA machine."""
+    import importlib.util
+    import shlex
+
+    from workers.device import PRECISIONS
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # as when run as a script: bench/machine.py beside it
+    benches = {}
+    for name in ("gpu_throughput", "conv_forms"):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+        benches[name] = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, benches[name])  # its dataclasses look themselves up there
+        spec.loader.exec_module(benches[name])
+    script = (ROOT / "bench" / "gpu_session.sh").read_text().replace("\\\n", " ")
+    parsed = []
+    for line in script.splitlines():
+        words = shlex.split(line, comments=True)
+        if "python3" not in words or not any(w.startswith("bench/") for w in words):
+            continue
+        at = next(i for i, w in enumerate(words) if w.startswith("bench/"))
+        name = Path(words[at]).stem
+        argv = words[at + 1:words.index("2>&1")] if "2>&1" in words else words[at + 1:]
+        if name == "conv_forms":
+            args = benches[name].parse_args(argv, on_cpu=False)
+        else:
+            args = benches[name].parse_args(argv)
+            assert args.precisions and set(args.precisions.split(",")) <= set(PRECISIONS)
+        assert args.json, f"{name}: the session keeps every bench's figures as JSON"
+        parsed.append(name)
+    assert parsed == ["gpu_throughput", "conv_forms", "gpu_throughput"]
