@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from gpu_throughput import kind_for, make_sync, trial_for
+from gpu_throughput import failure, kind_for, make_sync, trial_for
 from machine import describe
 
 from workers.data import load
@@ -158,7 +158,49 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'case':<19} {'prec':<5} {'S':>3} {'form':<10} {'s/step':>9} {'ms/seed':>8} {'x grouped':>9} "
           f"{'rest./' + unit + '-h':>11} {'gap':>9} {'graph s/st':>10} {'graph rest./h':>13}")
     out: dict[str, Any] = {"machine": describe(), "command": command, "device": where, "cpu_figures": on_cpu,
-                           "default_form": conv_form_for(device), "forms": forms, "cases": []}
+                           "default_form": conv_form_for(device), "forms": forms, "cases": [],
+                           "not_measured": []}
+
+    def save() -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
+
+    def measure(name: str, kind: Any, ds: Any, restart_steps: int, precision: str, S: int) -> None:
+        plan = plan_device(gpus=None if not on_cpu else 0, precision=precision)
+        apply_device_plan(plan)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        run = TrialRun(trial_for(kind, S, precision, args.subset), study="bench", study_uri=None,
+                       plan=plan, dataset=ds)
+        x = run.data.batch(torch.arange(S * run.batch_size, device=device).view(S, -1) % run.data.n)
+        gaps = form_gaps(run, x, torch.zeros(S, run.batch_size, run.vae.latent_dim, device=device), forms)
+        times = time_forms(run, forms, steps, args.rounds, args.warmup)
+        med = {f: statistics.median(v) for f, v in times.items()}
+        graphed: dict[str, float | str] = {f: "--cuda-graphs not given" for f in forms}
+        if args.cuda_graphs:
+            graphed = {f: time_graphed(run, f, steps, args.rounds, args.warmup) if not on_cpu
+                       else "CUDA only" for f in forms}
+        for f in forms:
+            rate = S * 3600 / (med[f] * restart_steps)
+            ratio = med[f] / med["grouped"] if "grouped" in med else None
+            g = graphed[f]
+            g_rate = S * 3600 / (g * restart_steps) if isinstance(g, float) else None
+            out["cases"].append({"case": name, "precision": precision, "S": S, "form": f,
+                                 "default": f == conv_form_for(device), "s_per_step": med[f],
+                                 "restarts_per_hour": rate, "over_grouped": ratio, "gap": gaps[f],
+                                 "timed_steps": len(times[f]), "restart_steps": restart_steps,
+                                 "graphed_s_per_step": g if isinstance(g, float) else None,
+                                 "graphed_restarts_per_hour": g_rate,
+                                 "graphed_note": None if isinstance(g, float) else g})
+            mark = "*" if f == conv_form_for(device) else ""
+            print(f"{name:<19} {precision:<5} {S:>3} {f + mark:<10} {med[f]:>9.4g} {1e3 * med[f] / S:>8.3g} "
+                  f"{'-' if ratio is None else f'{ratio:.2f}x':>9} {rate:>11.3g} {gaps[f]:>9.1e} "
+                  f"{f'{g:.4g}' if isinstance(g, float) else '-':>10} "
+                  f"{f'{g_rate:.3g}' if g_rate is not None else '-':>13}", flush=True)
+            if args.cuda_graphs and not on_cpu and not isinstance(g, float):
+                print(f"   CUDA graph: {g}")
+        save()
+
     datasets: dict[str, Any] = {}
     for name in cases:
         kind = kind_for(name)
@@ -166,42 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         restart_steps = kind.epochs * (len(ds.split_indices("train")) // kind.batch)
         for precision in precisions:
             for S in seeds:
-                plan = plan_device(gpus=None if not on_cpu else 0, precision=precision)
-                apply_device_plan(plan)
-                if args.threads:
-                    torch.set_num_threads(args.threads)
-                run = TrialRun(trial_for(kind, S, precision, args.subset), study="bench", study_uri=None,
-                               plan=plan, dataset=ds)
-                x = run.data.batch(torch.arange(S * run.batch_size, device=device).view(S, -1) % run.data.n)
-                gaps = form_gaps(run, x, torch.zeros(S, run.batch_size, run.vae.latent_dim, device=device), forms)
-                times = time_forms(run, forms, steps, args.rounds, args.warmup)
-                med = {f: statistics.median(v) for f, v in times.items()}
-                graphed: dict[str, float | str] = {f: "--cuda-graphs not given" for f in forms}
-                if args.cuda_graphs:
-                    graphed = {f: time_graphed(run, f, steps, args.rounds, args.warmup) if not on_cpu
-                               else "CUDA only" for f in forms}
-                for f in forms:
-                    rate = S * 3600 / (med[f] * restart_steps)
-                    ratio = med[f] / med["grouped"] if "grouped" in med else None
-                    g = graphed[f]
-                    g_rate = S * 3600 / (g * restart_steps) if isinstance(g, float) else None
-                    out["cases"].append({"case": name, "precision": precision, "S": S, "form": f,
-                                         "default": f == conv_form_for(device), "s_per_step": med[f],
-                                         "restarts_per_hour": rate, "over_grouped": ratio, "gap": gaps[f],
-                                         "timed_steps": len(times[f]), "restart_steps": restart_steps,
-                                         "graphed_s_per_step": g if isinstance(g, float) else None,
-                                         "graphed_restarts_per_hour": g_rate,
-                                         "graphed_note": None if isinstance(g, float) else g})
-                    mark = "*" if f == conv_form_for(device) else ""
-                    print(f"{name:<19} {precision:<5} {S:>3} {f + mark:<10} {med[f]:>9.4g} {1e3 * med[f] / S:>8.3g} "
-                          f"{'-' if ratio is None else f'{ratio:.2f}x':>9} {rate:>11.3g} {gaps[f]:>9.1e} "
-                          f"{f'{g:.4g}' if isinstance(g, float) else '-':>10} "
-                          f"{f'{g_rate:.3g}' if g_rate is not None else '-':>13}", flush=True)
-                    if args.cuda_graphs and not on_cpu and not isinstance(g, float):
-                        print(f"   CUDA graph: {g}")
-                if args.json:
-                    Path(args.json).write_text(json.dumps(out, indent=1))
-                del run
+                try:
+                    measure(name, kind, ds, restart_steps, precision, S)
+                except Exception as e:  # noqa: BLE001 -- one failing case must not cost the session's others
+                    why = failure(e)
+                    out["not_measured"].append({"case": name, "precision": precision, "S": S, "why": why})
+                    print(f"{name:<19} {precision:<5} {S:>3} not measured ({why})", flush=True)
+                    save()
     print(f"columns: s/step = median wall seconds of the trainer's train_step over {steps} steps x {args.rounds} "
           "rounds per form (forms taking turns); ms/seed = s/step / S; x grouped = s/step / grouped s/step (< 1: "
           "faster than grouped); rest./h = S*3600/(s/step*steps of one paper restart); gap = max relative "

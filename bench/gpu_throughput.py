@@ -53,6 +53,7 @@ import shlex
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -509,6 +510,16 @@ def run_case(kind: Kind, dataset: Any, S: int, precision: str, max_train: int | 
 
 # ---- main ---------------------------------------------------------------------------------------------
 
+def failure(e: BaseException) -> str:
+    """A case's error in one line for the results, its traceback on stderr (kept in the session's log): a
+    bench run on a lent GPU measures the cases after a failing one rather than stopping there."""
+    traceback.print_exc()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+
+
 def _graphed(r: dict[str, Any]) -> str:
     return "-" if r["graphed_s_per_step"] is None else f"{r['graphed_s_per_step']:.4g}"
 
@@ -661,6 +672,12 @@ def main(argv: list[str] | None = None) -> int:
                         result["not_measured"].append({"case": name, "data": data, "precision": precision, "S": S,
                                                        "why": f"out of memory: {str(e).splitlines()[0]}"})
                         print(f"{name:<19} {label:<20} {precision:<5} {S:>3}  not measured (out of memory)")
+                        continue
+                    except Exception as e:  # noqa: BLE001 -- one failing case must not cost the session's others
+                        why = failure(e)
+                        result["not_measured"].append({"case": name, "data": data, "precision": precision, "S": S,
+                                                       "why": why})
+                        print(f"{name:<19} {label:<20} {precision:<5} {S:>3}  not measured ({why})", flush=True)
                         continue
                     result["cases"].append(r)
                     peak = "" if r["frac_of_matmul_peak"] is None else f"{100 * r['frac_of_matmul_peak']:.1f}"

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -60,6 +62,7 @@ def test_conv_forms_bench_small(tmp_path: Path) -> None:
     assert "imported: ray False, duckdb False, pydantic False" in proc.stdout
     assert [(c["case"], c["S"], c["form"]) for c in res["cases"]] == [
         (case, S, form) for case in ("conv_dsprites", "factorvae_dsprites") for S in (1, 2) for form in CONV_FORMS]
+    assert res["not_measured"] == []
     for c in res["cases"]:
         assert c["s_per_step"] > 0 and c["timed_steps"] == 1
         assert c["gap"] < 1e-4  # the forms compute one function (losses and codes)
@@ -97,21 +100,26 @@ def test_flop_count_matches_torch_flop_counter() -> None:
         assert g.step_flops_per_seed(run) == counter.get_total_flops(), name
 
 
+def load_bench(name: str, monkeypatch):
+    """bench/<name>.py imported as when run as a script (bench/ on the path, for bench/machine.py)."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_every_bench_command_of_the_gpu_session_script_parses(monkeypatch) -> None:
     """bench/gpu_session.sh runs once per GPU-lent session: a flag a bench does not take would cost that
     session's figures. Each `python3 bench/*.py ...` line is parsed by its bench as on a CUDA machine."""
-    import importlib.util
     import shlex
 
     from workers.device import PRECISIONS
 
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # as when run as a script: bench/machine.py beside it
-    benches = {}
-    for name in ("gpu_throughput", "conv_forms"):
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-        benches[name] = importlib.util.module_from_spec(spec)
-        monkeypatch.setitem(sys.modules, spec.name, benches[name])  # its dataclasses look themselves up there
-        spec.loader.exec_module(benches[name])
+    benches = {name: load_bench(name, monkeypatch) for name in ("gpu_throughput", "conv_forms")}
     script = (ROOT / "bench" / "gpu_session.sh").read_text().replace("\\\n", " ")
     parsed = []
     for line in script.splitlines():
@@ -129,3 +137,27 @@ def test_every_bench_command_of_the_gpu_session_script_parses(monkeypatch) -> No
         assert args.json, f"{name}: the session keeps every bench's figures as JSON"
         parsed.append(name)
     assert parsed == ["gpu_throughput", "conv_forms", "gpu_throughput"]
+
+
+def test_a_failing_case_is_listed_as_not_measured_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
+    """On a lent GPU the bench runs once: an error in one case (a CUDA-only failure, say) is recorded with
+    its reason, and the cases after it are still measured."""
+    bench = load_bench("gpu_throughput", monkeypatch)
+    measured = bench.run_case
+
+    def run_case(kind, ds, S, *args, **kw):
+        if S == 1:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore detail")
+        return measured(kind, ds, S, *args, **kw)
+
+    monkeypatch.setattr(bench, "run_case", run_case)
+    out = tmp_path / "r.json"
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--small", "--cases", "mlp_dsprites", "--figures", "none", "--json", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # --small on a CPU runs on one thread; the suite goes on in this process
+    res = json.loads(out.read_text())
+    assert res["not_measured"] == [{"case": "mlp_dsprites", "data": "subset", "precision": "fp32", "S": 1,
+                                    "why": "RuntimeError: CUDA error: an illegal memory access was encountered"}]
+    assert [(c["case"], c["S"]) for c in res["cases"]] == [("mlp_dsprites", 4)]
