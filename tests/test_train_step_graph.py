@@ -9,13 +9,16 @@ are tested in tests/test_cuda_paths.py (on the CPU emulated, on CUDA captured).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 from trainhelpers import TinyImages, make_trial
 
 from sweep.spec import validate_study
 from workers.device import plan_device
-from workers.step_graph import StepGraph
+from workers.step_graph import WARMUP_PASSES, StepGraph
 from workers.train import TrialRun
 
 CPU = plan_device(cpus=1, gpus=0)
@@ -139,3 +142,51 @@ def test_an_optimiser_without_its_fused_kernel_steps_eagerly_and_says_why(monkey
         run = build(trial, "emulate")
     assert run.step_graph is None and not run.opt.fused
     assert run.run().step == run.steps_per_epoch
+
+
+class HostReads(TorchFunctionMode):
+    """Counts the calls that read a tensor's value on the host or move data between devices: on CUDA each is
+    a sync, and inside a graph capture an error (or a copy the replays would not repeat). Dtype-only `.to`
+    is not counted."""
+
+    READS = {"item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__", "__array__",
+             "nonzero", "masked_select", "unique"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        if name in self.READS:
+            self.calls[name] += 1
+        elif name == "to" and ("device" in kwargs or any(isinstance(a, (str, torch.device)) for a in args[1:])):
+            self.calls["to(device)"] += 1
+        elif name == "__getitem__":
+            index = args[1] if isinstance(args[1], tuple) else (args[1],)
+            if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in index):
+                self.calls["boolean index"] += 1  # a data-dependent shape
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['model']}-{c.get('arch', 'linear')}")
+def test_the_captured_step_reads_nothing_on_the_host(case) -> None:
+    """What a CUDA graph captures (`device_step`, after the warm-up passes) makes no host read and no device
+    move: a `.item()` or a `.to(device)` there would make the real capture fail or go stale, which the
+    emulated graph on a CPU cannot show by itself."""
+    trial = make_trial([0, 1, 2], epochs=1, **case)
+    run = build(trial, "emulate")
+    step, calls, reads = run.step_graph.fn, [0], HostReads()
+
+    def watched(*inputs):
+        calls[0] += 1
+        if calls[0] <= WARMUP_PASSES:
+            return step(*inputs)
+        with reads:
+            return step(*inputs)
+
+    run.step_graph.fn = watched
+    res = run.run()
+    assert calls[0] == WARMUP_PASSES + res.step > WARMUP_PASSES + 1
+    assert dict(reads.calls) == {}
