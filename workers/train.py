@@ -490,8 +490,9 @@ def graph_blocker(run: TrialRun, *, emulate: bool = False) -> str | None:
         if opt is None or opt.capturable:
             continue
         if not opt.fused:
-            return (f"torch {torch.__version__} has no {opt.fused_op} kernel for {run.device.type}, and the "
-                    f"masked update the optimiser takes instead is not captured")
+            why = "" if opt.has_fused_kernel else \
+                f"torch {torch.__version__} has no {opt.fused_op} kernel for {run.device.type}, and "
+            return f"{why}the masked update the optimiser takes is not captured"
         return "the optimiser reads `alive` on the host on this device"
     return None
 

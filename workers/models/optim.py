@@ -62,7 +62,7 @@ class SeedOptimizer:
         self.lr = float(lr)
         self.t = 0
         device = params.data.device
-        has_kernel = fused_kernel_available(self.fused_op, device.type)
+        self.has_fused_kernel = has_kernel = fused_kernel_available(self.fused_op, device.type)
         if fused and not has_kernel:
             raise ValueError(f"fused=True: this torch build ({torch.__version__}) has no {self.fused_op} kernel "
                              f"for {device.type}; pass fused=None (the masked path where it is missing)")
