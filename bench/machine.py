@@ -7,7 +7,8 @@ import platform
 
 
 def describe() -> str:
-    """nproc, CPU model (/proc/cpuinfo), Python and torch versions, load average; flags a busy machine."""
+    """nproc, CPU model (/proc/cpuinfo), Python and torch versions (with CUDA: CUDA, cuDNN, the GPU), load
+    average; flags a busy machine."""
     model = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as fh:
@@ -18,6 +19,9 @@ def describe() -> str:
         import torch
 
         torch_version = torch.__version__
+        if torch.cuda.is_available():  # GPU figures depend on the GPU and on CUDA's and cuDNN's versions
+            torch_version += (f" (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
+                              f"{torch.cuda.get_device_name(0)})")
     except ImportError:  # pragma: no cover
         torch_version = "none"
     load = os.getloadavg()
