@@ -511,9 +511,11 @@ def run_case(kind: Kind, dataset: Any, S: int, precision: str, max_train: int | 
 # ---- main ---------------------------------------------------------------------------------------------
 
 def failure(e: BaseException) -> str:
-    """A case's error in one line for the results, its traceback on stderr (kept in the session's log): a
-    bench run on a lent GPU measures the cases after a failing one rather than stopping there."""
-    traceback.print_exc()
+    """A case's error in one line for the results, its traceback (except for running out of memory) on stderr,
+    kept in the session's log; the memory it held is freed. A bench run on a lent GPU measures the cases after
+    a failing one rather than stopping there."""
+    if not isinstance(e, torch.OutOfMemoryError):
+        traceback.print_exc()
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -666,13 +668,6 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     try:
                         r = run_case(kind, ds, S, precision, max_train, args, device, bounds, restart_steps, keep)
-                    except torch.OutOfMemoryError as e:
-                        gc.collect()
-                        torch.cuda.empty_cache()
-                        result["not_measured"].append({"case": name, "data": data, "precision": precision, "S": S,
-                                                       "why": f"out of memory: {str(e).splitlines()[0]}"})
-                        print(f"{name:<19} {label:<20} {precision:<5} {S:>3}  not measured (out of memory)")
-                        continue
                     except Exception as e:  # noqa: BLE001 -- one failing case must not cost the session's others
                         why = failure(e)
                         result["not_measured"].append({"case": name, "data": data, "precision": precision, "S": S,
