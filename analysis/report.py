@@ -32,6 +32,8 @@ from analysis.stats import (
 )
 from analysis.tables import fmt, mean_std, text_table
 from workers.metrics.registry import TRAINER_COLUMNS, headline_columns
+from workers.store.layout import read_study_text
+from workers.store.plan import read_plan
 
 # Per-group table: orthogonality, then every disentanglement score, losses, the posterior's state.
 TABLE_METRICS = (*headline_columns("orthogonality"), *headline_columns("disentanglement"), "recon", "kl", "loss",
@@ -229,18 +231,10 @@ def progress_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[list[
         [list(r) for r in rows]
 
 
-def expected_restarts(spec_text: str | None) -> int | None:
-    """Restarts the study file defines (None when it is absent or cannot be expanded here)."""
-    if not spec_text:
-        return None
-    try:
-        import yaml
-
-        from sweep.spec import validate_study
-
-        return len(validate_study(yaml.safe_load(spec_text)).restarts)
-    except Exception:  # noqa: BLE001 - progress is informative; the report must not fail on it
-        return None
+def expected_restarts(study_uri: str) -> int | None:
+    """Restarts the study defines, from the plan `submit` stored beside study.yaml (None without one)."""
+    plan = read_plan(study_uri)
+    return None if plan is None else len(plan.restarts)
 
 
 MAX_LISTED = 50  # polar restarts listed by name in the report
@@ -286,13 +280,11 @@ def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int 
                  figures: dict[str, bytes] | None = None) -> str:
     """The whole report as one HTML string (no external resources, no scripts)."""
     from analysis.figures import all_figures
-    from workers.store.layout import read_study_text
-
     spec = read_study_text(study_uri)
     runs = restarts(con)
     st = study_statistics(con, n_boot=n_boot, runs=runs)
     figs = all_figures(con, study_uri, runs) if figures is None else figures
-    total = expected_restarts(spec)
+    total = expected_restarts(study_uri)
     seen = st["n_restarts"]
     of_total = f" of {total} defined by the study file" if total else ""
     e = html.escape

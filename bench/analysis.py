@@ -53,7 +53,7 @@ def main() -> int:
     ap.add_argument("--generate", metavar="STUDY_DIR", help=argparse.SUPPRESS)  # the child's job
     args = ap.parse_args()
     if args.generate:
-        from analysis.synthetic import bench_table, reemitted, write_bench_store
+        from testing.synthetic_store import bench_table, reemitted, write_bench_store
         from workers.store.layout import filesystem
         from workers.store.write import write_table_atomic
 

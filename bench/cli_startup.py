@@ -27,7 +27,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from machine import describe  # noqa: E402
 
@@ -35,11 +34,10 @@ BASELINE = [sys.executable, "-c", "import duckdb, pyarrow"]
 
 
 def build_store(tmp: Path) -> str:
-    from sweep_helpers import write_study
-
     from sweep.driver import write_study_files
     from sweep.spec import load_study
-    from sweep.stub_trainable import stub_rows
+    from testing.stub_trainable import stub_rows
+    from testing.tiny_study import write_study
     from workers.store.write import write_rows
 
     study = load_study(write_study(tmp / "s.yaml", name="startup", storage=str(tmp / "res"), seeds=6, per_trial=6))
@@ -108,7 +106,7 @@ def main() -> None:
 def many_files(n: int, cli: list[str]) -> None:
     """A store of `n` checkpoint files, as a sweep leaves before compaction: `sql` of the final states with a
     fresh catalog cache, with the catalog kept, and after 10 new files (the footers of the others reused)."""
-    from analysis.synthetic import checkpoint_row
+    from testing.synthetic_store import checkpoint_row
     from workers.store.write import write_rows
 
     def write(prefix: str, count: int) -> None:

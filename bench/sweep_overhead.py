@@ -3,7 +3,7 @@
     .venv/bin/python bench/sweep_overhead.py [--restarts 2000] [--blocks 16 1]
 
 Whole path = study spec -> plan (store read) -> Ray Tune (one trial per seed block, reuse_actors) -> the
-trainable contract (`sweep.stub_trainable`: Tune checkpoint + one Parquet file per checkpoint epoch through
+trainable contract (`testing.stub_trainable`: Tune checkpoint + one Parquet file per checkpoint epoch through
 `workers.store.write`) -> the store decides completion -> `compact`. The stub does no training, so the sweep's wall
 time per restart *is* the overhead. Each block size runs in its own process (one in-process local Ray each) so
 the driver's peak RSS is measured per configuration; the ratio between block sizes is printed side by side.
@@ -53,7 +53,7 @@ def one(restarts: int, block: int, workdir: Path) -> dict:
     t_init = time.perf_counter() - t0
     with open(os.devnull, "w") as quiet:
         t0 = time.perf_counter()
-        outcome = run_sweep(study, trainable="sweep.stub_trainable:tune_trainable", out=quiet, progress_every=30)
+        outcome = run_sweep(study, trainable="testing.stub_trainable:tune_trainable", out=quiet, progress_every=30)
         t_sweep = time.perf_counter() - t0
     ray.shutdown()
     files = count_files(study.study_uri)["checkpoints"]

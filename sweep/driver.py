@@ -22,33 +22,30 @@ import importlib
 import json
 import logging
 import os
-import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the Parquet sink is the record
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0 (no tables)
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
-from sweep.failures import record_failed_trial  # noqa: E402
-from sweep.preflight import (  # noqa: E402
-    PreflightError,
+from sweep.evaluate import async_metrics, make_async_callback, run_evaluation
+from sweep.failures import record_failed_trial
+from sweep.preflight import (
     address_kind,
     check_address,
     check_resources,
     check_storage,
     wait_for_resources,
 )
-from sweep.spec import Study  # noqa: E402
-from workers.store import layout  # noqa: E402
-from workers.store.layout import filesystem, join_uri  # noqa: E402
-from workers.store.plan import PlannedRestart, write_plan  # noqa: E402
-from workers.store.restarts import completed_run_keys, final_states  # noqa: E402
-from workers.trial import TrialSpec  # noqa: E402
+from sweep.ray_session import ray_session
+from sweep.spec import Study
+from sweep.tune_restore import restore_tuner
+from workers.store import layout
+from workers.store.layout import filesystem, join_uri
+from workers.store.pending import pending_evaluations
+from workers.store.plan import PlannedRestart, write_plan
+from workers.store.restarts import completed_run_keys, final_states
+from workers.trial import TrialSpec
 
 DEFAULT_TRAINABLE = "workers.train:tune_trainable"
 RESOURCE_WAIT_S = 300.0  # on a cluster: how long to wait for the autoscaler to add a node a trial fits on
@@ -142,33 +139,6 @@ def gpu_setting_notes(trials: list[TrialSpec], gpu: float) -> list[str]:
 # Ray
 # --------------------------------------------------------------------------------------------------
 
-@contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
-    """Connect to Ray for the duration of a sweep; reuse a Ray the caller already started (tests)."""
-    kind = address_kind(address)
-    if kind == "local" and "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules:
-        # The ports Ray opens answer only to this process's token (read when ray is first imported).
-        os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    if kind == "local":
-        ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False, logging_level=logging.WARNING)
-    else:
-        try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-        except ConnectionError as e:
-            raise PreflightError(f"--address {address!r}: {str(e).splitlines()[0]}") from None
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def load_trainable(ref: TrainableRef) -> Callable[[dict[str, Any]], Any]:
     """A Tune function trainable from `module:function` (or the callable itself)."""
     if callable(ref):
@@ -243,8 +213,6 @@ class SweepOutcome:
 
 
 def _evaluations_pending(study: Study) -> bool:
-    from workers.store.pending import pending_evaluations
-
     return _store_exists(study.study_uri) and not pending_evaluations(study.study_uri, study.eval.metrics).empty
 
 
@@ -305,8 +273,6 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
             name = EXPERIMENT_PREFIX + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
             progress = _fit(study, fn, plan, name, max_concurrent, out, progress_every, restore=False)
             trained += progress.trained
-        from sweep.evaluate import run_evaluation
-
         evaluation = run_evaluation(study, out=out, progress_every=progress_every, after_training=True)
         states = final_states(study.study_uri, [r.run_key for r in study.restarts])
     done = sum(1 for s in states.values() if s.done)
@@ -331,7 +297,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
     """Run (or restore and continue) one Tune experiment; returns its progress callback."""
     from ray import tune
 
-    from sweep.progress import SweepProgress
+    from sweep.progress import SweepProgress  # imports ray
 
     r = study.spec.resources
     resources = {"cpu": r.cpu, "gpu": r.gpu} if r.gpu else {"cpu": r.cpu}
@@ -355,20 +321,11 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
     progress = SweepProgress(study.study_uri, trials, len(study.restarts), done,
                              functools.partial(record_failed_trial, study.study_uri, study.name),
                              out=out, every=progress_every, experiment=name)
-    from sweep.evaluate import async_metrics, make_async_callback
-
     evaluator = make_async_callback(study, trials, out, progress_every) if async_metrics(study) else None
     callbacks: list[Any] = [progress] + ([evaluator] if evaluator is not None else [])
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if restore:
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True,
-                                   storage_filesystem=fs)
-        # Tune restores the RunConfig pickled at the first fit; give it this run's callback (fresh counts).
-        internal = getattr(tuner, "_local_tuner", None)
-        if internal is None or not hasattr(internal, "_run_config"):
-            raise RuntimeError("this Ray version's Tuner has no _local_tuner._run_config; cannot resume")
-        internal._run_config.callbacks = callbacks
-        internal._run_config.verbose = 0
+        tuner = restore_tuner(path, trainable, fs, callbacks)
     else:
         tuner = tune.Tuner(
             trainable,

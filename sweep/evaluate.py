@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from sweep.ray_session import ray_session
 from sweep.spec import Study
 from sweep.status import format_seconds
 from workers.metrics.registry import METRICS
@@ -137,8 +138,6 @@ def run_evaluation(study: Study, *, metrics: Iterable[str] | None = None, epochs
     (default: all stored) as Ray tasks; `force` recomputes what is already stored. Uses the caller's Ray
     if one is running (the sweep), else starts one like `submit` does. `after_training` (the sweep's own
     pass): nothing to evaluate is not an error, and nothing is printed unless there is work."""
-    from sweep.driver import ray_session
-
     out = out or sys.stdout
     started = time.time()
     names = check_metrics(list(metrics)) if metrics is not None else list(study.eval.metrics)

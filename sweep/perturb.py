@@ -144,8 +144,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweep.driver import ray_session
     from sweep.preflight import PreflightError, address_kind, check_address
+    from sweep.ray_session import ray_session
 
     if address_kind(args.address) == "jobs":
         raise PerturbError(f"--address {args.address}: perturb runs its driver here; give the cluster's Ray address "

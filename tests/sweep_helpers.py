@@ -8,29 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import yaml
+from testing.tiny_study import STUB, write_study  # noqa: F401  (re-exported for the tests)
 
-STUB = "sweep.stub_trainable:tune_trainable"
 VENV_BIN = Path(sys.executable).parent
-
-
-def write_study(path: Path, *, name: str, storage: str, seeds: Any = 4, per_trial: int = 2, epochs: int = 2,
-                models: tuple[str, ...] = ("ae", "beta_vae"), resources: dict[str, Any] | None = None,
-                n: int = 256) -> Path:
-    """A tiny synth_lin study (n points, default 256) with checkpoints at every epoch."""
-    spec = {
-        "study": name, "storage": storage,
-        "grid": {"dataset": ["synth_lin"], "model": list(models), "seeds": seeds},
-        "overrides": {"synth_lin": {"n": n}},
-        "train": {"epochs": epochs, "checkpoints": list(range(epochs + 1)), "seeds_per_trial": per_trial,
-                  "batch_size": 64},
-        "eval": {"metrics": ["dto", "mig"], "n_eval": 64},
-        "resources": {"cpu": 1, "max_failures": 1, **(resources or {})},
-    }
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def free_port() -> int:

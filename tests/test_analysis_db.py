@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.summary import final_summary
-from analysis.synthetic import checkpoint_row
 from sweep.cli import main as cli
+from testing.synthetic_store import checkpoint_row
 from workers.store.files import UnreadableFileWarning
 from workers.store.views import ReadOnlyError, check_read_only, connect
 from workers.store.write import write_rows

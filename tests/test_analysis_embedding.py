@@ -11,8 +11,8 @@ import pytest
 
 from analysis.report import build_report
 from analysis.stats import DISENTANGLED, ENTANGLED, MIDDLE, embedding_table, restart_statistics, split_restarts
-from analysis.synthetic import checkpoint_row
 from sweep.cli import main as cli
+from testing.synthetic_store import checkpoint_row
 from workers.store.views import connect
 from workers.store.write import write_rows
 

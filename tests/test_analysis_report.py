@@ -16,10 +16,10 @@ from analysis.figures import all_figures
 from analysis.frames import restart_config
 from analysis.plots import figure_png, message_figure
 from analysis.report import build_report
-from analysis.synthetic import checkpoint_row
 from analysis.traversals import decode_traversal, traversal_figure
 from sweep.cli import main as cli
 from sweep.spec import validate_study
+from testing.synthetic_store import checkpoint_row
 from workers.checkpoint import save_torch
 from workers.store.layout import model_uri
 from workers.store.views import connect

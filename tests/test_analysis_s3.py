@@ -9,7 +9,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from analysis.summary import final_summary
-from analysis.synthetic import checkpoint_row
+from testing.synthetic_store import checkpoint_row
 from workers.store.files import UnreadableFileWarning
 from workers.store.views import connect
 from workers.store.write import write_rows

@@ -16,7 +16,7 @@ from sweep_helpers import STUB, view_counts, view_rows, write_study
 
 from sweep.driver import run_sweep
 from sweep.spec import Study, load_study
-from sweep.stub_trainable import stub_value
+from testing.stub_trainable import stub_value
 from workers.store.views import connect
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(900)]
@@ -107,7 +107,6 @@ def test_node_killed_mid_sweep_stub_values_known_by_construction(cluster, tmp_pa
 
 
 def test_node_killed_mid_sweep_real_trainable_equals_undisturbed_run(cluster, tmp_path: Path) -> None:
-    pytest.importorskip("workers.train")
     # 32,768 points = 512 steps per epoch (~0.2 s): four epochs left give the kill ~0.8 s to land mid-trial
     kwargs = dict(name="nodeloss_real", seeds=4, per_trial=1, epochs=8, models=("beta_vae",),
                   resources={"max_failures": 3}, n=32768)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.synthetic import checkpoint_row
+from testing.synthetic_store import checkpoint_row
 from workers.store import catalog
 from workers.store.files import UnreadableFileWarning
 from workers.store.views import connect

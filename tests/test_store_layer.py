@@ -22,7 +22,7 @@ from sweep_helpers import STUB, write_study
 from sweep.cli import main
 from sweep.driver import write_study_files
 from sweep.spec import load_study
-from sweep.stub_trainable import stub_rows
+from testing.stub_trainable import stub_rows
 from workers.store import layout
 from workers.store.plan import PLAN_FILE, read_plan
 from workers.store.restarts import final_states

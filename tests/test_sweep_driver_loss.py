@@ -19,7 +19,7 @@ from sweep_helpers import STUB, VENV_BIN, view_counts, view_rows, write_study
 
 from sweep.spec import load_study
 from sweep.status import study_status
-from sweep.stub_trainable import stub_value
+from testing.stub_trainable import stub_value
 from workers.store.restarts import completed_run_keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

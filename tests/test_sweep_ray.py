@@ -13,7 +13,7 @@ from sweep_helpers import STUB, make_bucket, s3_uri, start_moto, view_counts, vi
 from sweep.driver import run_sweep
 from sweep.preflight import PreflightError
 from sweep.spec import load_study
-from sweep.stub_trainable import stub_value
+from testing.stub_trainable import stub_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -48,7 +48,6 @@ def trained_lines(log: Path, run_keys: set[str]) -> list[str]:
 
 
 def test_store_decides_completion_with_the_real_trainable(env, tmp_path: Path) -> None:
-    pytest.importorskip("workers.train")
     study = load_study(write_study(tmp_path / "s.yaml", name="real", storage=str(tmp_path / "res"), seeds=2,
                                    epochs=1))
     first = run_sweep(study, progress_every=1.0)

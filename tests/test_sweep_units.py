@@ -16,7 +16,7 @@ from sweep.driver import describe_plan, plan_sweep, shrink_trials
 from sweep.failures import failed_rows
 from sweep.preflight import PreflightError, address_kind, check_address, check_resources
 from sweep.spec import load_study
-from sweep.stub_trainable import stub_rows
+from testing.stub_trainable import stub_rows
 from workers.store.compact import compact_study, count_files
 from workers.store.layout import split_study_dir
 from workers.store.restarts import completed_run_keys, final_states
