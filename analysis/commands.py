@@ -116,6 +116,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_views(args: argparse.Namespace) -> int:
     from workers.metrics.registry import METRICS
+    from workers.models.objectives import OBJECTIVES
     from workers.store.views import MERGE_RULE, VIEWS, view_columns, views_connection
 
     if args.study_dir:
@@ -141,6 +142,12 @@ def cmd_views(args: argparse.Namespace) -> int:
     for m in METRICS.values():
         scope = " [per configuration: evaluation stage]" if m.scope == "configuration" else ""
         print(f"    {m.name}: {', '.join(m.columns)}{scope}\n        {m.doc}")
+    print("\nobjectives (grid.model) and their hyperparameters (the hparams column; hparams->>'name' in SQL):")
+    for o in OBJECTIVES.values():
+        takes = ", ".join(f"{h} ({hp.describe_range()})" for h, hp in o.hparams.items()) or "none"
+        traits = [t for t, on in (("paired", o.paired), ("regulariser scaled on synthetic sets", o.scaled_regularizer),
+                                  (f"posterior {o.posterior}", True)) if on]
+        print(f"    {o.name}: {takes}; {'; '.join(traits)}\n        {o.doc}")
     return 0
 
 

@@ -1,12 +1,15 @@
-"""Paper settings that fill whatever a study file leaves out (design.md §5).
+"""Per-dataset paper settings that fill whatever a study file leaves out (design.md §5); each objective's
+hyperparameter defaults are declared with the objective (workers.models.objectives).
 
 Rolínek et al. 2019 / thesis Table 3.1 for the MLP/linear datasets; Zietlow et al. 2021 (disentanglement_lib
-conventions) for shapes3d and for the hyperparameters of the objectives that paper uses.
+conventions) for shapes3d.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from workers.models.objectives import DefaultContext
 
 # Per-dataset training settings (thesis Table 3.1; shapes3d: disentanglement_lib conv, 300k steps ≈ 40 epochs).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -24,43 +27,17 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                      latent_dim=6, epochs=40, optimizer="adam", lr=1e-4),
 }
 
-# Per-dataset beta of the paper (Table 3.1), used by every beta-taking objective unless set below.
+# Per-dataset beta of the paper (Table 3.1): the default of the objectives that take the paper's beta.
 DATASET_BETA: dict[str, float] = {
     "dsprites": 4.0, "synth_lin": 1e-4, "synth_nonlin": 1e-3, "mnist": 1.0, "fashion_mnist": 1.0,
     "shapes3d": 32.0,
 }
 
-# Objective hyperparameters that do not come from the dataset's beta.
-MODEL_DEFAULTS: dict[str, dict[str, float]] = {
-    "factorvae": {"gamma": 10.0},
-    "dip_vae_i": {"lambda_od": 1.0},
-    "dip_vae_ii": {"lambda_od": 1.0},
-    "annealed_vae": {"c_max": 25.0},
-}
-
-# Zietlow et al. 2021 (thesis ch. 4) per-(dataset, objective) settings.
-CELL_DEFAULTS: dict[tuple[str, str], dict[str, float]] = {
-    ("dsprites", "beta_tcvae"): {"beta": 6.0},
-    ("dsprites", "factorvae"): {"gamma": 35.0},
-    ("shapes3d", "beta_tcvae"): {"beta": 32.0},
-    ("shapes3d", "factorvae"): {"gamma": 7.0},
-}
-
-# DIP-VAE: lambda_d = factor * lambda_od when not given (disentanglement_lib: 10 for type i, 1 for type ii).
-DIP_LAMBDA_D_FACTOR = {"dip_vae_i": 10.0, "dip_vae_ii": 1.0}
-
-# Paired models (issue 17). Catalog defaults (workers.models.catalog) are the references' own:
-#   slowvae  rate 6 (Laplace prior rate λ), rate_data 1 (data transitions): bethgelab/slow_disentanglement
-#            main.py, the UDR-selected setting beta 1, gamma 10, rate_prior 6 (Klindt et al. 2021);
-#   ada_gvae k -1 (k random, "Ada-GVAE, k = rnd"; disentanglement_lib weak study, Locatello et al. 2020);
-#   pcl      rate_data 1 (the SlowVAE pairs, as bethgelab's --pcl runs use).
-# beta: SlowVAE's is 1 on dSprites and Shapes3D (thesis Table 4.1); on the other sets, and for Ada-GVAE
-# everywhere, the dataset's beta (as beta_vae: its comparison baseline; disentanglement_lib's weak study
-# sweeps Ada-GVAE's beta over 1, 2, 4, 6, 8, 16). SlowVAE's gamma defaults to
-# SLOWVAE_GAMMA_PER_BETA * beta (the reference's 10 at beta = 1), so the two keep their ratio where the
-# dataset's beta is scaled to its reconstruction term (synth_lin 1e-4 -> gamma 1e-3).
-SLOWVAE_GAMMA_PER_BETA = 10.0
-PAIRED_BETA: dict[tuple[str, str], float] = {("dsprites", "slowvae"): 1.0, ("shapes3d", "slowvae"): 1.0}
+# On these datasets the paper β is a likelihood scale (Gaussian likelihood, thesis Table 3.1): objectives
+# that declare `scaled_regularizer` multiply their regulariser by it (workers.models.objectives.base), so
+# their published hyperparameters keep the meaning they have on images, where the scale is 1.
+REGULARIZER_SCALE: dict[str, float] = {"synth_lin": DATASET_BETA["synth_lin"],
+                                       "synth_nonlin": DATASET_BETA["synth_nonlin"]}
 
 TRAIN_DEFAULTS: dict[str, Any] = dict(batch_size=64, seeds_per_trial=8, trace_every=500, precision="fp32",
                                       cuda_graphs=False)
@@ -79,17 +56,11 @@ def eval_mode(mode: str, gpu_per_trial: float) -> str:
     return mode
 
 
-def default_hparam(dataset: str, model: str, name: str, given: dict[str, float]) -> float:
-    """The paper value of hyperparameter `name` for (dataset, model), given the others already fixed."""
-    cell = CELL_DEFAULTS.get((dataset, model), {})
-    if name in cell:
-        return cell[name]
-    if name == "beta" and (dataset, model) in PAIRED_BETA:
-        return PAIRED_BETA[(dataset, model)]
-    if name == "gamma" and model == "slowvae":
-        return SLOWVAE_GAMMA_PER_BETA * given["beta"]
-    if name == "beta":
-        return DATASET_BETA[dataset]
-    if name == "lambda_d" and model in DIP_LAMBDA_D_FACTOR:
-        return DIP_LAMBDA_D_FACTOR[model] * given["lambda_od"]
-    return MODEL_DEFAULTS[model][name]
+def regularizer_scale(dataset: str) -> float:
+    """The dataset's likelihood scale: its paper β where that β is one (the synthetic sets), else 1."""
+    return REGULARIZER_SCALE.get(dataset, 1.0)
+
+
+def hparam_context(dataset: str, given: dict[str, float]) -> DefaultContext:
+    """What an objective's hyperparameter defaults read (`HParam.resolve`) for `dataset`."""
+    return DefaultContext(dataset, DATASET_BETA[dataset], regularizer_scale(dataset), given)

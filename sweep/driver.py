@@ -117,7 +117,7 @@ def gpu_setting_notes(trials: list[TrialSpec], gpu: float) -> list[str]:
     """Notes on the CUDA-only training settings the trials ask for but will not get: `precision` tf32/bf16
     and `cuda_graphs` on CPU-only trials, and `cuda_graphs` on models that step eagerly anyway
     (`workers.models.catalog.steps_eagerly`)."""
-    from workers.models.catalog import steps_eagerly
+    from workers.models.objectives import steps_eagerly
 
     notes = []
     precisions = sorted({t.precision for t in trials if t.precision != "fp32"})

@@ -21,7 +21,8 @@ from sweep import defaults as D
 from sweep.errors import SpecError
 from workers.data.catalog import DATASETS, exclusive_cell
 from workers.metrics.registry import METRICS
-from workers.models.catalog import ACTIVATIONS, ARCHITECTURES, LIKELIHOODS, OBJECTIVES, OPTIMIZERS
+from workers.models.catalog import ACTIVATIONS, ARCHITECTURES, LIKELIHOODS, OPTIMIZERS
+from workers.models.objectives import OBJECTIVES
 from workers.store.layout import join_uri
 from workers.trial import Arch, EvalSettings, Optimizer, RestartConfig, TrialSpec, stable_key
 
@@ -496,13 +497,12 @@ def _resolve_cell(spec: StudySpec, dataset: str, model: str, grid: dict[str, Any
         for v in axes[h]:
             if not _is_number(v):
                 problems.append(f"field '{h}' ({where}): got {v!r}; expected a number")
-            elif v < hp.minimum or (hp.exclusive_minimum and v == hp.minimum):
-                problems.append(f"field '{h}' ({where}): got {v!r}; must be "
-                                f"{'>' if hp.exclusive_minimum else '>='} {hp.minimum}")
+            elif not hp.allows(v):
+                problems.append(f"field '{h}' ({where}): got {v!r}; must be {hp.describe_range()}")
             elif hp.integer and not float(v).is_integer():
                 problems.append(f"field '{h}' ({where}): got {v!r}; expected an integer")
-            elif h == "k" and v != -1 and not 1 <= v < max(ds.num_factors, 2):
-                problems.append(f"field 'k' ({where}): got {v!r}; must be -1 (random) or 1..{ds.num_factors - 1}"
+            elif hp.counts_factors and v != -1 and not 1 <= v < max(ds.num_factors, 2):
+                problems.append(f"field '{h}' ({where}): got {v!r}; must be -1 (random) or 1..{ds.num_factors - 1}"
                                 f" (factors changed in a pair; {dataset} has {ds.num_factors})")
     if obj.paired and ds.num_factors == 0:
         problems.append(f"field 'grid.model' ({where}): {model!r} trains on pairs that share ground-truth factors; "
@@ -584,11 +584,9 @@ def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[Tr
             if exclusive_cell(chosen, cell.axes):
                 continue
             hparams: dict[str, float] = {}
-            for h in obj.hparams:  # order matters: lambda_d's default depends on lambda_od
+            for h, hp in obj.hparams.items():  # declaration order: a default may read those before it
                 v = chosen.get(h)
-                hparams[h] = float(v) if v is not None else float(
-                    obj.hparams[h].default if obj.hparams[h].default is not None
-                    else D.default_hparam(cell.dataset, cell.model, h, hparams))
+                hparams[h] = float(v) if v is not None else hp.resolve(D.hparam_context(cell.dataset, hparams))
             options = {o: chosen.get(o, osp.default) for o, osp in ds.options.items()
                        if osp.keyed_when_unset or chosen.get(o) is not None}
             options = {o: (float(v) if ds.options[o].type is float and v is not None else v)
@@ -605,7 +603,8 @@ def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[Tr
                           t["encoder_act"] if mlp else "none", t["decoder_act"] if mlp else "none"),
                 latent_dim=t["latent_dim"], likelihood=t["likelihood"],
                 optimizer=Optimizer(t["optimizer"], float(t["lr"])), epochs=epochs, batch_size=t["batch_size"],
-                max_train=t.get("max_train"))
+                max_train=t.get("max_train"),
+                regularizer_scale=D.regularizer_scale(cell.dataset) if obj.scaled_regularizer else 1.0)
             config_key = config.key
             if config_key in seen:  # same restart reached twice (e.g. an axis a model ignores)
                 continue

@@ -49,6 +49,13 @@ def _targets(node: ast.Import | ast.ImportFrom, here: str, is_package: bool) -> 
     return [base] + [f"{base}.{a.name}" for a in node.names]
 
 
+def _from_targets(targets: list[str], names: set[str]) -> list[str]:
+    """`from pkg import a, b`: the submodules a, b where they are modules, else pkg itself."""
+    base, members = targets[0], targets[1:]
+    modules = [t for t in members if t in names]
+    return modules + ([base] if len(modules) < len(members) else [])
+
+
 def _in_type_checking(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     while node in parents:
         node = parents[node]
@@ -70,7 +77,10 @@ def read_graph() -> dict[str, Module]:
             if not isinstance(node, (ast.Import, ast.ImportFrom)) or _in_type_checking(node, parents):
                 continue
             nested = any(isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)) for a in _ancestors(node, parents))
-            for target in _targets(node, here, path.name == "__init__.py"):
+            targets = _targets(node, here, path.name == "__init__.py")
+            if isinstance(node, ast.ImportFrom):
+                targets = _from_targets(targets, names)
+            for target in targets:
                 resolved = _resolve(target, names)
                 if resolved is None:
                     if not nested and target and target.split(".")[0] not in PACKAGES:

@@ -19,6 +19,7 @@ from workers.data.pairs import (
     resample_factors,
 )
 from workers.data.synthetic import SynthLin
+from workers.models.objectives import OBJECTIVES
 from workers.seed_streams import seed_generator
 
 
@@ -114,7 +115,8 @@ def test_pcl_negatives_are_permutations_and_draws_are_seeded() -> None:
 def test_partners_are_the_exact_observations_of_the_sampled_factors(model: str, data: str) -> None:
     ds = TinyGrid() if data == "grid" else SynthLin(n=500)
     train = ds.split_indices("train")
-    sampler = PairSampler(ds, model, {"rate_data": 1.0, "k": -1.0})
+    law = OBJECTIVES[model].pairs
+    sampler = PairSampler(ds, law.transition, {"rate_data": 1.0, "k": -1.0}, shuffled_negatives=law.shuffled_negatives)
     store = None
     if data == "grid":
         every = torch.from_numpy(ds.observations_at(np.arange(len(ds))))
@@ -146,4 +148,4 @@ def test_a_dataset_without_factors_has_no_pairs() -> None:
         factor_sizes: list[int | None] = []
 
     with pytest.raises(DataError, match="no ground-truth factors"):
-        PairSampler(NoFactors(), "slowvae", {})
+        PairSampler(NoFactors(), "laplace", {})

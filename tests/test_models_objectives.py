@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from workers.models import objectives as O
+from workers.models import loss_terms as O
+from workers.models.objectives import LossInputs, objective_loss
 
 
 def t(x) -> torch.Tensor:
@@ -58,16 +59,16 @@ def _parts(S=2, B=4, d=3, seed=0):
 def test_beta_vae_ae_vae_losses_average_over_the_batch() -> None:
     p = _parts()
     rec, kl = p["recon"].mean(1), p["kl"].mean(1)
-    torch.testing.assert_close(O.objective_loss("ae", {}, **p), rec)
-    torch.testing.assert_close(O.objective_loss("vae", {}, **p), rec + kl)
-    torch.testing.assert_close(O.objective_loss("beta_vae", {"beta": 4.0}, **p), rec + 4.0 * kl)
-    torch.testing.assert_close(O.objective_loss("beta_vae_sigma", {"beta": 1e-4}, **p), rec + 1e-4 * kl)
+    torch.testing.assert_close(objective_loss("ae", {}, **p), rec)
+    torch.testing.assert_close(objective_loss("vae", {}, **p), rec + kl)
+    torch.testing.assert_close(objective_loss("beta_vae", {"beta": 4.0}, **p), rec + 4.0 * kl)
+    torch.testing.assert_close(objective_loss("beta_vae_sigma", {"beta": 1e-4}, **p), rec + 1e-4 * kl)
 
 
 def test_beta_tcvae_with_beta_one_is_the_vae() -> None:
     p = _parts()
-    torch.testing.assert_close(O.objective_loss("beta_tcvae", {"beta": 1.0}, **p),
-                               O.objective_loss("vae", {}, **p), rtol=0, atol=0)
+    torch.testing.assert_close(objective_loss("beta_tcvae", {"beta": 1.0}, **p),
+                               objective_loss("vae", {}, **p), rtol=0, atol=0)
 
 
 def test_total_correlation_of_identical_posteriors_is_the_mws_constant() -> None:
@@ -82,7 +83,7 @@ def test_total_correlation_of_identical_posteriors_is_the_mws_constant() -> None
     assert tc.item() == pytest.approx((d - 1) * math.log(N), abs=1e-9)
     # β-TCVAE adds (β − 1)·TC to the VAE loss
     p = _parts(S=1, B=B, d=d) | {"mu": mu, "logvar": logvar, "z": z, "dataset_size": N}
-    diff = O.objective_loss("beta_tcvae", {"beta": 6.0}, **p) - O.objective_loss("vae", {}, **p)
+    diff = objective_loss("beta_tcvae", {"beta": 6.0}, **p) - objective_loss("vae", {}, **p)
     assert diff.item() == pytest.approx(5.0 * (d - 1) * math.log(N), abs=1e-9)
 
 
@@ -100,11 +101,11 @@ def test_factorvae_terms_by_hand() -> None:
     zero = torch.zeros(1, 3, 2, dtype=torch.float64)  # an undecided discriminator: ½(ln 2 + ln 2)
     assert O.factorvae_discriminator_loss(zero, zero).item() == pytest.approx(math.log(2.0))
     p = _parts(S=1, B=2)
-    base = O.objective_loss("vae", {}, **p)
-    torch.testing.assert_close(O.objective_loss("factorvae", {"gamma": 10.0}, **p, tc_logits=logits),
+    base = objective_loss("vae", {}, **p)
+    torch.testing.assert_close(objective_loss("factorvae", {"gamma": 10.0}, **p, tc_logits=logits),
                                base + 10.0 * 0.75)
     # a discriminator that cannot tell z from its shuffle (equal logits) leaves the VAE loss
-    torch.testing.assert_close(O.objective_loss("factorvae", {"gamma": 35.0}, **p, tc_logits=zero[:, :2]), base)
+    torch.testing.assert_close(objective_loss("factorvae", {"gamma": 35.0}, **p, tc_logits=zero[:, :2]), base)
 
 
 def test_permute_dims_permutes_each_latent_across_the_batch() -> None:
@@ -122,8 +123,8 @@ def test_dip_regularizer_by_hand() -> None:
     assert O.dip_regularizer(mu2, lv, 3.0, 7.0, "i").item() == pytest.approx(3.0 * 2.0)
     p = _parts()
     reg = O.dip_regularizer(p["mu"], p["logvar"], 2.0, 5.0, "ii")
-    torch.testing.assert_close(O.objective_loss("dip_vae_ii", {"lambda_od": 2.0, "lambda_d": 5.0}, **p),
-                               O.objective_loss("vae", {}, **p) + reg)
+    torch.testing.assert_close(objective_loss("dip_vae_ii", {"lambda_od": 2.0, "lambda_d": 5.0}, **p),
+                               objective_loss("vae", {}, **p) + reg)
 
 
 def test_annealed_vae_capacity_schedule() -> None:
@@ -133,9 +134,74 @@ def test_annealed_vae_capacity_schedule() -> None:
     p = _parts() | {"step": 50_000}
     hp = {"c_max": 25.0, "gamma": 1000.0, "iteration_threshold": 100_000.0}
     expected = p["recon"].mean(1) + 1000.0 * (p["kl"].mean(1) - 12.5).abs()
-    torch.testing.assert_close(O.objective_loss("annealed_vae", hp, **p), expected)
+    torch.testing.assert_close(objective_loss("annealed_vae", hp, **p), expected)
 
 
 def test_unknown_objective_is_named() -> None:
     with pytest.raises(ValueError, match="unknown objective 'wae'"):
-        O.objective_loss("wae", {}, **_parts())
+        objective_loss("wae", {}, **_parts())
+
+
+# ---- the registry and the regulariser convention -----------------------------------------------------------
+
+
+def test_scaled_regularizers_by_hand() -> None:
+    # on a synthetic set (scale s) the whole regulariser is multiplied by s; the reconstruction is not
+    s = 1e-4
+    p = _parts()
+    rec, kl = p["recon"].mean(1), p["kl"].mean(1)
+    tc = O.total_correlation_mws(p["z"], p["mu"], p["logvar"], p["dataset_size"])
+    torch.testing.assert_close(objective_loss("beta_tcvae", {"beta": 6.0}, **p, regularizer_scale=s),
+                               rec + s * (kl + 5.0 * tc))
+    logits = torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(objective_loss("factorvae", {"gamma": 35.0}, **p, tc_logits=logits,
+                                              regularizer_scale=s), rec + s * (kl + 35.0 * O.factorvae_tc(logits)))
+    dip = O.dip_regularizer(p["mu"], p["logvar"], 1.0, 10.0, "i")
+    torch.testing.assert_close(objective_loss("dip_vae_i", {"lambda_od": 1.0, "lambda_d": 10.0}, **p,
+                                              regularizer_scale=s), rec + s * (kl + dip))
+    hp = {"c_max": 25.0, "gamma": 1000.0, "iteration_threshold": 100_000.0}
+    torch.testing.assert_close(objective_loss("annealed_vae", hp, **p | {"step": 50_000}, regularizer_scale=s),
+                               rec + s * 1000.0 * (kl - 12.5).abs())
+    # beta-VAE's beta is itself the paper's beta: a scale never applies to it
+    torch.testing.assert_close(objective_loss("beta_vae", {"beta": 1e-4}, **p, regularizer_scale=s), rec + 1e-4 * kl)
+
+
+def test_at_scale_one_the_disentanglement_lib_sum_is_kept_bit_for_bit() -> None:
+    p = _parts()
+    rec, kl = p["recon"].mean(1), p["kl"].mean(1)
+    tc = O.total_correlation_mws(p["z"], p["mu"], p["logvar"], p["dataset_size"])
+    assert torch.equal(objective_loss("beta_tcvae", {"beta": 6.0}, **p), rec + kl + 5.0 * tc)
+
+
+def test_every_objective_is_declared_once_with_a_loss_and_consistent_traits() -> None:
+    from sweep.defaults import DATASET_BETA, hparam_context
+    from workers.models.objectives import OBJECTIVES, PAIRED
+
+    assert set(PAIRED) == {"slowvae", "ada_gvae", "pcl"}
+    p = _parts(S=2, B=4, d=3)
+    for name, obj in OBJECTIVES.items():
+        assert obj.name == name
+        assert (obj.pairs is None) == (obj.paired_terms is None)
+        for dataset in DATASET_BETA:  # every default resolves on every dataset, within its own range
+            given: dict[str, float] = {}
+            for h, hp in obj.hparams.items():
+                given[h] = hp.resolve(hparam_context(dataset, given))
+                assert hp.allows(given[h]), (name, dataset, h, given[h])
+        logits = torch.zeros(2, 4, 2, dtype=torch.float64) if obj.discriminator else None
+        loss = obj.loss(given, LossInputs(
+            recon=p["recon"], kl=p["kl"], mu=p["mu"], z=p["z"], step=0, dataset_size=1000, logvar=p["logvar"],
+            tc_logits=logits))
+        assert loss.shape == (2,), name
+
+
+def test_no_default_rewards_total_correlation_and_synthetic_defaults_are_the_published_ones() -> None:
+    from sweep.defaults import hparam_context
+    from workers.models.objectives import OBJECTIVES
+
+    tcvae, factor = OBJECTIVES["beta_tcvae"].hparams["beta"], OBJECTIVES["factorvae"].hparams["gamma"]
+    assert not tcvae.allows(0.9999) and tcvae.allows(1.0)  # beta < 1 would weigh TC by beta - 1 < 0
+    for dataset in ("synth_lin", "synth_nonlin"):
+        assert tcvae.resolve(hparam_context(dataset, {})) == 6.0
+        assert factor.resolve(hparam_context(dataset, {})) == 35.0
+    assert tcvae.resolve(hparam_context("shapes3d", {})) == 32.0
+    assert factor.resolve(hparam_context("shapes3d", {})) == 7.0

@@ -12,7 +12,7 @@ from trainhelpers import make_trial
 from sweep.spec import SpecError, validate_study
 from workers.data.synthetic import SynthLin
 from workers.metrics.evaluate import evaluate_checkpoint
-from workers.models import objectives as O
+from workers.models import loss_terms as O
 from workers.models.vae import BatchedVAE
 from workers.train import run_trial
 

@@ -36,7 +36,7 @@ from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
 from workers.metrics.evaluate import METRIC_ERRORS, evaluate_checkpoint
 from workers.metrics.inputs import metric_seed
 from workers.metrics.polarized import polarized, polarized_fraction
-from workers.models.catalog import steps_eagerly
+from workers.models.objectives import steps_eagerly
 from workers.models.optim import SeedAdam, SeedOptimizer, make_optimizer
 from workers.models.params import FlatParams, init_flat
 from workers.models.vae import BatchedVAE, StepTerms
@@ -77,18 +77,7 @@ class TrainData:
     a CPU; on CUDA DEVICE_DATA_SHARE of the memory this process can still allocate (the device's free
     memory, capped by the trial's GPU fraction of it), taken before the model is built.
 
-    Bytes of the training split (80 %) per dataset, compact vs float32:
-
-    | dataset | training points | compact on the device | float32 |
-    | --- | --- | --- | --- |
-    | dSprites | 589,824 × 64×64 px | 302 MB (288 MiB) bit-packed, 512 B each | 9.66 GB (9.0 GiB) |
-    | Shapes3D | 384,000 × 64×64×3 (grid 480,000) | 4.72 GB (4.39 GiB) uint8, 12,288 B each | 18.9 GB (17.6 GiB) |
-    | synth_lin (n=50,000) | 40,000 × 3 | 480 kB float32 | the same |
-    | synth_nonlin (n=50,000) | 40,000 × 6 | 960 kB float32 | the same |
-    | MNIST / Fashion-MNIST (70,000) | 56,000 × 28×28 | 176 MB float32 | the same |
-
-    So on a CPU (512 MiB) the small sets take "float32" and the full dSprites and Shapes3D splits "host"; on
-    a GPU both grids fit their compact form in any share above ~10 GB (dSprites: ~0.6 GB).
+    The bytes per dataset in each form are in docs/training_data.md.
     """
 
     MODES = ("device", "host", "float32")
@@ -257,7 +246,9 @@ class TrialRun:
     def _pair_feed(self, plan: DevicePlan) -> PairFeed:
         """Paired models: the pair sampler and, on grid datasets, every stored point as the partners' store
         (on the device like the training rows when it fits, TrainData's rule)."""
-        sampler = PairSampler(self.dataset, self.cfg.model, dict(self.cfg.hparams))
+        law = self.vae.objective.pairs
+        sampler = PairSampler(self.dataset, law.transition, dict(self.cfg.hparams),
+                              shuffled_negatives=law.shuffled_negatives)
         gather = None
         if isinstance(self.dataset, GridDataset):
             store = TrainData(self.dataset, np.arange(len(self.dataset), dtype=np.int64), self.device,

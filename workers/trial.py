@@ -67,15 +67,22 @@ class RestartConfig:
     epochs: int
     batch_size: int
     max_train: int | None = None  # only the first N training points (declared reduced variants)
+    # the factor on the objective's regulariser (workers.models.objectives.base): the dataset's likelihood
+    # scale for objectives that declare `scaled_regularizer`, else 1
+    regularizer_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        """The canonical mapping (its key names and values are part of every stored run key)."""
-        return {
+        """The canonical mapping (its key names and values are part of every stored run key). A scale of 1
+        is left out, so the keys of configurations it does not change stay what they were before it existed."""
+        d = {
             "dataset": self.dataset, "dataset_options": dict(self.dataset_options), "model": self.model,
             "hparams": dict(self.hparams), "arch": self.arch.to_dict(), "latent_dim": self.latent_dim,
             "likelihood": self.likelihood, "optimizer": self.optimizer.to_dict(), "epochs": self.epochs,
             "batch_size": self.batch_size, "max_train": self.max_train,
         }
+        if self.regularizer_scale != 1.0:
+            d["regularizer_scale"] = self.regularizer_scale
+        return d
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> RestartConfig:
@@ -83,7 +90,8 @@ class RestartConfig:
             dataset=d["dataset"], dataset_options=dict(d.get("dataset_options", {})), model=d["model"],
             hparams=dict(d.get("hparams", {})), arch=Arch.from_dict(d["arch"]), latent_dim=int(d["latent_dim"]),
             likelihood=d["likelihood"], optimizer=Optimizer(d["optimizer"]["name"], float(d["optimizer"]["lr"])),
-            epochs=int(d["epochs"]), batch_size=int(d["batch_size"]), max_train=d.get("max_train"))
+            epochs=int(d["epochs"]), batch_size=int(d["batch_size"]), max_train=d.get("max_train"),
+            regularizer_scale=float(d.get("regularizer_scale", 1.0)))
 
     @property
     def key(self) -> str:

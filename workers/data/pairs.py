@@ -42,7 +42,7 @@ from .base import DataError, Dataset, GridDataset
 
 CATEGORICAL_FACTORS = frozenset({"shape"})  # never moved by a natural transition (Klindt et al.'s `categorical`)
 CONTINUOUS_GRID = 32  # a continuous factor's transition scale is that of a 32-class grid over [0, 1]
-KINDS = {"slowvae": "laplace", "pcl": "laplace", "ada_gvae": "resample"}
+TRANSITIONS = ("laplace", "resample")
 
 
 def laplace_scale(size: int | None, rate: float) -> float:
@@ -149,19 +149,22 @@ def batch_shuffles(steps: int, batch: int, gen: torch.Generator) -> torch.Tensor
 
 
 class PairSampler:
-    """The pair law of one paired model on one dataset (`hparams`: the model's hyperparameters)."""
+    """The pairs of one paired objective on one dataset (its `PairLaw`, workers.models.objectives):
+    `transition` laplace or resample, `shuffled_negatives` (PCL); `hparams`: the objective's hyperparameters
+    (rate_data: the Laplace rate; k: factors resampled)."""
 
-    def __init__(self, dataset: Dataset, model: str, hparams: dict[str, float]):
-        if model not in KINDS:
-            raise ValueError(f"pairs: {model!r} is not a paired model; paired: {', '.join(KINDS)}")
+    def __init__(self, dataset: Dataset, transition: str, hparams: dict[str, float], *,
+                 shuffled_negatives: bool = False):
+        if transition not in TRANSITIONS:
+            raise ValueError(f"pairs: unknown transition {transition!r}; allowed: {', '.join(TRANSITIONS)}")
         if dataset.num_factors == 0:
             raise DataError(f"pairs: dataset {dataset.name!r} has no ground-truth factors to pair on")
-        self.dataset, self.model, self.kind = dataset, model, KINDS[model]
+        self.dataset, self.kind = dataset, transition
         self.sizes = list(dataset.factor_sizes)
         self.names = list(dataset.factor_names)
         self.rate = float(hparams.get("rate_data", 1.0))
         self.k = int(hparams.get("k", -1))
-        self.shuffle = model == "pcl"
+        self.shuffle = shuffled_negatives
 
     def partner(self, factors: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Partner factors (n, K) of first-observation factors (n, K), drawn with `gen`."""

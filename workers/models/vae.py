@@ -5,14 +5,10 @@ the objective. Every call takes the named (S, *shape) parameters of S seeds (`Fl
 `params.views` of any (S, P) buffer), so the same object serves a block of 64 seeds, one seed, or one
 seed's saved state dict (`SeedView`).
 
-Posteriors: "none" (ae, pcl: z = mu), "diag" (mu, logvar; z = mu + σ ε), "full" (beta_vae_sigma: mu and a
-Cholesky factor L with L_ii = exp(½ raw_i) and free strictly-lower entries; z = mu + L ε).
-
-Paired models (slowvae, ada_gvae, pcl; `workers.data.pairs`) train on pairs: `terms(..., x_pair=...)`.
-Without `x_pair` (held-out losses, metrics) they are evaluated on single observations: slowvae and
-ada_gvae as a β-VAE (recon + β·KL, no pair term), pcl by its read-out decoder's reconstruction. PCL's
-encoder is deterministic and trained only by the contrastive loss; its decoder is a read-out trained on
-the detached codes (so the decoder metrics, DtO, describe a decoder fitted to the PCL code).
+The objective (`workers.models.objectives`) decides the posterior ("none": z = mu; "diag": mu, logvar,
+z = mu + σ ε; "full": mu and a Cholesky factor L with L_ii = exp(½ raw_i) and free strictly-lower entries,
+z = mu + L ε), the loss, and for paired objectives the pass on pairs: `terms(..., x_pair=...)`. Without
+`x_pair` (held-out losses, metrics) a paired objective is evaluated by its single-observation loss.
 """
 
 from __future__ import annotations
@@ -21,19 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
-from workers.models import objectives as O
-from workers.models.catalog import PAIRED
+from workers.models import loss_terms as O
 from workers.models.networks import Network, build_decoder, build_discriminator, build_encoder
+from workers.models.objectives import OBJECTIVES, LossInputs
 from workers.models.params import ParamLayout, views
 from workers.trial import RestartConfig
-
-FULL_COVARIANCE = {"beta_vae_sigma"}
-
-
-def posterior_kind(model: str) -> str:
-    if model in ("ae", "pcl"):
-        return "none"
-    return "full" if model in FULL_COVARIANCE else "diag"
 
 
 @dataclass
@@ -54,11 +42,13 @@ class BatchedVAE:
     def __init__(self, config: RestartConfig, obs_shape: tuple[int, ...]):
         self.config = config
         self.model: str = config.model
+        self.objective = OBJECTIVES[config.model]
+        self.regularizer_scale = float(config.regularizer_scale)
         self.hparams: dict[str, float] = dict(config.hparams)
         self.likelihood: str = config.likelihood
         self.latent_dim: int = int(config.latent_dim)
         self.obs_shape = tuple(obs_shape)
-        self.posterior = posterior_kind(self.model)
+        self.posterior = self.objective.posterior
         d = self.latent_dim
         head = {"none": d, "diag": 2 * d, "full": d + d * (d + 1) // 2}[self.posterior]
         self.layout = ParamLayout()
@@ -66,14 +56,13 @@ class BatchedVAE:
         self.decoder: Network = build_decoder(config.arch, d, self.obs_shape, self.layout)
         self.disc_layout: ParamLayout | None = None
         self.discriminator: Network | None = None
-        if self.model == "factorvae":
+        if self.objective.discriminator:
             self.disc_layout = ParamLayout()
             self.discriminator = build_discriminator(d, self.disc_layout)
-        self.paired = self.model in PAIRED
-        if self.model == "pcl":  # the classifier r(h_t, h_{t-1}) (objectives.pcl_logits), reference init
-            for name, init in (("a", "ones"), ("b", "minus_ones"), ("c", "zeros")):
-                self.layout.add(f"pcl.{name}", (d,), fan_in=1, init=init)
-            self.layout.add("pcl.d", (1,), fan_in=1, init="zeros")
+        self.paired = self.objective.paired
+        if self.objective.extra_parameters is not None:
+            for name, shape, init in self.objective.extra_parameters(d):
+                self.layout.add(name, shape, fan_in=1, init=init)
         rows, cols = torch.tril_indices(d, d, offset=-1)
         self._tril_lin = rows * d + cols  # positions of the strictly-lower entries in a flattened d x d
         # ... and a copy per device: no host-to-device copy inside a step (a CUDA graph cannot capture one)
@@ -140,7 +129,7 @@ class BatchedVAE:
             return self._paired_terms(params, x, x_pair, eps, pair_perm)
         mu, post = self.encode(params, x)
         z = self.sample(mu, post, eps)
-        out = self.decode(params, z.detach() if self.model == "pcl" else z)
+        out = self.decode(params, z.detach() if self.objective.decoder_on_detached_code else z)
         recon = O.recon_loss(x, out, self.likelihood)
         kl = self.kl(mu, post)
         tc_logits = disc_loss = None
@@ -150,48 +139,21 @@ class BatchedVAE:
             zd = z.detach()
             both = self.discriminator(disc_params, torch.cat([zd, O.permute_dims(zd, perm)], dim=1))
             disc_loss = O.factorvae_discriminator_loss(both[:, :zd.shape[1]], both[:, zd.shape[1]:])
-        loss = O.objective_loss(self.model, self.hparams, recon=recon, kl=kl, mu=mu, logvar=post.get("logvar"),
-                                z=z, step=step, dataset_size=dataset_size, tc_logits=tc_logits)
+        loss = self.objective.loss(self.hparams, LossInputs(
+            recon=recon, kl=kl, mu=mu, z=z, step=step, dataset_size=dataset_size, logvar=post.get("logvar"),
+            tc_logits=tc_logits, regularizer_scale=self.regularizer_scale))
         return StepTerms(loss=loss, recon=recon.mean(1), kl=kl.mean(1), mu=mu.detach(),
                          posterior={k: v.detach() for k, v in post.items()}, disc_loss=disc_loss)
 
     def _paired_terms(self, params: dict[str, torch.Tensor], x: torch.Tensor, x_pair: torch.Tensor,
                       eps: torch.Tensor | None, pair_perm: torch.Tensor | None) -> StepTerms:
-        """One training pass on pairs: both observations encoded as one (S, 2B) batch. Reported recon/kl
-        are per-observation means over the 2B observations (kl of the posteriors the loss uses); mu and
-        the posterior are the first observations'."""
-        if not self.paired:
+        """One training pass on pairs (the objective's `paired_terms`). Reported recon/kl are per-observation
+        means over the 2B observations (kl of the posteriors the loss uses); mu and the posterior are the
+        first observations'."""
+        if self.objective.paired_terms is None:
             raise ValueError(f"model {self.model!r} does not train on pairs")
-        B = x.shape[1]
-        xx = torch.cat([x, x_pair], 1)
-        mu, post = self.encode(params, xx)
-        mu1, mu2 = mu[:, :B], mu[:, B:]
-        if self.model == "pcl":
-            assert pair_perm is not None
-            neg = torch.gather(mu1, 1, pair_perm.unsqueeze(-1).expand_as(mu1))
-            contrastive = O.pcl_loss(O.pcl_logits(params, mu2, mu1), O.pcl_logits(params, mu2, neg))
-            recon = O.recon_loss(xx, self.decode(params, mu.detach()), self.likelihood)
-            kl = mu.new_zeros(mu.shape[:-1])
-            loss = contrastive + recon.mean(1)
-            return StepTerms(loss=loss, recon=recon.mean(1), kl=kl.mean(1), mu=mu1.detach(), posterior={})
-        assert eps is not None and eps.shape[1] == 2 * B, "paired models take noise for 2B observations"
-        logvar = post["logvar"]
-        lv1, lv2 = logvar[:, :B], logvar[:, B:]
-        if self.model == "ada_gvae":
-            m1, l1, m2, l2, _ = O.ada_gvae_aggregate(mu1, lv1, mu2, lv2)
-            mu_q, logvar_q = torch.cat([m1, m2], 1), torch.cat([l1, l2], 1)
-        else:
-            mu_q, logvar_q = mu, logvar
-        z = mu_q + torch.exp(0.5 * logvar_q) * eps
-        recon = O.recon_loss(xx, self.decode(params, z), self.likelihood)
-        kl = O.kl_diag(mu_q, logvar_q).sum(-1)
-        if self.model == "ada_gvae":
-            loss = O.ada_gvae_loss(recon, kl, beta=self.hparams["beta"])
-        else:
-            h = self.hparams
-            loss = O.slowvae_loss(recon, mu1, lv1, mu2, lv2, beta=h["beta"], gamma=h["gamma"], rate=h["rate"])
-        return StepTerms(loss=loss, recon=recon.mean(1), kl=kl.mean(1), mu=mu1.detach(),
-                         posterior={"logvar": lv1.detach()})
+        loss, recon, kl, mu1, post = self.objective.paired_terms(self, params, x, x_pair, eps, pair_perm)
+        return StepTerms(loss=loss, recon=recon, kl=kl, mu=mu1, posterior=post)
 
     # ---- per-seed views and state dicts ----------------------------------------------------------
     def seed_view(self, flat: torch.Tensor, seed_index: int) -> SeedView:

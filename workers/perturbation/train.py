@@ -73,7 +73,7 @@ class Source:
 
     def rec(self, x_prime: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Scalar L_rec of the targets x' (B, *obs) decoded from z (1, samples·B, d)."""
-        from workers.models.objectives import recon_loss
+        from workers.models.loss_terms import recon_loss
 
         out = self.vae.decode(self.params, z)
         target = x_prime.unsqueeze(0).repeat(1, LATENT_SAMPLES, *([1] * (x_prime.dim() - 1)))

@@ -1,7 +1,8 @@
-"""Loss terms of every objective, as pure functions on seed-batched tensors.
+"""The loss terms the objectives (`workers.models.objectives`) are built from, as pure functions on
+seed-batched tensors.
 
 Shapes: S seeds, B examples, d latents. `mu`, `logvar`, `z` are (S, B, d); `scale_tril` is (S, B, d, d).
-Per-example terms (recon, KL) are summed over pixels / latents; `objective_loss` averages over the batch
+Per-example terms (recon, KL) are summed over pixels / latents; an objective's loss averages over the batch
 and returns one loss per seed, shape (S,). Units: nats (Bernoulli) or squared error (Gaussian, unit
 variance up to constants), as in the papers: loss = recon + beta * KL (+ the objective's extra term).
 
@@ -216,36 +217,3 @@ def pcl_loss(logits_pos: torch.Tensor, logits_neg: torch.Tensor) -> torch.Tensor
     """Logistic regression of true pairs (label 1) against pairs with a shuffled past (label 0), mean over
     the 2B pairs, per seed: (S, B) each -> (S,)."""
     return 0.5 * (F.softplus(-logits_pos).mean(1) + F.softplus(logits_neg).mean(1))
-
-
-def objective_loss(model: str, hparams: dict[str, float], *, recon: torch.Tensor, kl: torch.Tensor,
-                   mu: torch.Tensor, logvar: torch.Tensor | None, z: torch.Tensor, step: int,
-                   dataset_size: int, tc_logits: torch.Tensor | None = None) -> torch.Tensor:
-    """The training loss per seed (S,) of `model`.
-
-    recon, kl: (S, B) per-example terms (kl summed over latents; zero for the AE); mu, logvar, z: (S, B, d);
-    tc_logits: FactorVAE discriminator logits on z, (S, B, 2).
-    """
-    rec, klm = recon.mean(1), kl.mean(1)
-    if model in ("ae", "pcl"):  # pcl: the single-observation loss is its read-out decoder's reconstruction
-        return rec
-    if model == "vae":
-        return rec + klm
-    if model in ("beta_vae", "beta_vae_sigma", "slowvae", "ada_gvae"):
-        # slowvae / ada_gvae: the single-observation loss (held-out points), without the pair terms
-        return rec + hparams["beta"] * klm
-    if model == "beta_tcvae":
-        assert logvar is not None
-        tc = total_correlation_mws(z, mu, logvar, dataset_size)
-        return rec + klm + (hparams["beta"] - 1.0) * tc
-    if model == "factorvae":
-        assert tc_logits is not None
-        return rec + klm + hparams["gamma"] * factorvae_tc(tc_logits)
-    if model in ("dip_vae_i", "dip_vae_ii"):
-        assert logvar is not None
-        kind = model.rsplit("_", 1)[1]
-        return rec + klm + dip_regularizer(mu, logvar, hparams["lambda_od"], hparams["lambda_d"], kind)
-    if model == "annealed_vae":
-        c = annealed_capacity(hparams["c_max"], step, hparams["iteration_threshold"])
-        return rec + hparams["gamma"] * (klm - c).abs()
-    raise ValueError(f"model: unknown objective {model!r}")
