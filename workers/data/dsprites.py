@@ -18,7 +18,6 @@ grid's worth, then read from a 377 MB bit-packed node cache (rendered.py; bench/
 from __future__ import annotations
 
 import functools
-import io
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ import numpy as np
 
 from .base import DataError, GridDataset
 from .cache import cached_array, file_identity, fill_in_chunks
-from .files import check_file
+from .files import check_file, npz_member, open_npz, read_npy_header
 from .rendered import RenderedGridDataset
 from .stored import StoredGridDataset, check_classes
 
@@ -158,31 +157,13 @@ def unpack_bits_torch(rows: torch.Tensor) -> torch.Tensor:
 # ---- the official file -------------------------------------------------------------------------------
 
 
-def _npz_member(zf: zipfile.ZipFile, key: str, path: Path) -> zipfile.ZipInfo:
-    names = {n.removesuffix(".npy"): n for n in zf.namelist()}
-    if key not in names:
-        raise DataError(f"{path}: no array {key!r} in the .npz (found: {', '.join(sorted(names)) or 'none'}); "
-                        f"expected the official {OFFICIAL_FILE} with keys imgs, latents_classes, "
-                        "latents_values, metadata")
-    return zf.getinfo(names[key])
-
-
-def _read_header(fh: io.BufferedIOBase, path: Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    try:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(fh)
-    except ValueError as e:
-        raise DataError(f"{path}: array {key!r} is not a readable .npy member ({e})") from e
-    if fortran:
-        raise DataError(f"{path}: array {key!r} is stored in Fortran order; expected C order")
-    return tuple(shape), np.dtype(dtype)
+_EXPECTED = f"the official {OFFICIAL_FILE} with keys imgs, latents_classes, latents_values, metadata"
 
 
 def read_official_labels(path: Path) -> np.ndarray:
     """int64 (N, 5) classes (shape, scale, orientation, posX, posY) from the file's `latents_classes`."""
-    with _open_zip(path) as zf, zf.open(_npz_member(zf, "latents_classes", path)) as fh:
-        shape, dtype = _read_header(fh, path, "latents_classes")
+    with open_npz(path, _EXPECTED) as zf, zf.open(npz_member(zf, "latents_classes", path, _EXPECTED)) as fh:
+        shape, dtype, _ = read_npy_header(fh, path, "latents_classes")
         if len(shape) != 2 or shape[1] != 6 or dtype.kind not in "iuf":
             raise DataError(f"{path}: 'latents_classes' has shape {shape} and dtype {dtype}; expected (N, 6) "
                             "integers (color, shape, scale, orientation, posX, posY)")
@@ -192,17 +173,10 @@ def read_official_labels(path: Path) -> np.ndarray:
     return raw.reshape(shape)[:, 1:].astype(np.int64)
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e}); expected the official {OFFICIAL_FILE}") from e
-
-
 def _pack_official_images(path: Path, n: int, out: np.ndarray) -> None:
     """Stream the file's `imgs` (N, 64, 64) into bit-packed rows, one chunk at a time."""
-    with _open_zip(path) as zf, zf.open(_npz_member(zf, "imgs", path)) as fh:
-        shape, dtype = _read_header(fh, path, "imgs")
+    with open_npz(path, _EXPECTED) as zf, zf.open(npz_member(zf, "imgs", path, _EXPECTED)) as fh:
+        shape, dtype, _ = read_npy_header(fh, path, "imgs")
         if shape != (n, IMAGE, IMAGE):
             raise DataError(f"{path}: 'imgs' has shape {shape}; expected ({n}, 64, 64) matching latents_classes")
         row = IMAGE * IMAGE * dtype.itemsize
