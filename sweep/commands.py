@@ -90,8 +90,8 @@ def _planned_note(study) -> None:  # noqa: ANN001 - sweep.spec.Study (imported l
               file=sys.stderr)
     for path in study.absent_files:
         n = sum(path in map(str, r.config.dataset_options.values()) for r in study.restarts)
-        print(f"note: dataset file {path!r} is not on this machine: its {n} restarts are counted; put the official "
-              "file there (`orthosweep datasets` says which) before `submit`, which refuses the study until then",
+        print(f"note: dataset path {path!r} is not on this machine: its {n} restarts are counted; put the official "
+              "file(s) there (`orthosweep datasets` says which) before `submit`, which refuses the study until then",
               file=sys.stderr)
 
 

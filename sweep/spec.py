@@ -510,7 +510,8 @@ def _resolve_cell(spec: StudySpec, dataset: str, model: str, grid: dict[str, Any
                                 f" (factors changed in a pair; {dataset} has {ds.num_factors})")
     if obj.paired and ds.num_factors == 0:
         problems.append(f"field 'grid.model' ({where}): {model!r} trains on pairs that share ground-truth factors; "
-                        f"dataset {dataset!r} has none (use synth_lin, synth_nonlin, dsprites or shapes3d)")
+                        f"dataset {dataset!r} has none (use one that has: "
+                        f"{', '.join(d for d, i in DATASETS.items() if i.num_factors)})")
     for o, osp in ds.options.items():  # each value's type and range; what a path names: _check_dataset_values
         if o not in axes:
             if osp.required:

@@ -8,12 +8,15 @@ CLI use it before anything is scheduled.
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import dsprites, mnist, shapes3d, synthetic
+from . import cars3d, dsprites, dsprites_variants, mnist, mpi3d, shapes3d, smallnorb, synthetic
 from .base import Dataset
 from .perturbation_folder import check_perturbation
 
@@ -23,7 +26,7 @@ class OptionSpec:
     """One dataset option: its type, default, the check of its value and what the value is (for messages).
 
     check: "positive" (a number > 0), "path" (a file or folder the user gives), "perturbation" (a folder or URI
-    `orthosweep perturb` wrote) or "" (any value of the type).
+    `orthosweep perturb` wrote), "md5" (32 hex digits) or "" (any value of the type).
     """
 
     type: type
@@ -58,6 +61,8 @@ class OptionSpec:
             return f"option {name!r} must be positive (> 0), got {value!r}"
         if self.check in ("path", "perturbation") and not value.strip():
             return f"option {name!r} must not be empty; give {self.describe()}"
+        if self.check == "md5" and not re.fullmatch(r"[0-9a-fA-F]{32}", value):
+            return f"option {name!r} must be an md5 digest (32 hex digits), got {value!r}"
         return None
 
     def describe(self) -> str:
@@ -80,6 +85,8 @@ class DatasetInfo:
     # points and the split
     points: str = ""  # how many stored points, in words (`orthosweep datasets`)
     source: str = ""  # where the data come from, in words (`orthosweep datasets`)
+    check_files: Callable[[dict[str, Any]], list[str]] | None = None  # problems with the files the (base)
+    # options name, once they exist: layout, shapes, sizes, checksums (validate refuses bad files with them)
 
     @property
     def num_factors(self) -> int:
@@ -157,6 +164,60 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+def _grid_files(name: str, opener: Callable[..., Dataset], factors: tuple[tuple[str, int | None], ...],
+                observation: tuple[int, ...], path: OptionSpec, check: Callable[[dict[str, Any]], list[str]],
+                source: str, *, extra: dict[str, OptionSpec] | None = None) -> DatasetInfo:
+    """An image grid read from official files the user gives (`path`, required)."""
+    return DatasetInfo(name, "image", observation, "bernoulli", opener, factors,
+                       _altered({"path": path, **(extra or {}), "data_seed": _SEED}), map_options=("path",),
+                       points=str(math.prod(s or 1 for _, s in factors)), source=source,
+                       check_files=check)
+
+
+def _mpi3d(release: str) -> DatasetInfo:
+    r = mpi3d.RELEASES[release]
+    published = "checked against the published md5" if r.md5 else "no published checksum"
+    return _grid_files(
+        f"mpi3d_{release}", functools.partial(mpi3d.open_mpi3d, release),
+        _factors(mpi3d.FACTOR_NAMES, list(r.factor_sizes)), (3, 64, 64),
+        _file(f"the official MPI3D {release} .npz ({r.file})", required=True),
+        lambda o: mpi3d.check_release(o["path"], release, o.get("checksum")),
+        f"path= official {r.file} ({published})",
+        extra={"checksum": OptionSpec(str, None, "md5", keyed_when_unset=False,
+                                      what="the md5 of your copy when it is another release than the published one")})
+
+
+def _variant(variant: str, opener: Callable[..., Dataset], extra: dict[str, OptionSpec] | None = None,
+             check: Callable[[dict[str, Any]], list[str]] | None = None) -> DatasetInfo:
+    name = f"{variant}_dsprites"
+    return DatasetInfo(
+        name, "image", (3, 64, 64), "bernoulli", opener, _factors(dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES),
+        _altered({"path": _file(f"the official {dsprites.OFFICIAL_FILE}"), **(extra or {}), "data_seed": _SEED}),
+        map_options=("path", *(extra or {}), "data_seed"), points="737280",
+        source=f"dSprites (procedural, or path= official .npz) as disentanglement_lib's {variant}-dSprites"
+               + (", image= the background" if extra else ""),
+        check_files=check)
+
+
+DATASETS.update({
+    "color_dsprites": _variant("color", dsprites_variants.open_color_dsprites),
+    "noisy_dsprites": _variant("noisy", dsprites_variants.open_noisy_dsprites),
+    "scream_dsprites": _variant(
+        "scream", dsprites_variants.open_scream_dsprites,
+        {"image": _file("the background image (disentanglement_lib's scream.jpg)", required=True)},
+        lambda o: dsprites_variants.check_scream_image(o["image"])),
+    "smallnorb": _grid_files(
+        "smallnorb", smallnorb.open_smallnorb, _factors(smallnorb.FACTOR_NAMES, smallnorb.FACTOR_SIZES), (1, 64, 64),
+        _file(smallnorb.EXPECTED, required=True), lambda o: smallnorb.check_folder_files(o["path"]),
+        "path= folder of the six official .mat[.gz] files (the .gz checked against the published md5)"),
+    "cars3d": _grid_files(
+        "cars3d", cars3d.open_cars3d, _factors(cars3d.FACTOR_NAMES, cars3d.FACTOR_SIZES), (3, 64, 64),
+        _file(cars3d.EXPECTED, required=True), lambda o: cars3d.check_cars_folder(o["path"]),
+        "path= official cars folder of 183 car_NNN_mesh.mat (no published checksum)"),
+    **{f"mpi3d_{r}": _mpi3d(r) for r in mpi3d.RELEASES},
+})
+
+
 def altered_options(options: dict[str, Any]) -> dict[str, Any]:
     """The options of the alteration (perturbation, noise) set in `options` (unset ones left out)."""
     return {k: options[k] for k in ALTERATIONS if options.get(k) is not None}
@@ -197,11 +258,14 @@ def check_values(name: str, options: dict[str, Any], *, planned: bool = False) -
     info = DATASETS.get(name)
     if info is None:
         return problems
+    absent = absent_paths(name, options)
     if not planned:
-        for value in absent_paths(name, options):
+        for value in absent:
             key = next(k for k, s in info.options.items() if s.check == "path" and options.get(k) == value)
             problems.append(f"dataset {name!r}: option {key!r}: {value!r} does not exist; point it at "
                             f"{info.options[key].describe()}")
+    if info.check_files is not None and not absent:
+        problems += [f"dataset {name!r}: {p}" for p in info.check_files(base_options(name, options))]
     if "perturbation" not in info.options:
         return problems
     noise, perturbation = options.get("noise"), options.get("perturbation")

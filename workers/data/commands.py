@@ -45,9 +45,9 @@ def dataset_rows() -> list[dict[str, Any]]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     for r in dataset_rows():
-        print(f"{r['name']:<14} obs {r['observation']:<8} points {r['points']}")
-        print(f"{'':<14} factors: {r['factors']}")
-        print(f"{'':<14} options: {r['options']}; data: {r['source']}")
+        print(f"{r['name']:<16} obs {r['observation']:<8} points {r['points']}")
+        print(f"{'':<16} factors: {r['factors']}")
+        print(f"{'':<16} options: {r['options']}; data: {r['source']}")
     return 0
 
 

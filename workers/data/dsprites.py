@@ -77,6 +77,14 @@ def render_sprites() -> np.ndarray:
     return out
 
 
+@functools.cache
+def _sprite_table() -> np.ndarray:
+    """`render_sprites()`, once per process (read-only): every dSprites variant shares it."""
+    table = render_sprites()
+    table.flags.writeable = False
+    return table
+
+
 def place_sprites(sprites: np.ndarray, factors: np.ndarray, dtype: np.dtype | type = np.uint8) -> np.ndarray:
     """(n, 64, 64) images of class indices `factors` (n, 5): the sprite window shifted by (posY, posX)."""
     n = factors.shape[0]
@@ -107,10 +115,10 @@ class ProceduralDSprites(RenderedGridDataset):
         super().__init__()
         self.data_seed = int(data_seed)
 
-    @functools.cached_property
+    @property
     def sprites(self) -> np.ndarray:
         """The 720-sprite table, rendered on first use (not needed when reading the node cache)."""
-        return render_sprites()
+        return _sprite_table()
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         """uint8 (n, 64, 64) 0/1 images of class indices (n, 5)."""

@@ -34,6 +34,27 @@ def check_folder(path: str | Path, expected: str) -> Path:
     return p
 
 
+def refuse(problems: list[str]) -> None:
+    """DataError with every problem found in a dataset's files, if any."""
+    if problems:
+        raise DataError("; ".join(problems))
+
+
+def files_identity(paths: list[Path]) -> str:
+    """A short stable identity of a set of source files (see `file_identity`)."""
+    return hashlib.sha1("-".join(file_identity(p) for p in paths).encode()).hexdigest()[:16]
+
+
+def resize_lanczos(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (n, size, size[, 3]) of uint8 images (n, H, W[, 3]), each resized with Lanczos filtering (PIL's, the
+    filter disentanglement_lib resizes SmallNORB and Cars3D with)."""
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(im)).resize((size, size),
+                                                                                 Image.Resampling.LANCZOS))
+                     for im in images])
+
+
 def md5_of(path: Path) -> str:
     """The md5 hex digest of a file, remembered in the node cache by the file's identity (path, size, mtime): a
     multi-gigabyte release is hashed once per node, not at every validation."""

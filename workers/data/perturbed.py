@@ -73,9 +73,11 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def noise_levels(data_seed: int, point_ids: np.ndarray, n_elements: int) -> np.ndarray:
-    """float64 (n, n_elements) uniform in (−1, 1): a pure function of (data_seed, point id, element)."""
-    seed_key = _mix(np.array([int(data_seed) % 2**64], dtype=np.uint64) ^ _NOISE_STREAM)
+def noise_levels(data_seed: int, point_ids: np.ndarray, n_elements: int,
+                 stream: int = int(_NOISE_STREAM)) -> np.ndarray:
+    """float64 (n, n_elements) uniform in (−1, 1): a pure function of (data_seed, stream, point id, element);
+    other streams give independent draws for other uses of the same points."""
+    seed_key = _mix(np.array([int(data_seed) % 2**64], dtype=np.uint64) ^ np.uint64(stream))
     with np.errstate(over="ignore"):
         keys = _mix(_mix(point_ids.astype(np.uint64) + _GOLDEN) ^ seed_key)
         counters = np.arange(1, n_elements + 1, dtype=np.uint64) * _GOLDEN
