@@ -120,8 +120,44 @@ def _file(what: str, required: bool = False) -> OptionSpec:
     return OptionSpec(str, None, "path", required=required, what=what)
 
 
-_SEED = OptionSpec(int, 0)
-_CONTINUOUS = (("v0", None), ("v1", None))  # data_seed: the split (and, on the synthetic sets, the points)
+_SEED = OptionSpec(int, 0)  # data_seed: the split (and the synthetic sets' points, the dSprites variants' draws)
+_CONTINUOUS = (("v0", None), ("v1", None))
+
+
+def _official_grid(name: str, opener: Callable[..., Dataset], factors: tuple[tuple[str, int | None], ...],
+                observation: tuple[int, ...], path: OptionSpec, check: Callable[[dict[str, Any]], list[str]],
+                source: str, *, extra: dict[str, OptionSpec] | None = None) -> DatasetInfo:
+    """An image grid read from official files the user gives (`path`, required)."""
+    return DatasetInfo(name, "image", observation, "bernoulli", opener, factors,
+                       _altered({"path": path, **(extra or {}), "data_seed": _SEED}), map_options=("path",),
+                       points=str(math.prod(s or 1 for _, s in factors)), source=source,
+                       check_files=check)
+
+
+def _mpi3d(release: str) -> DatasetInfo:
+    r = mpi3d.RELEASES[release]
+    published = "checked against the published md5" if r.md5 else "no published checksum"
+    return _official_grid(
+        f"mpi3d_{release}", functools.partial(mpi3d.open_mpi3d, release),
+        _factors(mpi3d.FACTOR_NAMES, list(r.factor_sizes)), (3, 64, 64),
+        _file(f"the official MPI3D {release} .npz ({r.file})", required=True),
+        lambda o: mpi3d.check_release(o["path"], release, o.get("checksum")),
+        f"path= official {r.file} ({published})",
+        extra={"checksum": OptionSpec(str, None, "md5", keyed_when_unset=False,
+                                      what="the md5 of your copy when it is another release than the published one")})
+
+
+def _variant(variant: str, opener: Callable[..., Dataset], extra: dict[str, OptionSpec] | None = None,
+             check: Callable[[dict[str, Any]], list[str]] | None = None) -> DatasetInfo:
+    name = f"{variant}_dsprites"
+    return DatasetInfo(
+        name, "image", (3, 64, 64), "bernoulli", opener, _factors(dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES),
+        _altered({"path": _file(f"the official {dsprites.OFFICIAL_FILE}"), **(extra or {}), "data_seed": _SEED}),
+        map_options=("path", *(extra or {}), "data_seed"), points="737280",
+        source=f"dSprites (procedural, or path= official .npz) as disentanglement_lib's {variant}-dSprites"
+               + (", image= the background" if extra else ""),
+        check_files=check)
+
 
 DATASETS: dict[str, DatasetInfo] = {
     "synth_lin": DatasetInfo(
@@ -161,61 +197,22 @@ DATASETS: dict[str, DatasetInfo] = {
          "data_seed": _SEED},
         points="as in the files", source="path= IDX directory/file or .npz (labels kept)",
     ),
-}
-
-
-def _grid_files(name: str, opener: Callable[..., Dataset], factors: tuple[tuple[str, int | None], ...],
-                observation: tuple[int, ...], path: OptionSpec, check: Callable[[dict[str, Any]], list[str]],
-                source: str, *, extra: dict[str, OptionSpec] | None = None) -> DatasetInfo:
-    """An image grid read from official files the user gives (`path`, required)."""
-    return DatasetInfo(name, "image", observation, "bernoulli", opener, factors,
-                       _altered({"path": path, **(extra or {}), "data_seed": _SEED}), map_options=("path",),
-                       points=str(math.prod(s or 1 for _, s in factors)), source=source,
-                       check_files=check)
-
-
-def _mpi3d(release: str) -> DatasetInfo:
-    r = mpi3d.RELEASES[release]
-    published = "checked against the published md5" if r.md5 else "no published checksum"
-    return _grid_files(
-        f"mpi3d_{release}", functools.partial(mpi3d.open_mpi3d, release),
-        _factors(mpi3d.FACTOR_NAMES, list(r.factor_sizes)), (3, 64, 64),
-        _file(f"the official MPI3D {release} .npz ({r.file})", required=True),
-        lambda o: mpi3d.check_release(o["path"], release, o.get("checksum")),
-        f"path= official {r.file} ({published})",
-        extra={"checksum": OptionSpec(str, None, "md5", keyed_when_unset=False,
-                                      what="the md5 of your copy when it is another release than the published one")})
-
-
-def _variant(variant: str, opener: Callable[..., Dataset], extra: dict[str, OptionSpec] | None = None,
-             check: Callable[[dict[str, Any]], list[str]] | None = None) -> DatasetInfo:
-    name = f"{variant}_dsprites"
-    return DatasetInfo(
-        name, "image", (3, 64, 64), "bernoulli", opener, _factors(dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES),
-        _altered({"path": _file(f"the official {dsprites.OFFICIAL_FILE}"), **(extra or {}), "data_seed": _SEED}),
-        map_options=("path", *(extra or {}), "data_seed"), points="737280",
-        source=f"dSprites (procedural, or path= official .npz) as disentanglement_lib's {variant}-dSprites"
-               + (", image= the background" if extra else ""),
-        check_files=check)
-
-
-DATASETS.update({
     "color_dsprites": _variant("color", dsprites_variants.open_color_dsprites),
     "noisy_dsprites": _variant("noisy", dsprites_variants.open_noisy_dsprites),
     "scream_dsprites": _variant(
         "scream", dsprites_variants.open_scream_dsprites,
         {"image": _file("the background image (disentanglement_lib's scream.jpg)", required=True)},
         lambda o: dsprites_variants.check_scream_image(o["image"])),
-    "smallnorb": _grid_files(
+    "smallnorb": _official_grid(
         "smallnorb", smallnorb.open_smallnorb, _factors(smallnorb.FACTOR_NAMES, smallnorb.FACTOR_SIZES), (1, 64, 64),
         _file(smallnorb.EXPECTED, required=True), lambda o: smallnorb.check_folder_files(o["path"]),
         "path= folder of the six official .mat[.gz] files (the .gz checked against the published md5)"),
-    "cars3d": _grid_files(
+    "cars3d": _official_grid(
         "cars3d", cars3d.open_cars3d, _factors(cars3d.FACTOR_NAMES, cars3d.FACTOR_SIZES), (3, 64, 64),
         _file(cars3d.EXPECTED, required=True), lambda o: cars3d.check_cars_folder(o["path"]),
         "path= official cars folder of 183 car_NNN_mesh.mat (no published checksum)"),
     **{f"mpi3d_{r}": _mpi3d(r) for r in mpi3d.RELEASES},
-})
+}
 
 
 def altered_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ per stored point, from a counter-based hash of (data_seed, variant, grid index),
 is a function (the same factors give the same image in every process) and the whole grid fits the node cache;
 each point's appearance has the distribution disentanglement_lib gives it. The images are quantised to 8 bits
 like every stored image (c and the averages rounded to k/255; n on the 256 levels k/255, k uniform), and are
-uint8 (64, 64, 3) rows in the node cache (9.1 GB per variant), decoded like Shapes3D's.
+uint8 (64, 64, 3) rows in the node cache (9.1 GB per variant), decoded like Shapes3D's. The noise takes the 256
+levels from the bytes of hashed 64-bit words (eight per word), so a noisy image costs 1,536 hashes, not 12,288.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from . import dsprites
 from .base import DataError, GridDataset
 from .cache import file_identity
 from .files import check_file
-from .perturbed import noise_levels
+from .perturbed import hashed_words, noise_levels
 from .rendered import RenderedGridDataset
 from .shapes3d import decode_hwc, decode_hwc_torch
 
@@ -43,7 +44,7 @@ SCREAM_BOX = (350, 274)  # (width, height) the image is resized to fit, as disen
 
 
 def load_scream(path: str) -> np.ndarray:
-    """float64 (H, W, 3) in [0, 1]: the image at `path` resized to fit 350×274; DataError if it cannot serve."""
+    """uint8 (H, W, 3): the image at `path` resized to fit 350×274; DataError if it cannot serve."""
     from PIL import Image, UnidentifiedImageError
 
     p = check_file(path, "an image file (e.g. disentanglement_lib's scream.jpg) for the scream background")
@@ -54,7 +55,7 @@ def load_scream(path: str) -> np.ndarray:
         raise DataError(f"{p}: not a readable image ({e}); expected an image file (JPEG, PNG, ...) for the scream "
                         "background") from e
     pic.thumbnail(SCREAM_BOX)
-    table = np.asarray(pic, dtype=np.float64) / 255.0
+    table = np.asarray(pic, dtype=np.uint8)
     if table.shape[0] <= IMAGE or table.shape[1] <= IMAGE:
         raise DataError(f"{p}: {table.shape[1]}×{table.shape[0]} pixels once resized to fit 350×274; expected more "
                         f"than {IMAGE} in both directions (64×64 patches are cut from it)")
@@ -91,8 +92,8 @@ class DSpritesVariant(RenderedGridDataset):
         self.data_seed = int(data_seed)
         self.source = f"{getattr(base, 'source', 'procedural')} as {variant}-dSprites"
         self.cache_key = f"{self.name}-{base_key}{scream_key}-seed{self.data_seed}-v{GENERATOR_VERSION}"
-        if variant == "noisy":
-            self.build_chunk = 512  # 12,288 hashed draws per image: keeps the build's temporaries near 0.5 GB
+        if variant != "color":
+            self.build_chunk = 1024  # 12,288 draws or patch pixels per image: the build's temporaries stay small
 
     def sprites(self, factors: np.ndarray) -> np.ndarray:
         """bool (n, 64, 64): the dSprites image (the sprite's pixels) of class indices (n, 5)."""
@@ -105,6 +106,13 @@ class DSpritesVariant(RenderedGridDataset):
         ids = self.factors_to_index(factors)
         return (noise_levels(self.data_seed, ids, k, STREAMS[self.variant]) + 1.0) / 2.0
 
+    def byte_levels(self, factors: np.ndarray, k: int) -> np.ndarray:
+        """uint8 (n, k) uniform on 0 … 255 (k a multiple of 8), fixed per grid point by data_seed and the variant:
+        the eight bytes of each hashed word."""
+        ids = self.factors_to_index(factors)
+        words = hashed_words(self.data_seed, ids, k // 8, STREAMS[self.variant] ^ 0xB17E5)
+        return np.ascontiguousarray(words).view(np.uint8).reshape(len(ids), k)
+
     def encode_rows(self, factors: np.ndarray) -> np.ndarray:
         """uint8 (n, 64, 64, 3) images of class indices (n, 5)."""
         f = np.asarray(factors, dtype=np.int64)
@@ -114,16 +122,19 @@ class DSpritesVariant(RenderedGridDataset):
             colour = np.rint(255.0 * (0.5 + 0.5 * self.uniforms(f, 3))).astype(np.uint8)
             return np.where(sprite, colour[:, None, None, :], np.uint8(0))
         if self.variant == "noisy":
-            levels = np.minimum(np.floor(256.0 * self.uniforms(f, IMAGE * IMAGE * 3)), 255).astype(np.uint8)
-            return np.where(sprite, np.uint8(255), levels.reshape(n, IMAGE, IMAGE, 3))
+            levels = self.byte_levels(f, IMAGE * IMAGE * 3).reshape(n, IMAGE, IMAGE, 3)
+            return np.where(sprite, np.uint8(255), levels)
         u = self.uniforms(f, 5)
         h, w = self.scream.shape[:2]
         top = np.floor(u[:, 0] * (h - IMAGE)).astype(np.int64)
         left = np.floor(u[:, 1] * (w - IMAGE)).astype(np.int64)
-        ar = np.arange(IMAGE)
-        patch = self.scream[top[:, None, None] + ar[None, :, None], left[:, None, None] + ar[None, None, :]]
-        background = (patch + u[:, None, None, 2:5]) / 2.0
-        return np.rint(255.0 * np.where(sprite, 1.0 - background, background)).astype(np.uint8)
+        windows = np.lib.stride_tricks.sliding_window_view(self.scream, (IMAGE, IMAGE), axis=(0, 1))
+        patch = windows[top, left].transpose(0, 2, 3, 1)  # (n, 64, 64, 3): the 64×64 patch at (top, left)
+        b255 = patch.astype(np.float32)
+        b255 += (255.0 * u[:, None, None, 2:5]).astype(np.float32)
+        b255 *= np.float32(0.5)
+        np.subtract(np.float32(255), b255, out=b255, where=sprite)  # 255·b, and 255·(1 − b) on the sprite
+        return np.rint(b255, out=b255).astype(np.uint8)
 
     def render_observations(self, factors: np.ndarray) -> np.ndarray:
         return decode_hwc(self.encode_rows(factors))

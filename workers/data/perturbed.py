@@ -73,15 +73,20 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def noise_levels(data_seed: int, point_ids: np.ndarray, n_elements: int,
-                 stream: int = int(_NOISE_STREAM)) -> np.ndarray:
-    """float64 (n, n_elements) uniform in (−1, 1): a pure function of (data_seed, stream, point id, element);
-    other streams give independent draws for other uses of the same points."""
+def hashed_words(data_seed: int, point_ids: np.ndarray, n_words: int, stream: int = int(_NOISE_STREAM)) -> np.ndarray:
+    """uint64 (n, n_words) of uniformly random bits: a pure function of (data_seed, stream, point id, word); other
+    streams give independent draws for other uses of the same points."""
     seed_key = _mix(np.array([int(data_seed) % 2**64], dtype=np.uint64) ^ np.uint64(stream))
     with np.errstate(over="ignore"):
         keys = _mix(_mix(point_ids.astype(np.uint64) + _GOLDEN) ^ seed_key)
-        counters = np.arange(1, n_elements + 1, dtype=np.uint64) * _GOLDEN
-        bits = _mix(keys[:, None] + counters[None, :]) >> np.uint64(40)  # 24 bits
+        counters = np.arange(1, n_words + 1, dtype=np.uint64) * _GOLDEN
+        return _mix(keys[:, None] + counters[None, :])
+
+
+def noise_levels(data_seed: int, point_ids: np.ndarray, n_elements: int,
+                 stream: int = int(_NOISE_STREAM)) -> np.ndarray:
+    """float64 (n, n_elements) uniform in (−1, 1) on 2^24 levels: the top 24 bits of `hashed_words`."""
+    bits = hashed_words(data_seed, point_ids, n_elements, stream) >> np.uint64(40)
     return (2.0 * bits.astype(np.float64) + 1.0) / 2.0**24 - 1.0
 
 
