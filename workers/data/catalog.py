@@ -156,7 +156,7 @@ def _variant(variant: str, opener: Callable[..., Dataset], extra: dict[str, Opti
         map_options=("path", *(extra or {}), "data_seed"), points="737280",
         source=f"dSprites (procedural, or path= official .npz) as disentanglement_lib's {variant}-dSprites"
                + (", image= the background" if extra else ""),
-        check_files=check)
+        check_files=lambda o: dsprites.check_official(o["path"]) + (check(o) if check else []))
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -179,12 +179,14 @@ DATASETS: dict[str, DatasetInfo] = {
         _factors(dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES),
         _altered({"path": _file(f"the official {dsprites.OFFICIAL_FILE}"), "data_seed": _SEED}),
         map_options=("path",), points="737280", source="procedural (on demand) or path= official .npz",
+        check_files=lambda o: dsprites.check_official(o["path"]),
     ),
     "shapes3d": DatasetInfo(
         "shapes3d", "image", (3, 64, 64), "bernoulli", shapes3d.open_shapes3d,
         _factors(shapes3d.FACTOR_NAMES, shapes3d.FACTOR_SIZES),
         _altered({"path": _file(f"the official {shapes3d.OFFICIAL_FILE}"), "data_seed": _SEED}),
         map_options=("path",), points="480000", source="procedural (on demand) or path= official 3dshapes.h5",
+        check_files=lambda o: shapes3d.check_official(o["path"]),
     ),
     "mnist": DatasetInfo(
         "mnist", "image", (1, 28, 28), "bernoulli", mnist.open_mnist, (),

@@ -215,6 +215,30 @@ def open_official(path: Path, data_seed: int = 0) -> StoredGridDataset:
                              images, unpack_bits, labels, data_seed, source=str(path))
 
 
+def check_official(path: str | None) -> list[str]:
+    """Problems with `path` as the official dSprites file, found without reading the images (their array's name,
+    shape and byte size, the labels' classes); [] when fine or when no path is given (procedural)."""
+    if path is None:
+        return []
+    try:
+        p = check_file(path, f"the official {OFFICIAL_FILE}")
+        labels = read_official_labels(p)
+        check_classes(labels, FACTOR_NAMES, FACTOR_SIZES, str(p))
+        with open_npz(p, _EXPECTED) as zf:
+            info = npz_member(zf, "imgs", p, _EXPECTED)
+            with zf.open(info) as fh:
+                shape, dtype, offset = read_npy_header(fh, p, "imgs")
+        if shape != (labels.shape[0], IMAGE, IMAGE):
+            raise DataError(f"{p}: 'imgs' has shape {shape}; expected ({labels.shape[0]}, 64, 64) matching "
+                            "latents_classes")
+        if info.file_size != offset + int(np.prod(shape)) * dtype.itemsize:
+            raise DataError(f"{p}: 'imgs' holds {info.file_size - offset} bytes of image data; expected "
+                            f"{int(np.prod(shape)) * dtype.itemsize} (a truncated or altered file)")
+    except DataError as e:
+        return [str(e)]
+    return []
+
+
 def open_dsprites(path: str | None = None, data_seed: int = 0) -> GridDataset:
     """Procedural dSprites, or the official file at `path`."""
     if path is None:
