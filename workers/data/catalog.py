@@ -2,7 +2,7 @@
 
 Each entry declares the dataset's shape, likelihood, the options it takes (each with its own check), the options
 that define its map from factors to observations, and the function that opens it. Importing this module stays
-cheap (numpy, yaml and pyarrow's filesystem; no torch, nothing generated or read): the spec validator and the
+cheap (numpy and pyarrow's filesystem; no torch, nothing generated or read): the spec validator and the
 CLI use it before anything is scheduled.
 """
 

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="dataset name (see 'orthosweep datasets')")
-    p.add_argument("--path", help="official dataset file (dsprites .npz, 3dshapes.h5, MNIST IDX/.npz)")
+    p.add_argument("--path", help="official dataset file or folder (dsprites .npz, 3dshapes.h5, MPI3D .npz, the "
+                   "SmallNORB or Cars3D folder, MNIST IDX/.npz; see 'orthosweep datasets')")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="another dataset option, e.g. ratio=1.5 (repeatable)")
 
