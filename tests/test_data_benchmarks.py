@@ -329,3 +329,18 @@ def test_the_compact_device_rows_decode_to_the_observations(tmp_path: Path, smal
         assert form.decode is not None and form.row_bytes() == {"smallnorb": 4096}.get(ds.name, 12288)
         decoded = form.decode(torch.from_numpy(np.ascontiguousarray(form.rows(idx)))).numpy()
         np.testing.assert_array_equal(decoded, ds.observations_at(idx))
+
+
+def test_datasets_show_draws_the_one_channel_and_the_rendered_sets(tmp_path: Path, small_norb: None,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    _write_norb(tmp_path / "norb")
+    monkeypatch.setattr(cars3d, "FACTOR_SIZES", [4, 24, 2])
+    _write_cars(tmp_path / "cars")
+    Image.new("RGB", (400, 300), (51, 102, 204)).save(tmp_path / "flat.png")
+    for args in (["smallnorb", "--path", str(tmp_path / "norb")], ["cars3d", "--path", str(tmp_path / "cars")],
+                 ["noisy_dsprites"], ["scream_dsprites", "--option", f"image={tmp_path / 'flat.png'}"]):
+        out = tmp_path / f"{args[0]}.png"
+        assert main(["datasets", "show", *args, "--out", str(out), "--columns", "2"]) == 0, args
+        assert Image.open(out).size[0] > 100
