@@ -88,6 +88,11 @@ def _planned_note(study) -> None:  # noqa: ANN001 - sweep.spec.Study (imported l
         print(f"note: perturbation folder {folder!r} does not exist yet: `orthosweep perturb ... --name ...` "
               "writes it (see the study file's comments); `submit` refuses the study until then",
               file=sys.stderr)
+    for path in study.absent_files:
+        n = sum(path in map(str, r.config.dataset_options.values()) for r in study.restarts)
+        print(f"note: dataset path {path!r} is not on this machine: its {n} restarts are counted; put the official "
+              "file(s) there (`orthosweep datasets` says which) before `submit`, which refuses the study until then",
+              file=sys.stderr)
 
 
 def _dry_run(study, args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ class Estimate:
     classes: list[ClassTiming]
     calibration_seconds: float
     machine: str
+    absent: int = 0  # trials whose dataset files are not on this machine: not timed, not counted
 
     @property
     def device_hours(self) -> float:
@@ -63,6 +64,8 @@ class Estimate:
                          f"{c.seconds_per_step * 1e3:.1f} ms/step{src}, {c.trials} trials, "
                          f"train {_duration(c.train_seconds)} + eval {_duration(c.eval_seconds)}")
         lines.append(f"  total: {self.device_hours:.2f} device-hours (one trial at a time on this machine)")
+        if self.absent:
+            lines.append(f"  not estimated: {self.absent} trials whose dataset files are not on this machine")
         return "\n".join(lines)
 
 
@@ -154,7 +157,11 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
     t_start = time.perf_counter()
     classes: dict[tuple[Any, ...], ClassTiming] = {}
     eval_cost: dict[tuple[Any, ...], float] = {}
+    absent = 0
     for t in trials:
+        if any(str(v) in study.absent_files for v in t.config.dataset_options.values()):
+            absent += 1
+            continue
         key = _cost_class(t)
         if key not in classes:
             probe = _without_planned(dataclasses.replace(t, trace_every=0), study.planned)
@@ -172,7 +179,7 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
         c.trials += 1
         c.train_seconds += t.config.epochs * steps_per_epoch * c.seconds_per_step
         c.eval_seconds += len(t.checkpoints) * len(t.seeds) * eval_cost[_eval_class(t)]
-    return Estimate(list(classes.values()), time.perf_counter() - t_start, machine_description())
+    return Estimate(list(classes.values()), time.perf_counter() - t_start, machine_description(), absent)
 
 
 def _without_planned(t: TrialSpec, planned: tuple[str, ...]) -> TrialSpec:

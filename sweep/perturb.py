@@ -11,7 +11,7 @@
    chooses one.
 2. One Ray task (`workers.perturbation.train.make_perturbation`; 1 GPU when the cluster has one, else CPU) trains
    m and writes `<storage>/perturbations/<NAME>/` (or `--out`): manipulation.pt, perturbation.yaml,
-   contact_sheet.png (workers/perturbation/folder.py).
+   contact_sheet.png (workers/data/perturbation_folder.py).
 3. A study then uses it with the dataset option `perturbation: <that folder>`.
 """
 
@@ -108,7 +108,7 @@ def select_sources(study_dir: str, dataset: str, k: int, model: str = "beta_vae"
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     """The Ray task's job: arguments checked, sources selected (raises PerturbError)."""
     from workers.data.catalog import DATASETS
-    from workers.perturbation.folder import META_FILE
+    from workers.data.perturbation_folder import META_FILE
     from workers.store.layout import join_uri, read_text, split_study_dir
 
     if args.dataset not in DATASETS or DATASETS[args.dataset].num_factors == 0:

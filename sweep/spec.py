@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sweep import defaults as D
 from sweep.errors import SpecError
-from workers.data.catalog import DATASETS, exclusive_cell
+from workers.data.catalog import DATASETS, absent_paths, check_values, exclusive_cell
+from workers.data.perturbation_folder import MissingFolderError, read_meta
 from workers.metrics.registry import METRICS
 from workers.models.catalog import ACTIVATIONS, ARCHITECTURES, LIKELIHOODS, OPTIMIZERS
 from workers.models.objectives import OBJECTIVES
@@ -132,6 +133,7 @@ class Study:
     normalized: dict[str, Any] = field(default_factory=dict)
     folder: str | None = None  # the study folder when read from one (a copied or renamed folder keeps its path)
     planned: tuple[str, ...] = ()  # perturbation folders still to be written (validated with planned=True)
+    absent_files: tuple[str, ...] = ()  # dataset files (path options) not on this machine (planned=True)
 
     @property
     def name(self) -> str:
@@ -235,14 +237,13 @@ def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Pat
     normalized = spec.model_dump()
     normalized["overrides"] = {k: v.model_dump(exclude_unset=True) for k, v in spec.overrides.items()}
     missing = _planned_folders(restarts) if planned else ()
+    absent = _absent_files(restarts) if planned else ()
     return Study(spec=spec, restarts=restarts, trials=trials, eval=eval_cfg, source=source,
-                 normalized=normalized, planned=missing)
+                 normalized=normalized, planned=missing, absent_files=absent)
 
 
 def _planned_folders(restarts: list[Restart]) -> tuple[str, ...]:
     """The `perturbation:` folders of these restarts that `orthosweep perturb` has not written yet."""
-    from workers.perturbation.folder import MissingFolderError, read_meta
-
     missing = set()
     for value in {r.config.dataset_options.get("perturbation") for r in restarts} - {None}:
         try:
@@ -252,11 +253,14 @@ def _planned_folders(restarts: list[Restart]) -> tuple[str, ...]:
     return tuple(sorted(missing))
 
 
+def _absent_files(restarts: list[Restart]) -> tuple[str, ...]:
+    """The dataset files (path options) of these restarts that do not exist on this machine."""
+    return tuple(sorted({p for r in restarts for p in absent_paths(r.config.dataset, r.config.dataset_options)}))
+
+
 def _check_dataset_values(restarts: list[Restart], planned: bool = False) -> list[str]:
     """The data layer's own checks of option values against each other and the files they name (a
     `perturbation:` folder: present, made for this dataset and these options), once per distinct option set."""
-    from workers.data.catalog import check_values
-
     seen: set[str] = set()
     problems: list[str] = []
     for r in restarts:
@@ -506,24 +510,17 @@ def _resolve_cell(spec: StudySpec, dataset: str, model: str, grid: dict[str, Any
                                 f" (factors changed in a pair; {dataset} has {ds.num_factors})")
     if obj.paired and ds.num_factors == 0:
         problems.append(f"field 'grid.model' ({where}): {model!r} trains on pairs that share ground-truth factors; "
-                        f"dataset {dataset!r} has none (use synth_lin, synth_nonlin, dsprites or shapes3d)")
-    for o, osp in ds.options.items():
+                        f"dataset {dataset!r} has none (use one that has: "
+                        f"{', '.join(d for d, i in DATASETS.items() if i.num_factors)})")
+    for o, osp in ds.options.items():  # each value's type and range; what a path names: _check_dataset_values
         if o not in axes:
+            if osp.required:
+                problems.append(f"field 'overrides.{dataset}.{o}': dataset {dataset!r}: {osp.problem(o, None)}")
             continue
         for v in axes[o]:
-            if v is None and not osp.keyed_when_unset:  # null: the option unset (e.g. the unaltered data)
-                continue
-            if osp.type is float and not _is_number(v) or osp.type is int and not _is_int(v) or \
-                    osp.type is str and not isinstance(v, str):
-                problems.append(f"field '{o}' ({where}): got {v!r}; expected {osp.type.__name__}")
-            elif osp.check == "positive" and v <= 0:
-                problems.append(f"field '{o}' ({where}): got {v!r}; must be > 0")
-            elif osp.check == "path" and not Path(str(v)).expanduser().exists():
-                problems.append(f"field '{o}' ({where}): path {v!r} does not exist; point it to the dataset file")
-    for o, osp in ds.options.items():
-        if osp.required and o not in axes:
-            problems.append(f"field 'overrides.{dataset}.{o}': dataset {dataset!r} needs option {o!r} (the official "
-                            "files are never downloaded)")
+            problem = osp.problem(o, v)
+            if problem is not None:
+                problems.append(f"field '{o}' ({where}): {problem}")
     if "latent_dim" in axes:
         for v in axes["latent_dim"]:
             if not _is_int(v) or v < 1:

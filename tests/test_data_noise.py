@@ -92,8 +92,11 @@ def test_noise_above_one_on_images_and_noise_with_perturbation_are_refused() -> 
 
 
 def test_study_validation_refuses_bad_noise_before_scheduling() -> None:
-    with pytest.raises(SpecError, match=r"field 'noise' \(synth_lin/beta_vae\): got -0.1; must be > 0"):
+    with pytest.raises(SpecError, match=r"field 'noise' \(synth_lin/beta_vae\): option 'noise' must be positive "
+                       r"\(> 0\), got -0.1"):
         validate_study(_study(noise=-0.1))
+    with pytest.raises(DataError, match=r"dataset 'synth_lin': option 'noise' must be positive \(> 0\), got -0.1"):
+        load("synth_lin", n=100, noise=-0.1)  # the same check, the same words, on either side
     with pytest.raises(SpecError, match="option 'noise' must be at most 1 on images"):
         validate_study({**_study(), "grid": {"dataset": ["dsprites"], "model": ["ae"], "seeds": 1},
                         "overrides": {"dsprites": {"noise": 2.0, "max_train": 64}}})

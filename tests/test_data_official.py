@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
+from sweep.spec import SpecError, validate_study
 from workers.data import DataError, load
 from workers.data.cache import cache_dir
 from workers.data.dsprites import FACTOR_SIZES as DSPRITES_SIZES
@@ -188,6 +189,17 @@ def test_bad_dsprites_files_are_refused_clearly_and_leave_no_cache(tmp_path: Pat
         assert _cache_entries() == before, f"{what}: left something in the cache"
 
 
+def test_bad_dsprites_files_are_refused_at_validation_too(tmp_path: Path) -> None:
+    for what, path, message in _bad_dsprites_files(tmp_path):
+        if what in ("non-binary images", "missing file"):  # found when the images are read; absent: a note
+            continue
+        for dataset in ("dsprites", "color_dsprites"):
+            study = {"study": "t", "grid": {"dataset": [dataset], "model": ["vae"], "seeds": 1},
+                     "overrides": {dataset: {"path": str(path)}}}
+            with pytest.raises(SpecError, match=message):
+                validate_study(study, planned=True)
+
+
 def test_bad_3dshapes_files_are_refused_clearly(tmp_path: Path) -> None:
     cases = []
     p = tmp_path / "a.h5"
@@ -206,6 +218,9 @@ def test_bad_3dshapes_files_are_refused_clearly(tmp_path: Path) -> None:
     for path, message in cases:
         with pytest.raises(DataError, match=message):
             load("shapes3d", path=str(path))
+        with pytest.raises(SpecError, match=message):  # and at validation, before anything is scheduled
+            validate_study({"study": "t", "grid": {"dataset": ["shapes3d"], "model": ["vae"], "seeds": 1},
+                            "overrides": {"shapes3d": {"path": str(path)}}}, planned=True)
     assert _cache_entries() == before
 
 

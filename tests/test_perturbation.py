@@ -21,9 +21,9 @@ from sweep_helpers import VENV_BIN
 from sweep.errors import SpecError
 from sweep.spec import validate_study
 from workers.data import DataError, GridDataset, load
+from workers.data.perturbation_folder import read_meta
+from workers.data.perturbation_network import manipulation
 from workers.data.perturbed import PerturbedDataset
-from workers.perturbation.folder import read_meta
-from workers.perturbation.network import Manipulation
 from workers.perturbation.train import write_perturbation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ CLI = str(VENV_BIN / "orthosweep")
 
 def _folder(path: Path, dataset, eps: float = 0.1, options: dict | None = None, seed: int = 0) -> str:
     torch.manual_seed(seed)
-    net = Manipulation(tuple(dataset.observation_shape), dataset.num_factors)
+    net = manipulation(tuple(dataset.observation_shape), dataset.num_factors)
     write_perturbation(str(path), net, dataset, options or {}, eps, name=path.name, source={}, training={},
                        losses={})
     return str(path)
@@ -148,12 +148,12 @@ def _bare_folder(path: Path, dataset: str, obs_shape: tuple[int, ...], k: int, e
     import hashlib
     import io
 
-    from workers.perturbation.folder import FORMAT
-    from workers.perturbation.network import architecture
+    from workers.data.perturbation_folder import FORMAT
+    from workers.data.perturbation_network import architecture
 
     path.mkdir(parents=True)
     buf = io.BytesIO()
-    torch.save(Manipulation(obs_shape, k).state_dict(), buf)
+    torch.save(manipulation(obs_shape, k).state_dict(), buf)
     (path / "manipulation.pt").write_bytes(buf.getvalue())
     meta = {"format": FORMAT, "dataset": dataset, "dataset_options": {}, "epsilon": eps,
             "architecture": architecture(obs_shape, k),
@@ -242,7 +242,7 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
     # the folder: weights (weights_only), provenance, contact sheet
     meta = yaml.safe_load((folder / "perturbation.yaml").read_text())
     state = torch.load(folder / "manipulation.pt", weights_only=True)
-    assert set(state) == {k for k in Manipulation((3,), 2).state_dict()}
+    assert set(state) == {k for k in manipulation((3,), 2).state_dict()}
     assert (folder / "contact_sheet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert meta["dataset"] == "synth_lin" and meta["epsilon"] == 0.1 and meta["training"]["steps"] == 50
     assert meta["dataset_options"] == {"ratio": 2.0, "n": 256, "data_seed": 0}

@@ -95,3 +95,18 @@ def test_the_bench_records_figures_that_a_dry_run_of_the_same_trial_uses(tmp_pat
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     line = next(ln for ln in res.stdout.splitlines() if "dsprites/beta_vae (" in ln)
     assert f"{recorded['s_per_step'] * 1e3:.1f} ms/step from bench" in line, res.stdout[-3000:]
+
+
+def test_trials_whose_dataset_files_are_absent_are_left_out_of_the_estimate_and_counted(tmp_path: Path) -> None:
+    path = write_study(tmp_path / "s.yaml", name="absent", storage=str(tmp_path / "res"), seeds=2, per_trial=2,
+                       models=("beta_vae",))
+    data = yaml.safe_load(path.read_text())
+    data["grid"]["dataset"] = ["synth_lin", "cars3d"]
+    data.setdefault("overrides", {})["cars3d"] = {"path": str(tmp_path / "cars"), "max_train": 64}
+    path.write_text(yaml.safe_dump(data))
+    study = load_study(path, planned=True)
+    assert study.absent_files == (str(tmp_path / "cars"),)
+    est = estimate(study, steps=2)
+    assert est.absent == sum(t.config.dataset == "cars3d" for t in study.trials) > 0
+    assert [c.key[0] for c in est.classes] == ["synth_lin"]
+    assert f"not estimated: {est.absent} trials whose dataset files are not on this machine" in est.describe()

@@ -28,40 +28,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="dataset name (see 'orthosweep datasets')")
-    p.add_argument("--path", help="official dataset file (dsprites .npz, 3dshapes.h5, MNIST IDX/.npz)")
+    p.add_argument("--path", help="official dataset file or folder (dsprites .npz, 3dshapes.h5, MPI3D .npz, the "
+                   "SmallNORB or Cars3D folder, MNIST IDX/.npz; see 'orthosweep datasets')")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="another dataset option, e.g. ratio=1.5 (repeatable)")
 
 
 def dataset_rows() -> list[dict[str, Any]]:
     """One row per dataset: name, observation shape, factors with sizes, points, where the data come from."""
-    from . import dsprites, shapes3d
     from .catalog import DATASETS
 
-    factors = {
-        "synth_lin": ([("v0", None), ("v1", None)], "n (default 50000)", "generated from data_seed"),
-        "synth_nonlin": ([("v0", None), ("v1", None)], "n (default 50000)", "generated from data_seed"),
-        "dsprites": (list(zip(dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES, strict=True)), "737280",
-                     "procedural (on demand) or path= official .npz"),
-        "shapes3d": (list(zip(shapes3d.FACTOR_NAMES, shapes3d.FACTOR_SIZES, strict=True)), "480000",
-                     "procedural (on demand) or path= official 3dshapes.h5"),
-        "mnist": ([], "as in the files", "path= IDX directory/file or .npz (labels kept)"),
-        "fashion_mnist": ([], "as in the files", "path= IDX directory/file or .npz (labels kept)"),
-    }
-    rows = []
-    for name, info in DATASETS.items():
-        fs, points, source = factors.get(name, ([], "?", "?"))
-        rows.append({"name": name, "observation": "x".join(map(str, info.observation_shape)), "points": points,
-                     "factors": ", ".join(f"{n}={s if s is not None else 'cont'}" for n, s in fs) or "none",
-                     "options": ", ".join(info.options) or "none", "source": source})
-    return rows
+    return [{"name": name, "observation": "x".join(map(str, info.observation_shape)), "points": info.points,
+             "factors": ", ".join(f"{n}={s if s is not None else 'cont'}" for n, s in info.factors) or "none",
+             "options": ", ".join(info.options) or "none", "source": info.source}
+            for name, info in DATASETS.items()]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     for r in dataset_rows():
-        print(f"{r['name']:<14} obs {r['observation']:<8} points {r['points']}")
-        print(f"{'':<14} factors: {r['factors']}")
-        print(f"{'':<14} options: {r['options']}; data: {r['source']}")
+        print(f"{r['name']:<16} obs {r['observation']:<8} points {r['points']}")
+        print(f"{'':<16} factors: {r['factors']}")
+        print(f"{'':<16} options: {r['options']}; data: {r['source']}")
     return 0
 
 

@@ -6,7 +6,8 @@ decode that gives `observations_at`'s float32 bit for bit on any device:
 | dataset | compact row | decode on the device |
 | --- | --- | --- |
 | dSprites (procedural or official) | 512 bytes bit-packed (the node cache's rows) | shifts and masks, MSB first |
-| Shapes3D (procedural or official) | uint8 (64, 64, 3) (the node cache's rows) | numpy's levels k/255, looked up |
+| Shapes3D, color/noisy/scream-dSprites, MPI3D, Cars3D | uint8 (64, 64, 3) (the cache's rows) | k/255, looked up |
+| SmallNORB | uint8 (64, 64, 1) (the node cache's rows) | the same |
 | synth_lin, synth_nonlin, MNIST | their float32 observations, as they are | none |
 
 Bytes per training set: see `workers.train.TrainData`.
@@ -30,7 +31,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .base import Dataset, as_indices
+from .dsprites import unpack_bits, unpack_bits_torch
 from .rendered import RenderedGridDataset
+from .shapes3d import decode_hwc, decode_hwc_torch
 from .stored import StoredGridDataset
 
 if TYPE_CHECKING:
@@ -63,9 +66,6 @@ def float32_form(dataset: Dataset) -> CompactForm:
 
 
 def _stored_decoders() -> dict[Callable, Callable]:
-    from .dsprites import unpack_bits, unpack_bits_torch
-    from .shapes3d import decode_hwc, decode_hwc_torch
-
     return {unpack_bits: unpack_bits_torch, decode_hwc: decode_hwc_torch}
 
 

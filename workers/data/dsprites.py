@@ -18,7 +18,6 @@ grid's worth, then read from a 377 MB bit-packed node cache (rendered.py; bench/
 from __future__ import annotations
 
 import functools
-import io
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ import numpy as np
 
 from .base import DataError, GridDataset
 from .cache import cached_array, file_identity, fill_in_chunks
-from .files import check_file
+from .files import check_file, npz_member, open_npz, read_npy_header
 from .rendered import RenderedGridDataset
 from .stored import StoredGridDataset, check_classes
 
@@ -78,6 +77,14 @@ def render_sprites() -> np.ndarray:
     return out
 
 
+@functools.cache
+def _sprite_table() -> np.ndarray:
+    """`render_sprites()`, once per process (read-only): every dSprites variant shares it."""
+    table = render_sprites()
+    table.flags.writeable = False
+    return table
+
+
 def place_sprites(sprites: np.ndarray, factors: np.ndarray, dtype: np.dtype | type = np.uint8) -> np.ndarray:
     """(n, 64, 64) images of class indices `factors` (n, 5): the sprite window shifted by (posY, posX)."""
     n = factors.shape[0]
@@ -108,10 +115,10 @@ class ProceduralDSprites(RenderedGridDataset):
         super().__init__()
         self.data_seed = int(data_seed)
 
-    @functools.cached_property
+    @property
     def sprites(self) -> np.ndarray:
         """The 720-sprite table, rendered on first use (not needed when reading the node cache)."""
-        return render_sprites()
+        return _sprite_table()
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         """uint8 (n, 64, 64) 0/1 images of class indices (n, 5)."""
@@ -158,31 +165,13 @@ def unpack_bits_torch(rows: torch.Tensor) -> torch.Tensor:
 # ---- the official file -------------------------------------------------------------------------------
 
 
-def _npz_member(zf: zipfile.ZipFile, key: str, path: Path) -> zipfile.ZipInfo:
-    names = {n.removesuffix(".npy"): n for n in zf.namelist()}
-    if key not in names:
-        raise DataError(f"{path}: no array {key!r} in the .npz (found: {', '.join(sorted(names)) or 'none'}); "
-                        f"expected the official {OFFICIAL_FILE} with keys imgs, latents_classes, "
-                        "latents_values, metadata")
-    return zf.getinfo(names[key])
-
-
-def _read_header(fh: io.BufferedIOBase, path: Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    try:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(fh)
-    except ValueError as e:
-        raise DataError(f"{path}: array {key!r} is not a readable .npy member ({e})") from e
-    if fortran:
-        raise DataError(f"{path}: array {key!r} is stored in Fortran order; expected C order")
-    return tuple(shape), np.dtype(dtype)
+_EXPECTED = f"the official {OFFICIAL_FILE} with keys imgs, latents_classes, latents_values, metadata"
 
 
 def read_official_labels(path: Path) -> np.ndarray:
     """int64 (N, 5) classes (shape, scale, orientation, posX, posY) from the file's `latents_classes`."""
-    with _open_zip(path) as zf, zf.open(_npz_member(zf, "latents_classes", path)) as fh:
-        shape, dtype = _read_header(fh, path, "latents_classes")
+    with open_npz(path, _EXPECTED) as zf, zf.open(npz_member(zf, "latents_classes", path, _EXPECTED)) as fh:
+        shape, dtype, _ = read_npy_header(fh, path, "latents_classes")
         if len(shape) != 2 or shape[1] != 6 or dtype.kind not in "iuf":
             raise DataError(f"{path}: 'latents_classes' has shape {shape} and dtype {dtype}; expected (N, 6) "
                             "integers (color, shape, scale, orientation, posX, posY)")
@@ -192,17 +181,10 @@ def read_official_labels(path: Path) -> np.ndarray:
     return raw.reshape(shape)[:, 1:].astype(np.int64)
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e}); expected the official {OFFICIAL_FILE}") from e
-
-
 def _pack_official_images(path: Path, n: int, out: np.ndarray) -> None:
     """Stream the file's `imgs` (N, 64, 64) into bit-packed rows, one chunk at a time."""
-    with _open_zip(path) as zf, zf.open(_npz_member(zf, "imgs", path)) as fh:
-        shape, dtype = _read_header(fh, path, "imgs")
+    with open_npz(path, _EXPECTED) as zf, zf.open(npz_member(zf, "imgs", path, _EXPECTED)) as fh:
+        shape, dtype, _ = read_npy_header(fh, path, "imgs")
         if shape != (n, IMAGE, IMAGE):
             raise DataError(f"{path}: 'imgs' has shape {shape}; expected ({n}, 64, 64) matching latents_classes")
         row = IMAGE * IMAGE * dtype.itemsize
@@ -231,6 +213,30 @@ def open_official(path: Path, data_seed: int = 0) -> StoredGridDataset:
     images = cached_array(key, (n, IMAGE * IMAGE // 8), np.uint8, lambda out: _pack_official_images(path, n, out))
     return StoredGridDataset("dsprites", FACTOR_NAMES, list(FACTOR_SIZES), FACTOR_VALUES, (1, IMAGE, IMAGE),
                              images, unpack_bits, labels, data_seed, source=str(path))
+
+
+def check_official(path: str | None) -> list[str]:
+    """Problems with `path` as the official dSprites file, found without reading the images (their array's name,
+    shape and byte size, the labels' classes); [] when fine or when no path is given (procedural)."""
+    if path is None:
+        return []
+    try:
+        p = check_file(path, f"the official {OFFICIAL_FILE}")
+        labels = read_official_labels(p)
+        check_classes(labels, FACTOR_NAMES, FACTOR_SIZES, str(p))
+        with open_npz(p, _EXPECTED) as zf:
+            info = npz_member(zf, "imgs", p, _EXPECTED)
+            with zf.open(info) as fh:
+                shape, dtype, offset = read_npy_header(fh, p, "imgs")
+        if shape != (labels.shape[0], IMAGE, IMAGE):
+            raise DataError(f"{p}: 'imgs' has shape {shape}; expected ({labels.shape[0]}, 64, 64) matching "
+                            "latents_classes")
+        if info.file_size != offset + int(np.prod(shape)) * dtype.itemsize:
+            raise DataError(f"{p}: 'imgs' holds {info.file_size - offset} bytes of image data; expected "
+                            f"{int(np.prod(shape)) * dtype.itemsize} (a truncated or altered file)")
+    except DataError as e:
+        return [str(e)]
+    return []
 
 
 def open_dsprites(path: str | None = None, data_seed: int = 0) -> GridDataset:

@@ -4,7 +4,7 @@ Both wrap the base dataset: factors, factor sizes, the stored points, their numb
 the base dataset's (the split depends on data_seed and the size only); only the observations change, and by at
 most ε per element: ‖x' − x‖∞ ≤ ε on every observation, checked in float64 on the float32 values returned.
 
-Perturbation (thesis §4.2.4, §4.3.1), with m and ε from the folder (workers/perturbation/folder.py):
+Perturbation (thesis §4.2.4, §4.3.1), with m and ε from the folder (perturbation_folder.py):
 
     δ(w) = ε · round(127 · m(w)) / 127          m evaluated in float64 (CUDA if the process has it), ‖m‖∞ ≤ 1
     x'   = x + δ(w)
@@ -36,7 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from workers.store.layout import filesystem, join_uri
+
 from .base import DataError, Dataset, as_indices
+from .cache import cache_dir, cached_array, fill_in_chunks
+from .perturbation_folder import QUANT_LEVELS, WEIGHTS_FILE, FolderError, read_meta
+from .perturbation_network import encode_factors, manipulation
+from .rendered import cache_mode
 
 CHUNK = 512  # points per float64 forward pass of m on a CPU (conv activations: ~130 MB); 8x that on CUDA
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -67,13 +73,20 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def noise_levels(data_seed: int, point_ids: np.ndarray, n_elements: int) -> np.ndarray:
-    """float64 (n, n_elements) uniform in (−1, 1): a pure function of (data_seed, point id, element)."""
-    seed_key = _mix(np.array([int(data_seed) % 2**64], dtype=np.uint64) ^ _NOISE_STREAM)
+def hashed_words(data_seed: int, point_ids: np.ndarray, n_words: int, stream: int = int(_NOISE_STREAM)) -> np.ndarray:
+    """uint64 (n, n_words) of uniformly random bits: a pure function of (data_seed, stream, point id, word); other
+    streams give independent draws for other uses of the same points."""
+    seed_key = _mix(np.array([int(data_seed) % 2**64], dtype=np.uint64) ^ np.uint64(stream))
     with np.errstate(over="ignore"):
         keys = _mix(_mix(point_ids.astype(np.uint64) + _GOLDEN) ^ seed_key)
-        counters = np.arange(1, n_elements + 1, dtype=np.uint64) * _GOLDEN
-        bits = _mix(keys[:, None] + counters[None, :]) >> np.uint64(40)  # 24 bits
+        counters = np.arange(1, n_words + 1, dtype=np.uint64) * _GOLDEN
+        return _mix(keys[:, None] + counters[None, :])
+
+
+def noise_levels(data_seed: int, point_ids: np.ndarray, n_elements: int,
+                 stream: int = int(_NOISE_STREAM)) -> np.ndarray:
+    """float64 (n, n_elements) uniform in (−1, 1) on 2^24 levels: the top 24 bits of `hashed_words`."""
+    bits = hashed_words(data_seed, point_ids, n_elements, stream) >> np.uint64(40)
     return (2.0 * bits.astype(np.float64) + 1.0) / 2.0**24 - 1.0
 
 
@@ -154,8 +167,6 @@ class NoisyDataset(AlteredDataset):
 
 
 def read_bytes(uri: str) -> bytes:
-    from workers.store.layout import filesystem
-
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as f:
         return f.read()
@@ -164,10 +175,6 @@ def read_bytes(uri: str) -> bytes:
 def load_manipulation(folder: str, meta: dict[str, Any]) -> tuple[Any, str]:
     """(the float64 CPU module m, sha256 of its weights) of a folder; DataError if the weights changed."""
     import torch
-
-    from workers.perturbation.folder import WEIGHTS_FILE
-    from workers.perturbation.network import Manipulation
-    from workers.store.layout import join_uri
 
     weights = meta.get("weights") or {}
     try:
@@ -181,7 +188,7 @@ def load_manipulation(folder: str, meta: dict[str, Any]) -> tuple[Any, str]:
                         f"{str(weights.get('sha256'))[:16]}… perturbation.yaml records (the folder was altered "
                         "after `orthosweep perturb` wrote it); re-run `orthosweep perturb` into a new folder")
     arch = meta["architecture"]
-    net = Manipulation(tuple(arch["observation_shape"]), int(arch["num_factors"]))
+    net = manipulation(tuple(arch["observation_shape"]), int(arch["num_factors"]))
     net.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu"))
     return net.double().eval(), sha
 
@@ -191,8 +198,6 @@ class PerturbedDataset(AlteredDataset):
 
     def __init__(self, base: Dataset, perturbation: str, meta: tuple[str, dict[str, Any]] | None = None):
         """`meta`: (folder, perturbation.yaml's mapping) when already known (the writer, before the yaml exists)."""
-        from workers.perturbation.folder import QUANT_LEVELS, FolderError, read_meta
-
         try:
             folder, meta_ = meta if meta is not None else read_meta(perturbation)
         except FolderError as e:
@@ -223,8 +228,6 @@ class PerturbedDataset(AlteredDataset):
     def _compute(self, factors: np.ndarray) -> np.ndarray:
         import torch
 
-        from workers.perturbation.network import encode_factors
-
         w = encode_factors(factors, self.factor_sizes)
         out = np.empty((w.shape[0], *self.observation_shape), dtype=np.int8)
         device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
@@ -242,9 +245,6 @@ class PerturbedDataset(AlteredDataset):
         once this process has computed an eighth of the grid on demand (a training epoch reads 80 % of it; metrics,
         contact sheets and the GPU, which computes m in float64 in seconds, stay below), at once with
         ORTHOSWEEP_DATA_CACHE=always, never with =never."""
-        from .cache import cache_dir, cached_array, fill_in_chunks
-        from .rendered import cache_mode
-
         mode = cache_mode()
         n = int(np.prod(self.factor_sizes))
         key = f"perturbation-{self.sha256[:16]}-{self.name}-v1"

@@ -347,19 +347,40 @@ def _h5_array(f, key: str, path: Path):
     return f[key]
 
 
+def _checked(f, path: Path):  # noqa: ANN001, ANN202 - an open h5py.File; (its 'images', the classes)
+    """The file's 'images' dataset and the labels' classes, after checking names, shapes and dtypes."""
+    images, labels = _h5_array(f, "images", path), _h5_array(f, "labels", path)
+    try:
+        values = labels[()]
+    except OSError as e:
+        raise DataError(f"{path}: 'labels' cannot be read ({e}); the file looks corrupt") from e
+    classes = labels_to_classes(np.asarray(values), str(path))
+    n = classes.shape[0]
+    if images.shape != (n, IMAGE, IMAGE, 3) or images.dtype != np.uint8:
+        raise DataError(f"{path}: 'images' has shape {images.shape} and dtype {images.dtype}; expected "
+                        f"({n}, 64, 64, 3) uint8 matching 'labels'")
+    return images, classes
+
+
+def check_official(path: str | None) -> list[str]:
+    """Problems with `path` as the official 3dshapes.h5, found without reading the images; [] when fine or when
+    no path is given (procedural)."""
+    if path is None:
+        return []
+    try:
+        p = check_file(path, f"the official {OFFICIAL_FILE}")
+        with _open_h5(p) as f:
+            _checked(f, p)
+    except DataError as e:
+        return [str(e)]
+    return []
+
+
 def open_official(path: Path, data_seed: int = 0) -> StoredGridDataset:
     """The official `3dshapes.h5` (images converted once into the node cache as uint8 rows)."""
     with _open_h5(path) as f:
-        images, labels = _h5_array(f, "images", path), _h5_array(f, "labels", path)
-        try:
-            values = labels[()]
-        except OSError as e:
-            raise DataError(f"{path}: 'labels' cannot be read ({e}); the file looks corrupt") from e
-        classes = labels_to_classes(np.asarray(values), str(path))
+        images, classes = _checked(f, path)
         n = classes.shape[0]
-        if images.shape != (n, IMAGE, IMAGE, 3) or images.dtype != np.uint8:
-            raise DataError(f"{path}: 'images' has shape {images.shape} and dtype {images.dtype}; expected "
-                            f"({n}, 64, 64, 3) uint8 matching 'labels'")
 
         def produce(a: int, b: int) -> np.ndarray:
             try:

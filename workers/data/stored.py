@@ -30,13 +30,19 @@ class StoredGridDataset(GridDataset):
 
     def __init__(self, name: str, factor_names: list[str], factor_sizes: list[int],
                  factor_values: list[np.ndarray], observation_shape: tuple[int, ...], images: np.ndarray,
-                 decode: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, data_seed: int,
+                 decode: Callable[[np.ndarray], np.ndarray], labels: np.ndarray | None, data_seed: int,
                  source: str) -> None:
+        """`labels`: int64 (N, K) classes of the rows; None when the rows are the full grid in grid order."""
         self.name, self.factor_names, self.factor_sizes = name, factor_names, factor_sizes
         self.factor_values, self.observation_shape = factor_values, observation_shape
         self.data_seed, self.source = int(data_seed), source
         self._images, self._decode = images, decode
         grid = int(np.prod(factor_sizes))
+        if labels is None:
+            if images.shape[0] != grid:
+                raise DataError(f"{source}: {images.shape[0]} rows; expected the full grid of {grid}")
+            self._labels, self._row_of_index = None, None
+            return
         check_classes(labels, factor_names, factor_sizes, source)
         index = super().factors_to_index(labels)
         if labels.shape[0] == grid and np.array_equal(index, np.arange(grid)):

@@ -3,7 +3,7 @@
 Thesis §4.2.4 / §4.3.1. From the K most disentangled and the K most entangled restarts (by MIG, chosen by the
 driver, sweep/perturb.py), each restart's stored model is loaded; its encoder is frozen and always fed the
 ORIGINAL images x, its decoder is trained on the altered images x' = N(x + ε·m(w)) (N: the reflection into
-[0, 1] of `workers.perturbation.network.normalise`, images only). Per manipulation step:
+[0, 1] of `workers.data.perturbation_network.normalise`, images only). Per manipulation step:
 
     3 decoder steps   each on a fresh batch: every decoder minimises L_rec(x', z), m fixed
     1 m step          on a fresh batch: m minimises mean_ent L_rec^ent(x', z) − mean_dis L_rec^dis(x', z)
@@ -26,9 +26,19 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
-from workers.perturbation.folder import FORMAT, META_FILE, QUANT_LEVELS, SHEET_FILE, WEIGHTS_FILE
-from workers.perturbation.network import Manipulation, architecture, encode_factors, normalise
+from workers.checkpoint import load_torch
+from workers.data import load
+from workers.data.contact_sheet import _as_picture
+from workers.data.perturbation_folder import FORMAT, META_FILE, QUANT_LEVELS, SHEET_FILE, WEIGHTS_FILE
+from workers.data.perturbation_network import architecture, encode_factors, manipulation, normalise
+from workers.data.perturbed import PerturbedDataset
+from workers.models.loss_terms import recon_loss
+from workers.models.params import views
+from workers.models.vae import BatchedVAE
+from workers.store.layout import join_uri, model_uri, read_text, write_bytes, write_text
+from workers.trial import RestartConfig
 
 ADAM = {"betas": (0.9, 0.999), "eps": 1e-7}
 DECODER_STEPS = 3
@@ -40,12 +50,6 @@ class Source:
 
     def __init__(self, entry: dict[str, Any], study_uri: str, obs_shape: tuple[int, ...], device: torch.device,
                  lr: float):
-        from workers.checkpoint import load_torch
-        from workers.models.params import views
-        from workers.models.vae import BatchedVAE
-        from workers.store.layout import model_uri
-        from workers.trial import RestartConfig
-
         self.entry = entry
         config = RestartConfig.from_dict(json.loads(entry["config"]))
         self.vae = BatchedVAE(config, obs_shape)
@@ -73,8 +77,6 @@ class Source:
 
     def rec(self, x_prime: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Scalar L_rec of the targets x' (B, *obs) decoded from z (1, samples·B, d)."""
-        from workers.models.loss_terms import recon_loss
-
         out = self.vae.decode(self.params, z)
         target = x_prime.unsqueeze(0).repeat(1, LATENT_SAMPLES, *([1] * (x_prime.dim() - 1)))
         return recon_loss(target, out, self.vae.likelihood).mean()
@@ -91,7 +93,7 @@ def _device() -> torch.device:
     return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
 
 
-def train_manipulation(job: dict[str, Any], dataset: Any, device: torch.device) -> tuple[Manipulation, dict]:
+def train_manipulation(job: dict[str, Any], dataset: Any, device: torch.device) -> tuple[torch.nn.Module, dict]:
     """Train m; returns it (on the CPU) and the losses record."""
     seed = int(job.get("seed", 0))
     torch.manual_seed(seed)
@@ -102,7 +104,7 @@ def train_manipulation(job: dict[str, Any], dataset: Any, device: torch.device) 
     reflect = len(obs_shape) == 3
     dis = [Source(e, job["study_uri"], obs_shape, device, lr) for e in job["disentangled"]]
     ent = [Source(e, job["study_uri"], obs_shape, device, lr) for e in job["entangled"]]
-    net = Manipulation(obs_shape, dataset.num_factors).to(device)
+    net = manipulation(obs_shape, dataset.num_factors).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr, **ADAM)
     train_idx = dataset.split_indices("train")
     B = min(B, train_idx.size)
@@ -159,8 +161,6 @@ def write_contact_sheet(ds: Any, out_path: str, columns: int = 8, seed: int = 0)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from workers.data.contact_sheet import _as_picture
-
     test = ds.split_indices("test")
     idx = np.sort(np.random.default_rng(seed).choice(test, size=min(columns, test.size), replace=False))
     x, xp = ds.base.observations_at(idx), ds.observations_at(idx)
@@ -196,9 +196,6 @@ def make_perturbation(job: dict[str, Any]) -> dict[str, Any]:
     job: study_uri, study, dataset, dataset_options (of the source restarts, without alterations), epsilon,
     out, name, disentangled / entangled (restart dicts: run_key, config_key, seed, epoch, mig, config JSON),
     steps, batch_size, seed, lr, model, force."""
-    from workers.data import load
-    from workers.store.layout import join_uri, read_text
-
     t0 = time.time()
     if read_text(join_uri(job["out"], META_FILE)) is not None and not job.get("force"):
         raise FileExistsError(f"{job['out']} already holds a perturbation (studies may depend on it); give another "
@@ -221,16 +218,11 @@ def make_perturbation(job: dict[str, Any]) -> dict[str, Any]:
     return {**meta, "folder": job["out"], "seconds": round(time.time() - t0, 2)}
 
 
-def write_perturbation(out: str, net: Manipulation, dataset: Any, dataset_options: dict[str, Any], epsilon: float, *,
+def write_perturbation(out: str, net: torch.nn.Module, dataset: Any, dataset_options: dict[str, Any], epsilon: float, *,
                        name: str, source: dict[str, Any], training: dict[str, Any],
                        losses: dict[str, Any]) -> dict[str, Any]:
     """Write the folder `out` (path or URI) for m = `net` on `dataset` (opened with `dataset_options`, unaltered):
     manipulation.pt, contact_sheet.png, then perturbation.yaml (last: a folder with it is complete)."""
-    import yaml
-
-    from workers.data.perturbed import PerturbedDataset
-    from workers.store.layout import join_uri, write_bytes, write_text
-
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}, buf)
     blob = buf.getvalue()

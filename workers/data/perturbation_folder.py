@@ -11,15 +11,19 @@ A relative folder is read relative to the directory the command runs in (like `s
 Ray Tune trial, which runs in its own trial directory, relative to the directory the trial's worker started in
 (Tune's TUNE_ORIG_WORKING_DIR). On a cluster, give an absolute path on shared storage or an s3:// URI.
 
-Importing this module is cheap (yaml and pyarrow's filesystem only): the study validator checks every
-`perturbation:` value here before anything is scheduled.
+Importing this module is cheap (pyarrow's filesystem only; yaml when a folder is read): the study validator checks every
+`perturbation:` value here before anything is scheduled. The network m is `perturbation_network.py`; the training
+that writes a folder is above the data layer (`workers/perturbation/train.py`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from workers.store.layout import join_uri, read_text
 
 FORMAT = "orthosweep-perturbation/1"
 META_FILE = "perturbation.yaml"
@@ -60,9 +64,7 @@ class MissingFolderError(FolderError):
 
 def read_meta(value: str) -> tuple[str, dict[str, Any]]:
     """(resolved folder, parsed perturbation.yaml) of a `perturbation:` value; FolderError saying what is wrong."""
-    import yaml
-
-    from workers.store.layout import join_uri, read_text
+    import yaml  # not at the top: `orthosweep status` imports this module and must not pay for yaml
 
     uri = resolve(value)
     try:
@@ -84,12 +86,13 @@ def read_meta(value: str) -> tuple[str, dict[str, Any]]:
     return uri, meta
 
 
-def check_perturbation(dataset: str, options: dict[str, Any], *, planned: bool = False) -> list[str]:
-    """Problems with option `perturbation` of dataset `dataset` with `options` (the full option dict).
-    `planned`: a folder not written yet is not a problem (validate and --dry-run of a study whose
-    perturbation is still to be made); anything else wrong with a folder that exists still is."""
-    from workers.data.catalog import DATASETS, MAP_OPTIONS
-
+def check_perturbation(dataset: str, options: dict[str, Any], defaults: Mapping[str, Any],
+                       map_options: tuple[str, ...], *, planned: bool = False) -> list[str]:
+    """Problems with option `perturbation` of dataset `dataset` with `options` (the full option dict; `defaults`:
+    the dataset's option defaults; `map_options`: the options that define its map from factors to observations,
+    which the folder must have been made with). `planned`: a folder not written yet is not a problem (validate
+    and --dry-run of a study whose perturbation is still to be made); anything else wrong with a folder that
+    exists still is."""
     value = options["perturbation"]
     head = f"dataset {dataset!r}: option 'perturbation'"
     if not isinstance(value, str) or not value.strip():
@@ -106,9 +109,8 @@ def check_perturbation(dataset: str, options: dict[str, Any], *, planned: bool =
         problems.append(f"{head}: folder {value!r} was made for dataset {made_for!r}, not {dataset!r}; use a "
                         f"perturbation made for {dataset} ({how_to_make(dataset)})")
         return problems
-    defaults = {k: s.default for k, s in DATASETS[dataset].options.items()}
     theirs = meta.get("dataset_options") or {}
-    differ = [k for k in MAP_OPTIONS.get(dataset, ())
+    differ = [k for k in map_options
               if _norm(theirs.get(k, defaults.get(k))) != _norm(options.get(k, defaults.get(k)))]
     if differ:
         want = ", ".join(f"{k}={options.get(k, defaults.get(k))!r}" for k in differ)

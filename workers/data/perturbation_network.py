@@ -16,12 +16,14 @@ lies in [0, 1]; a continuous factor (synth_lin, synth_nonlin: uniform on [0, 1])
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    import torch
 
 VECTOR_HIDDEN = 64
 
@@ -46,29 +48,44 @@ def architecture(obs_shape: tuple[int, ...], num_factors: int) -> dict[str, Any]
             "factor_encoding": "class/(size-1); continuous values as they are"}
 
 
-class Manipulation(nn.Module):
-    """m: encoded factors (n, K) -> (n, *obs_shape) in [−1, 1]."""
+def manipulation(obs_shape: tuple[int, ...], num_factors: int) -> torch.nn.Module:
+    """A fresh m: encoded factors (n, K) float -> (n, *obs_shape) in [−1, 1] (state dict keys `bottleneck.*`,
+    `body.*`, as manipulation.pt stores them)."""
+    return _manipulation_class()(tuple(obs_shape), int(num_factors))
 
-    def __init__(self, obs_shape: tuple[int, ...], num_factors: int):
-        super().__init__()
-        self.obs_shape = tuple(obs_shape)
-        self.bottleneck = nn.Linear(num_factors, 1)
-        if len(obs_shape) == 3:
-            if obs_shape[1:] != (64, 64):
-                raise ValueError(f"the conv manipulation network renders 64x64 images, got {obs_shape}")
-            self.body = nn.Sequential(
-                nn.Linear(1, 256), nn.ReLU(), nn.Linear(256, 1024), nn.ReLU(), nn.Unflatten(1, (64, 4, 4)),
-                nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-                nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, obs_shape[0], 4, 2, 1))
-        else:
-            d = math.prod(obs_shape)
-            self.body = nn.Sequential(nn.Linear(1, VECTOR_HIDDEN), nn.Tanh(), nn.Linear(VECTOR_HIDDEN, VECTOR_HIDDEN),
-                                      nn.Tanh(), nn.Linear(VECTOR_HIDDEN, d))
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.body(self.bottleneck(w))).reshape(w.shape[0], *self.obs_shape)
+@functools.cache
+def _manipulation_class() -> type:
+    """The module class, defined on first use: torch is imported only by the processes that run m."""
+    import torch
+    from torch import nn
+
+    class Manipulation(nn.Module):
+        def __init__(self, obs_shape: tuple[int, ...], num_factors: int):
+            super().__init__()
+            self.obs_shape = obs_shape
+            self.bottleneck = nn.Linear(num_factors, 1)
+            if len(obs_shape) == 3:
+                if obs_shape[1:] != (64, 64):
+                    raise ValueError(f"the conv manipulation network renders 64x64 images, got {obs_shape}")
+                self.body = nn.Sequential(
+                    nn.Linear(1, 256), nn.ReLU(), nn.Linear(256, 1024), nn.ReLU(), nn.Unflatten(1, (64, 4, 4)),
+                    nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+                    nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, obs_shape[0], 4, 2, 1))
+            else:
+                d = math.prod(obs_shape)
+                self.body = nn.Sequential(nn.Linear(1, VECTOR_HIDDEN), nn.Tanh(),
+                                          nn.Linear(VECTOR_HIDDEN, VECTOR_HIDDEN), nn.Tanh(),
+                                          nn.Linear(VECTOR_HIDDEN, d))
+
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.body(self.bottleneck(w))).reshape(w.shape[0], *self.obs_shape)
+
+    return Manipulation
 
 
 def normalise(x_prime: torch.Tensor) -> torch.Tensor:
     """Thesis §4.3.1 for images in [0, 1]: x' − 2 ReLU(x' − 1) + 2 ReLU(−x') (reflects back into [0, 1])."""
+    import torch
+
     return x_prime - 2.0 * torch.relu(x_prime - 1.0) + 2.0 * torch.relu(-x_prime)
