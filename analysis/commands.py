@@ -173,12 +173,15 @@ def _outputs(args: argparse.Namespace, default_name: str, write) -> int:  # noqa
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
-    from analysis.figures import all_figures
+    from analysis.figures import draw_figures
     from workers.store.layout import join_uri, write_bytes
 
     def write(opened: _Opened, out: str) -> None:
-        for name, png in all_figures(opened.con, opened.study_uri).items():
+        figures, left_out = draw_figures(opened.con, opened.study_uri)
+        for name, png in figures.items():
             print(write_bytes(join_uri(out, f"{name}.png"), png))
+        for name, why in left_out.items():
+            print(f"left out {name}: {why}")
 
     return _outputs(args, "plots", write)
 

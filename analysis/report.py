@@ -21,6 +21,7 @@ import pandas as pd
 
 from analysis.frames import metrics_present, n_factors, restarts
 from analysis.stats import (
+    GROUP_BY,
     POLAR_COLUMN,
     SplitMethod,
     correlation_table,
@@ -38,22 +39,6 @@ TABLE_METRICS = (*headline_columns("orthogonality"), *headline_columns("disentan
                  *headline_columns("posterior"), *TRAINER_COLUMNS)
 
 
-def group_name(row: dict[str, Any] | pd.Series) -> str:
-    """'dataset / model / beta=0.001' from a row's dataset, model and hparams JSON (study when several)."""
-    try:
-        hp = json.loads(row.get("hparams") or "{}")
-    except (TypeError, ValueError):
-        hp = {}
-    parts = [str(row.get("dataset")), str(row.get("model"))] + [f"{k}={v:g}" if isinstance(v, float) else
-                                                                 f"{k}={v}" for k, v in sorted(hp.items())]
-    return " / ".join(parts)
-
-
-def _attach_names(runs: pd.DataFrame) -> pd.DataFrame:
-    names = runs.drop_duplicates("config_key").set_index("config_key").apply(group_name, axis=1)
-    return runs.assign(group=runs["config_key"].map(names))
-
-
 def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", split: SplitMethod = "topk",
                      k: int = 4, threshold: float | None = None, epoch: int | None = None,
                      exclude_overpruned: bool = True, n_boot: int = 1000,
@@ -66,9 +51,8 @@ def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", spl
     if runs.empty:
         return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame(),
                 "udr_correlations": pd.DataFrame(), "embedding": pd.DataFrame()}
-    runs = _attach_names(runs)
     nf = n_factors(runs)
-    by = ("study", "group")
+    by = GROUP_BY
     stats = restart_statistics(runs, metric=metric, method=split, k=k, threshold=threshold,
                                exclude_overpruned=exclude_overpruned, n_factors=nf, by=by)
     kept = runs[~overpruned(runs["active_units"].to_numpy(float), nf)] if exclude_overpruned else runs
@@ -252,7 +236,6 @@ def embedding_section(runs: pd.DataFrame, emb: pd.DataFrame, metric: str = "mig"
     if not len(emb):
         return []
     e = html.escape
-    runs = _attach_names(runs) if "group" not in runs else runs
     labels = embedding_labels(runs)
     polar = runs[labels == "polar"].sort_values(["group", POLAR_COLUMN], ascending=[True, False], kind="stable")
     cols = [c for c in ("polar_pairs", POLAR_COLUMN, "embedding_residual_cartesian", "embedding_residual_polar",
@@ -284,14 +267,15 @@ def _traversal_note(runs: pd.DataFrame, labels: pd.Series) -> str:
 
 def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int = 1000,
                  figures: dict[str, bytes] | None = None) -> str:
-    """The whole report as one HTML string (no external resources, no scripts)."""
-    from analysis.figures import all_figures
+    """The whole report as one HTML string (no external resources, no scripts); figures with nothing to
+    draw are left out and named with the reason."""
+    from analysis.figures import draw_figures
     from workers.store.layout import read_study_text
 
     spec = read_study_text(study_uri)
     runs = restarts(con)
     st = study_statistics(con, n_boot=n_boot, runs=runs)
-    figs = all_figures(con, study_uri, runs) if figures is None else figures
+    figs, left_out = draw_figures(con, study_uri, runs) if figures is None else (figures, {})
     total = expected_restarts(spec)
     seen = st["n_restarts"]
     of_total = f" of {total} defined by the study file" if total else ""
@@ -319,5 +303,8 @@ def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int 
         b64 = base64.b64encode(png).decode("ascii")
         parts.append(f"<figure><img class='figure' alt='{e(name)}' src='data:image/png;base64,{b64}'>"
                      f"<figcaption>{e(name)}</figcaption></figure>")
+    if left_out:
+        parts.append("<p class='note'>Left out (nothing to draw): " + "; ".join(
+            f"{e(name)}: {e(why)}" for name, why in left_out.items()) + "</p>")
     parts.append(f"<h2>Study spec</h2><pre>{e(spec) if spec else 'study.yaml not found'}</pre></body></html>")
     return "\n".join(parts)

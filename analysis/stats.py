@@ -34,7 +34,8 @@ BC_BIMODAL = 5 / 9  # bimodality coefficient of the uniform distribution: above 
 
 COMPARE_COLUMNS = ("dto", "recon", "kl", "active_units")
 DISENTANGLEMENT_METRICS = headline_columns("disentanglement")  # ds, mig, mig_sup, dci_disentanglement, ...
-GROUP_BY = ("study", "dataset", "model", "config_key")
+# a group is a configuration (config_key), labelled by analysis.groups; columns a frame lacks are skipped
+GROUP_BY = ("study", "dataset", "model", "group", "config_key")
 
 
 # ------------------------------------------------------------------------------------------------ per group

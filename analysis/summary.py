@@ -39,7 +39,8 @@ def summary_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[tuple]
 def final_summary(study_uri: str) -> str:
     """Printable table per (dataset, model): restarts, mean ± std of DtO and MIG (and DS when recorded) at
     the last checkpoint; also writes the DtO-vs-MIG scatter to `<study_uri>/plots/dto_vs_mig.png`."""
-    from analysis.plots import figure_png, scatter_dto_vs_metric
+    from analysis.frames import restarts
+    from analysis.plots import NothingToDraw, figure_png, scatter_dto_vs_metric
 
     con = connect(study_uri)
     cols, rows = summary_rows(con)
@@ -53,12 +54,15 @@ def final_summary(study_uri: str) -> str:
         + [mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in shown]
         for r in recs
     ]
-    df = con.execute("SELECT dataset, model, epoch, dto, mig FROM runs WHERE status = 'ok'").df()
     pruned = overpruned_note(con)
-    fig = scatter_dto_vs_metric(df, "mig", color_by="group", title="DtO vs MIG at the last checkpoint")
+    text = text_table(headers, table) + (f"\n{pruned}" if pruned else "")
+    try:
+        fig = scatter_dto_vs_metric(restarts(con), "mig", color_by="group", title="DtO vs MIG at the last checkpoint")
+    except NothingToDraw as e:
+        return text + f"\n\nno DtO vs MIG scatter: {e}"
     png_uri = join_uri(study_uri, "plots", "dto_vs_mig.png")
     write_bytes(png_uri, figure_png(fig))
-    return text_table(headers, table) + (f"\n{pruned}" if pruned else "") + f"\n\nDtO vs MIG scatter: {png_uri}"
+    return text + f"\n\nDtO vs MIG scatter: {png_uri}"
 
 
 def overpruned_note(con: duckdb.DuckDBPyConnection) -> str:
