@@ -2,7 +2,8 @@
 
 `study_statistics` gathers everything from a read-only connection; `stats_text` renders it as text or
 JSON; `build_report` renders spec, progress, the per-group table (mean ± std of every metric, like the
-paper's Table 3.3), restart statistics, cartesian vs polar restarts (the embedding metric, thesis §4.3.6),
+paper's Table 3.3), restart statistics, aligned / linearly mixed / polar restarts (the embedding metric,
+thesis §4.3.6),
 correlations and every figure (PNG embedded as base64).
 """
 
@@ -21,6 +22,7 @@ import pandas as pd
 
 from analysis.frames import metrics_present, n_factors, restarts
 from analysis.stats import (
+    EMBEDDING_SPLITS,
     GROUP_BY,
     POLAR_COLUMN,
     SplitMethod,
@@ -115,29 +117,36 @@ def correlation_rows(corr: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
 
 
 def embedding_rows(emb: pd.DataFrame, metric: str = "mig") -> tuple[list[str], list[list[Any]]]:
-    """Cartesian vs polar restarts: one row per group (with the mean `metric` of each set when recorded)."""
-    headers = ["group", "n", "cartesian", "polar", "not evaluated", f"{metric} cart. vs polar",
-               "mean polar fraction", "mean cartesian residual", "mean polar residual"]
-    rows = [[r["group"], int(r["n"]), int(r["n_cartesian"]), int(r["n_polar"]), int(r["n_unknown"]),
-             f"{fmt(r.get(f'{metric}_cartesian_mean'), 3)} vs {fmt(r.get(f'{metric}_polar_mean'), 3)}",
-             r[f"{POLAR_COLUMN}_mean"], r["embedding_residual_cartesian_mean"], r["embedding_residual_polar_mean"]]
+    """Aligned / linearly mixed / polar restarts: one row per group (with the mean `metric` of each set)."""
+    headers = ["group", "n", "aligned", "mixed", "polar", "not polar (old)", "not evaluated",
+               f"{metric} aligned / mixed / polar", "mean axis purity", "mean cartesian residual",
+               "mean polar residual"]
+    rows = [[r["group"], int(r["n"]), int(r["n_aligned"]), int(r["n_mixed"]), int(r["n_polar"]),
+             int(r["n_not_polar"]), int(r["n_unknown"]),
+             " / ".join(fmt(r.get(f"{metric}_{name}_mean"), 3) for name in ("aligned", "mixed", "polar")),
+             r["embedding_axis_purity_mean"], r["embedding_residual_cartesian_mean"],
+             r["embedding_residual_polar_mean"]]
             for _, r in emb.iterrows()]
     return headers, rows
 
 
 EMBEDDING_NOTE = ("A restart is polar when the embedding metric found at least one factor pair embedded as the radius "
-                  "and angle of two latents (polar_fraction > 0), cartesian otherwise; residuals are the shares of a "
-                  "pair grid's code variance the cartesian / polar model leaves unexplained (workers/metrics/"
-                  "embedding.py). `orthosweep stats --split polar` compares the two sets.")
+                  "and angle of two latents, linearly mixed when (no pair is polar and) some pair's latents move "
+                  "with both factors, aligned when every pair has one factor per latent axis (axis purity >= 0.9; "
+                  "workers/metrics/embedding.py states the rule and its calibration). Rows evaluated before the "
+                  "three labels know only polar vs not polar. `orthosweep stats --split aligned|mixed|polar` "
+                  "compares aligned vs the rest, aligned vs linearly mixed, and not polar vs polar.")
 
 
 def _describe_choice(st: dict[str, Any]) -> str:
     how = {"topk": f"the {st['k']} best vs the {st['k']} worst restarts", "threshold": f"threshold {st['threshold']}",
            "mixture": "a two-component Gaussian mixture",
-           "polar": f"embedding: cartesian ({POLAR_COLUMN} = 0, the 'dis' side) vs polar (> 0, 'ent')"}[st["split"]]
+           "aligned": "embedding: aligned restarts ('dis') vs linearly mixed or polar ones ('ent')",
+           "mixed": "embedding: aligned restarts ('dis') vs linearly mixed ones ('ent'), polar ones left out",
+           "polar": "embedding: restarts without a polar pair ('dis') vs polar ones ('ent')"}[st["split"]]
     at = "each restart's last checkpoint" if st["epoch"] is None else f"epoch {st['epoch']}"
     pruned = "excluded" if st["exclude_overpruned"] else "included"
-    split = (f"split by {st['metric']} with {how}" if st["split"] != "polar" else
+    split = (f"split by {st['metric']} with {how}" if st["split"] not in EMBEDDING_SPLITS else
              f"split by the {how}, {st['metric']} described and compared")
     return (f"{st['n_restarts']} restarts at {at}; {split}; over-pruned restarts "
             f"(fewer active units than factors) {pruned}. δ = Cliff's delta (disentangled vs entangled), "
@@ -159,7 +168,7 @@ def stats_text(con: duckdb.DuckDBPyConnection, *, as_json: bool = False, **kw: A
     parts = [_describe_choice(st), "", "Per group (mean ± std over restarts)", text_table(*group_rows(st["groups"])),
              "", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"]))]
     if len(st["embedding"]):
-        parts += ["", "Cartesian vs polar restarts (embedding metric, thesis §4.3.6)",
+        parts += ["", "Aligned, linearly mixed and polar restarts (embedding metric, thesis §4.3.6)",
                   text_table(*embedding_rows(st["embedding"], st["metric"]))]
     parts += ["", "Correlations of DtO with each disentanglement metric (bootstrap 95% CI)",
               text_table(*correlation_rows(st["correlations"])) if len(st["correlations"]) else "(none recorded)"]
@@ -231,7 +240,7 @@ MAX_LISTED = 50  # polar restarts listed by name in the report
 
 
 def embedding_section(runs: pd.DataFrame, emb: pd.DataFrame, metric: str = "mig") -> list[str]:
-    """HTML of the cartesian-vs-polar section: counts per group, the polar restarts (at most MAX_LISTED) and
+    """HTML of the embedding section: counts per label and group, the polar restarts (at most MAX_LISTED) and
     the embedding of the restarts the traversal figure shows; [] when no restart has the embedding metric."""
     if not len(emb):
         return []
@@ -241,7 +250,7 @@ def embedding_section(runs: pd.DataFrame, emb: pd.DataFrame, metric: str = "mig"
     cols = [c for c in ("polar_pairs", POLAR_COLUMN, "embedding_residual_cartesian", "embedding_residual_polar",
                         "mig") if c in polar]
     rows = [[r["group"], r["run_key"], r["seed"], *(r[c] for c in cols)] for _, r in polar.head(MAX_LISTED).iterrows()]
-    out = ["<h2>Cartesian vs polar restarts</h2>", f"<p class='note'>{e(EMBEDDING_NOTE)}</p>",
+    out = ["<h2>Aligned, linearly mixed and polar restarts</h2>", f"<p class='note'>{e(EMBEDDING_NOTE)}</p>",
            html_table(*embedding_rows(emb, metric)), f"<h3>Polar restarts ({len(polar)})</h3>"]
     out.append(html_table(["group", "restart", "seed", *cols], rows) if rows else "<p>none</p>")
     if len(polar) > MAX_LISTED:
@@ -262,7 +271,8 @@ def _traversal_note(runs: pd.DataFrame, labels: pd.Series) -> str:
     best, worst = (f"{r['run_key']} ({labels.get(r.name) or 'embedding not recorded'})" for r in picked)
     return (f"The figures traversals_best_worst and traversals_2d_best_worst (Figures) show latent traversals of the "
             f"best restart {best} and the worst restart {worst} by {metric}: one latent at a time, and over the two "
-            "latents with the largest KL together (straight crossing iso-lines: cartesian; rays and rings: polar).")
+            "latents with the largest KL together (straight iso-lines crossing along the axes: aligned; straight but "
+            "oblique: linearly mixed; rays and rings: polar).")
 
 
 def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int = 1000,
