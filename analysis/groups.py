@@ -87,7 +87,7 @@ def varying_fields(configs: pd.DataFrame, omit: Sequence[str] = ()) -> list[str]
     out = []
     for c in configs.columns:
         if c.startswith(FIELD_PREFIX) and c[len(FIELD_PREFIX):] not in omit:
-            if configs[c].map(_text).nunique(dropna=False) > 1:
+            if configs[c].map(field_text).nunique(dropna=False) > 1:
                 out.append(c[len(FIELD_PREFIX):])
     return out
 
@@ -101,14 +101,14 @@ def group_labels(configs: pd.DataFrame, omit: Sequence[str] = ()) -> pd.Series:
     lead = [FIELD_PREFIX + c for c in LEADING if FIELD_PREFIX + c in configs]
     show_dataset = "dataset" in varying_fields(configs, omit)
     parts = pd.Series("", index=configs.index, dtype=object)
-    cells = configs.groupby([configs[c].map(_text) for c in lead], sort=False) if lead else [((), configs)]
+    cells = configs.groupby([configs[c].map(field_text) for c in lead], sort=False) if lead else [((), configs)]
     for _, cell in cells:
         fields = [f for f in varying_fields(cell, omit) if f not in LEADING]
         for i, r in cell.iterrows():
-            p = [_text(r[FIELD_PREFIX + "dataset"])] if show_dataset else []
+            p = [field_text(r[FIELD_PREFIX + "dataset"])] if show_dataset else []
             if FIELD_PREFIX + "model" in r and "model" not in omit:
-                p.append(_text(r[FIELD_PREFIX + "model"]))
-            p += [f"{f}={_text(r[FIELD_PREFIX + f])}" for f in fields]
+                p.append(field_text(r[FIELD_PREFIX + "model"]))
+            p += [f"{f}={field_text(r[FIELD_PREFIX + f])}" for f in fields]
             parts[i] = SEP.join(p) or "all"
     if not omit:
         clash = parts.duplicated(keep=False) & ~configs.duplicated(["study", "config_key"], keep=False)
@@ -176,7 +176,8 @@ def _value(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
-def _text(v: Any) -> str:
+def field_text(v: Any) -> str:
+    """A field's value as a label prints it (module docstring)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "none"
     if isinstance(v, bool):
@@ -184,6 +185,6 @@ def _text(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, tuple):
-        return "x".join(_text(x) for x in v) or "none"
+        return "x".join(field_text(x) for x in v) or "none"
     s = str(v)
     return s.rstrip("/").rsplit("/", 1)[-1] if "/" in s else s

@@ -10,6 +10,7 @@ Entangled vs disentangled  `split_restarts` by a metric (topk | threshold | mixt
 Embeddings                 `embedding_labels`, `embedding_table`: aligned / linearly mixed / polar restarts
                            per group
 Over-pruning               `overpruned`: fewer active units than ground-truth factors (excluded by default)
+Paired restarts            `paired_test`: one-sided Wilcoxon signed-rank and sign test on per-seed differences
 Correlations               `correlations`: Spearman, Pearson, Kendall with p-values and 95% intervals
 Study level                `restart_statistics`, `correlation_table`: the above per group and pooled
 """
@@ -188,6 +189,36 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+SIGNIFICANCE = 0.05  # a claim "holds" only when its one-sided paired test gives p below this
+
+
+def paired_test(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """One-sided paired tests of "x tends to exceed y" over pairs (x_i, y_i) (e.g. MIG on the original and on
+    the modified data of the same seed).
+
+    Pairs with a NaN are dropped. Returns n (pairs), n_greater / n_less / n_equal, mean and median of x − y,
+    `wilcoxon_p` (Wilcoxon signed-rank, alternative "greater", zero differences dropped; exact for small n
+    without ties, scipy's normal approximation otherwise) and `sign_p` (the sign test: binomial
+    P(≥ n_greater of n_greater + n_less | ½)). Both are 1.0 when no pair differs and NaN without pairs.
+    All n pairs drop: wilcoxon_p = sign_p = 2^-n (n = 10: 0.00098); n <= 4 can never reach p < 0.05.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    d = x[keep] - y[keep]
+    out: dict[str, Any] = {"n": int(d.size), "n_greater": int((d > 0).sum()), "n_less": int((d < 0).sum()),
+                           "n_equal": int((d == 0).sum()), "mean_diff": float(d.mean()) if d.size else math.nan,
+                           "median_diff": float(np.median(d)) if d.size else math.nan,
+                           "wilcoxon_p": math.nan, "sign_p": math.nan}
+    if d.size == 0:
+        return out
+    nonzero = d[d != 0]
+    if nonzero.size == 0:
+        return {**out, "wilcoxon_p": 1.0, "sign_p": 1.0}
+    out["wilcoxon_p"] = float(sps.wilcoxon(nonzero, alternative="greater").pvalue)
+    out["sign_p"] = float(sps.binomtest(out["n_greater"], nonzero.size, 0.5, alternative="greater").pvalue)
+    return out
 
 
 def overpruned(active_units: np.ndarray, n_factors: np.ndarray | int) -> np.ndarray:
