@@ -81,6 +81,15 @@ def test_figures_draw_one_panel_per_configuration_and_leave_out_empty_ones(noise
     assert html.count("<img class='figure'") == len(figs)
 
 
+def test_submit_summary_has_a_row_per_configuration(noise_study: Path) -> None:
+    from analysis.summary import final_summary
+
+    lines = final_summary(str(noise_study)).splitlines()
+    rows = [ln.split()[:3] for ln in lines if ln.startswith("synth_lin")]
+    assert rows == [["synth_lin", "ae", "noise=0.1"], ["synth_lin", "ae", "noise=none"],
+                    ["synth_lin", "beta_vae", "noise=0.1"], ["synth_lin", "beta_vae", "noise=none"]]
+
+
 def test_labels_name_only_the_fields_that_differ() -> None:
     base = {"dataset": "synth_lin", "model": "beta_vae", "hparams": {"beta": 1e-3}, "latent_dim": 2,
             "dataset_options": {"n": 10000, "perturbation": None}, "optimizer": {"name": "adam", "lr": 1e-3},
