@@ -235,7 +235,23 @@ def _variant_configs(fin: pd.DataFrame) -> pd.DataFrame:
     configs["vlabel"] = [", ".join(f"{c[len(FIELD_PREFIX):]}={field_text(v)}" for c, v in zip(varying, r, strict=True)
                                    if field_text(v) != "none") for r in configs[varying].itertuples(index=False)]
     configs["base_label"] = relabel(configs, omit=BASE_OMITS)
-    return configs[["study", "config_key", "dataset", "model", "variant", "vlabel", "base", "base_label"]]
+    path = FIELD_PREFIX + "perturbation"
+    configs["folder"] = configs[path] if path in configs else None
+    return configs[["study", "config_key", "dataset", "model", "variant", "vlabel", "base", "base_label", "folder"]]
+
+
+def perturbation_epsilon(folder: str | None) -> float | None:
+    """ε of a `perturbation:` folder from its perturbation.yaml (resolved like the option: relative to the
+    working directory); None when it cannot be read."""
+    from workers.perturbation.folder import FolderError, read_meta
+
+    if not isinstance(folder, str):
+        return None
+    try:
+        eps = read_meta(folder)[1].get("epsilon")
+    except (FolderError, OSError):
+        return None
+    return float(eps) if isinstance(eps, int | float) and not isinstance(eps, bool) else None
 
 
 class _Paired:
@@ -314,8 +330,9 @@ def _perturbed_claims(fin: pd.DataFrame) -> list[tuple[str, str]]:
         orig: Configs = {(r.model, r.base): (r.study, r.config_key) for r in on_orig.itertuples()}
         label = {(r.model, r.base): r.base_label for r in on_orig.itertuples()}
         vaes = {m for m in c["model"].unique() if m not in ("ae", "pcl")}
-        noises = _variants(c, orig, "noise")
-        for vlabel, mod in _variants(c, orig, "mod").items():
+        noises, mods = _variants(c, orig, "noise"), _variants(c, orig, "mod")
+        out += _epsilon_claims(ds, c, mods, vaes, paired, label)
+        for vlabel, mod in mods.items():
             keys = sorted(k for k in mod if k[0] in vaes)
             if keys:
                 out.append((f"{ds}, {vlabel}: every VAE's MIG drops on the modified data",
@@ -333,6 +350,31 @@ def _perturbed_claims(fin: pd.DataFrame) -> list[tuple[str, str]]:
                                 _claim(paired, nkeys, [noise, mod], label,
                                        lambda v: (v[0], v[1], f"noise {np.mean(v[0]):.2f} vs mod. "
                                                   f"{np.mean(v[1]):.2f}"))))
+    return out
+
+
+def _epsilon_claims(ds: str, c: pd.DataFrame, mods: dict[str, Configs], vaes: set[str], paired: _Paired,
+                    label: dict[Key, str]) -> list[tuple[str, str]]:
+    """Thesis §4.3.3: a smaller ε lowers MIG less. For each two perturbations of one dataset, ordered by the ε
+    their folders record: every VAE's MIG at the smaller ε exceeds that at the larger (paired by seed)."""
+    folder = {r.vlabel: r.folder for r in c[c["variant"] == "mod"].itertuples()}
+    eps = {v: perturbation_epsilon(folder.get(v)) for v in mods}
+    unknown = sorted(v for v, e in eps.items() if e is None)
+    known = sorted((e, v) for v, e in eps.items() if e is not None)
+    out = []
+    for (e_small, small), (e_large, large) in zip(known, known[1:], strict=False):
+        if e_small == e_large:
+            continue
+        keys = sorted(k for k in mods[small] if k[0] in vaes and k in mods[large])
+        if keys:
+            out.append((f"{ds}: every VAE's MIG drops less at the smaller ε ({small}, ε = {e_small:g}) than at the "
+                        f"larger ({large}, ε = {e_large:g})",
+                        _claim(paired, keys, [mods[small], mods[large]], label,
+                               lambda v: (v[0], v[1], f"{np.mean(v[0]):.2f} vs {np.mean(v[1]):.2f}"))))
+    if len(mods) > 1 and unknown:
+        out.append((f"{ds}: every VAE's MIG drops less at the smaller ε",
+                    f"not tested: the ε of {', '.join(unknown)} is unknown (its perturbation folder cannot be read "
+                    "from here; run compare where the study's relative paths resolve)"))
     return out
 
 

@@ -151,8 +151,13 @@ def test_a_renamed_study_is_recognised_by_what_it_holds(tmp_path: Path) -> None:
 
 
 def test_each_perturbation_is_its_own_claim_and_pairs_need_common_seeds(tmp_path: Path) -> None:
-    opts = {"orig": {}, "small": {"perturbation": "/p/lin_e0.05"}, "large": {"perturbation": "/p/lin_e0.1"},
-            "noise": {"noise": 0.5}}
+    from workers.perturbation.folder import FORMAT, META_FILE
+
+    for name, eps in (("lin_e0.05", 0.05), ("lin_e0.1", 0.1)):  # what the claim on ε reads of a folder
+        (tmp_path / "p" / name).mkdir(parents=True)
+        (tmp_path / "p" / name / META_FILE).write_text(f"format: {FORMAT}\nepsilon: {eps}\n")
+    opts = {"orig": {}, "small": {"perturbation": str(tmp_path / "p" / "lin_e0.05")},
+            "large": {"perturbation": str(tmp_path / "p" / "lin_e0.1")}, "noise": {"noise": 0.5}}
     # the larger epsilon drops MIG, the smaller one does not (identical values: no pair differs)
     mig = {("synth_lin", "beta_vae"): (0.9, 0.9, 0.2, 0.5), ("synth_lin", "ae"): (0.3, 0.3, 0.3, 0.1)}
     rows = [r for r in _variant_rows("chain", mig, opts=opts) if not (r["config_key"].endswith("large")
@@ -165,3 +170,11 @@ def test_each_perturbation_is_its_own_claim_and_pairs_need_common_seeds(tmp_path
     assert large.startswith("holds") and "8 pairs" in large  # seeds 8, 9 lack the large-ε restart
     assert verdicts["synth_lin: the modification (perturbation=lin_e0.1) lowers every VAE's MIG more than noise "
                     "(noise=0.5)"].startswith("holds")
+    eps = verdicts["synth_lin: every VAE's MIG drops less at the smaller ε (perturbation=lin_e0.05, ε = 0.05) than "
+                   "at the larger (perturbation=lin_e0.1, ε = 0.1)"]
+    assert eps.startswith("holds") and "beta_vae 0.90 vs 0.20" in eps and "8 pairs" in eps
+    # folders that cannot be read from here: the claim says so instead of guessing
+    for name in ("lin_e0.05", "lin_e0.1"):
+        (tmp_path / "p" / name / META_FILE).unlink()
+    verdicts = dict(claims(load_rows(str(tmp_path / "chain")), "chain"))
+    assert verdicts["synth_lin: every VAE's MIG drops less at the smaller ε"].startswith("not tested")
