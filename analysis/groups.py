@@ -14,7 +14,7 @@ the one rule that names those groups:
                              (`synth_lin · beta_vae`); `omit` leaves fields out (the x axis of a figure
                              over β)
     attach_groups(df, ...)   adds the `group` column (and the fields, as `cfg.<name>` columns) to any frame
-                             with study and config_key columns
+                             with study and config_key columns; `label_map` for tables built in SQL
 
 A field's name is the last component of its path in the configuration (`dataset_options.noise` -> `noise`,
 `hparams.beta` -> `beta`, `optimizer.lr` -> `lr`, `arch.kind` -> `arch`) unless two paths share it, then the
@@ -124,13 +124,17 @@ def attach_groups(df: pd.DataFrame, configs: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=drop).merge(labelled, on=["study", "config_key"], how="left")
 
 
+def label_map(configs: pd.DataFrame, omit: Sequence[str] = ()) -> dict[tuple[str, str], str]:
+    """(study, config_key) -> `group_labels` of `configs` (for tables built in SQL)."""
+    return dict(zip(zip(configs["study"], configs["config_key"], strict=True), group_labels(configs, omit),
+                    strict=True))
+
+
 def relabel(df: pd.DataFrame, omit: Sequence[str] = ()) -> pd.Series:
     """Labels of df's rows (frames from `attach_groups`) by the fields that differ among df's own
     configurations, leaving out `omit` (e.g. ('beta',) for panels of a figure drawn over β)."""
     fields = [c for c in df.columns if c.startswith(FIELD_PREFIX)]
-    configs = df[["study", "config_key", *fields]].drop_duplicates(["study", "config_key"])
-    labels = dict(zip(zip(configs["study"], configs["config_key"], strict=True), group_labels(configs, omit),
-                      strict=True))
+    labels = label_map(df[["study", "config_key", *fields]].drop_duplicates(["study", "config_key"]), omit)
     return pd.Series([labels[k] for k in zip(df["study"], df["config_key"], strict=True)], index=df.index)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.frames import metrics_present, n_factors, restarts
+from analysis.groups import configurations, label_map
 from analysis.stats import (
     EMBEDDING_SPLITS,
     GROUP_BY,
@@ -213,13 +214,15 @@ def html_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def progress_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[list[Any]]]:
+    """Restarts, finished, diverged and failed per configuration (labelled by analysis.groups)."""
     rows = con.execute(
-        "SELECT dataset, model, count(*) AS restarts, count(*) FILTER (WHERE epoch >= epochs) AS finished, "
+        "SELECT study, config_key, count(*) AS restarts, count(*) FILTER (WHERE epoch >= epochs) AS finished, "
         "count(*) FILTER (WHERE status = 'diverged') AS diverged, count(*) FILTER (WHERE status = 'failed') AS failed, "
         "sum(n_checkpoints) AS checkpoint_rows, max(written_at)::VARCHAR AS last_write "
-        "FROM runs GROUP BY dataset, model ORDER BY dataset, model").fetchall()
-    return ["dataset", "model", "restarts", "finished", "diverged", "failed", "checkpoint rows", "last write"], \
-        [list(r) for r in rows]
+        "FROM runs GROUP BY study, config_key").fetchall()
+    names = label_map(configurations(con))
+    table = sorted([[names.get((r[0], r[1]), r[1]), *r[2:]] for r in rows], key=lambda r: str(r[0]))
+    return ["group", "restarts", "finished", "diverged", "failed", "checkpoint rows", "last write"], table
 
 
 def expected_restarts(spec_text: str | None) -> int | None:

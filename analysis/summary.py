@@ -41,7 +41,7 @@ def final_summary(study_uri: str) -> str:
     """Printable table per (dataset, model): restarts, mean ± std of DtO and MIG (and DS when recorded) at
     the last checkpoint; also writes the DtO-vs-MIG scatter to `<study_uri>/plots/dto_vs_mig.png`."""
     from analysis.frames import restarts
-    from analysis.groups import configurations, group_labels
+    from analysis.groups import configurations, label_map
     from analysis.plots import NothingToDraw, figure_png, scatter_dto_vs_metric
 
     con = connect(study_uri)
@@ -50,9 +50,7 @@ def final_summary(study_uri: str) -> str:
         return f"{study_uri}: no checkpoint rows yet"
     recs = [dict(zip(cols, r, strict=True)) for r in rows]
     shown = [m for m in SUMMARY_METRICS if m in ("dto", "mig") or any(r[f"{m}_n"] for r in recs)]
-    configs = configurations(con)
-    names = dict(zip(zip(configs["study"], configs["config_key"], strict=True),
-                     group_labels(configs, omit=("dataset", "model")), strict=True))
+    names = label_map(configurations(con), omit=("dataset", "model"))
     recs = sorted(recs, key=lambda r: (r["dataset"], r["model"], names.get((r["study"], r["config_key"]), "")))
     headers = ["dataset", "model", "configuration", "restarts", "failed", "epoch"] + [
         f"{NAMES[m]} (mean ± std)" for m in shown]
@@ -73,7 +71,8 @@ def final_summary(study_uri: str) -> str:
 
 
 def _shown(label: str) -> str:
-    return "—" if label == "all" else label  # nothing but the dataset and model differs
+    """A configuration column's cell: '—' where nothing but the dataset and model differs."""
+    return "—" if label == "all" else label
 
 
 def overpruned_note(con: duckdb.DuckDBPyConnection) -> str:
