@@ -34,10 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="restart statistics: per group, entangled vs disentangled, correlations")
     _add_location(p)
     p.add_argument("--metric", default="mig",
-                   help="metric that splits restarts (default mig); with --split polar, the metric described")
-    p.add_argument("--split", choices=("topk", "threshold", "mixture", "polar"), default="topk",
-                   help="topk | threshold | mixture of --metric, or polar: cartesian vs polar restarts "
-                        "(polar_fraction of the embedding metric = 0 vs > 0)")
+                   help="metric that splits restarts (default mig); with an embedding split, the metric described")
+    p.add_argument("--split", choices=("topk", "threshold", "mixture", "aligned", "mixed", "polar"), default="topk",
+                   help="topk | threshold | mixture of --metric, or by the embedding metric's restart label: "
+                        "aligned (aligned vs linearly mixed or polar), mixed (aligned vs linearly mixed), "
+                        "polar (not polar vs polar)")
     p.add_argument("--k", type=int, default=4, help="topk: k best vs k worst restarts (thesis: 4)")
     p.add_argument("--threshold", type=float, help="threshold split: disentangled iff metric >= value")
     p.add_argument("--epoch", type=int, help="checkpoint epoch to analyse (default: each restart's last)")
@@ -180,12 +181,15 @@ def _outputs(args: argparse.Namespace, default_name: str, write) -> int:  # noqa
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
-    from analysis.figures import all_figures
+    from analysis.figures import draw_figures
     from workers.store.layout import join_uri, write_bytes
 
     def write(opened: _Opened, out: str) -> None:
-        for name, png in all_figures(opened.con, opened.study_uri).items():
+        figures, left_out = draw_figures(opened.con, opened.study_uri)
+        for name, png in figures.items():
             print(write_bytes(join_uri(out, f"{name}.png"), png))
+        for name, why in left_out.items():
+            print(f"left out {name}: {why}")
 
     return _outputs(args, "plots", write)
 

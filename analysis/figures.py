@@ -37,19 +37,29 @@ def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | N
     return builders
 
 
-def all_figures(con: duckdb.DuckDBPyConnection, study_uri: str | None,
-                runs: pd.DataFrame | None = None) -> dict[str, bytes]:
-    """PNG bytes of every figure; a figure that cannot be drawn becomes a figure stating why.
+def draw_figures(con: duckdb.DuckDBPyConnection, study_uri: str | None,
+                 runs: pd.DataFrame | None = None) -> tuple[dict[str, bytes], dict[str, str]]:
+    """(PNG bytes of every figure that has something to draw, name -> why each other one is left out).
 
-    runs: the `restarts(con)` frame when the caller already has it.
+    A figure without data (plots.NothingToDraw) is left out rather than drawn as an empty panel; one that
+    fails becomes a figure stating the error. runs: the `restarts(con)` frame when the caller has it.
     """
     runs = restarts(con) if runs is None else runs
     points = checkpoint_points(con)
-    out = {}
+    out, left_out = {}, {}
     for name, build in figure_builders(runs, points, study_uri, functools.partial(restart_config, con)).items():
         try:
             fig = build()
+        except P.NothingToDraw as e:
+            left_out[name] = str(e)
+            continue
         except Exception as e:  # noqa: BLE001 - one broken figure must not hide the others
             fig = P.message_figure(f"{name} could not be drawn: {type(e).__name__}: {e}", name)
         out[name] = P.figure_png(fig)
-    return out
+    return out, left_out
+
+
+def all_figures(con: duckdb.DuckDBPyConnection, study_uri: str | None,
+                runs: pd.DataFrame | None = None) -> dict[str, bytes]:
+    """PNG bytes of every figure that has something to draw (`draw_figures`)."""
+    return draw_figures(con, study_uri, runs)[0]

@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from analysis.groups import attach_groups, configurations
 from workers.data.catalog import DATASETS
 from workers.store.schema import METRIC_COLUMNS
 
@@ -22,7 +23,8 @@ SCALAR_METRICS = tuple(c for c, t in METRIC_COLUMNS.items() if not str(t).starts
 
 
 def restarts(con: duckdb.DuckDBPyConnection, epoch: int | None = None, *, ok_only: bool = True) -> pd.DataFrame:
-    """One row per restart: at its last checkpoint (`runs`), or at checkpoint `epoch` when given."""
+    """One row per restart: at its last checkpoint (`runs`), or at checkpoint `epoch` when given; with its
+    group's label (`group`) and configuration fields (`cfg.<name>`) from `analysis.groups`."""
     cols = ", ".join((*ID_COLUMNS, *LOSS_COLUMNS, *SCALAR_METRICS, "mig_per_factor", "kl_per_dim"))
     where = ["status = 'ok'"] if ok_only else []
     if epoch is None:
@@ -30,7 +32,8 @@ def restarts(con: duckdb.DuckDBPyConnection, epoch: int | None = None, *, ok_onl
     else:
         src, where = "checkpoints", [*where, f"epoch = {int(epoch)}"]
     sql = f"SELECT {cols} FROM {src}" + (f" WHERE {' AND '.join(where)}" if where else "")
-    return con.execute(sql + " ORDER BY study, dataset, model, config_key, seed").df()
+    df = con.execute(sql + " ORDER BY study, dataset, model, config_key, seed").df()
+    return attach_groups(df, configurations(con))
 
 
 def checkpoint_points(con: duckdb.DuckDBPyConnection, max_points: int = 40_000, seed: int = 0) -> pd.DataFrame:

@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from analysis.groups import relabel  # noqa: E402
+
 LABELS = {"dto": "DtO (distance to orthogonality)", "mig": "MIG", "ds": "DS (disentanglement score)",
           "dto_active": "DtO (active latents)", "recon": "reconstruction loss", "kl": "KL",
           "active_units": "active units", "beta": "β"}
@@ -40,8 +42,12 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+class NothingToDraw(ValueError):
+    """A figure has no data to draw: it is left out (the message says why), never drawn as an empty panel."""
+
+
 def message_figure(text: str, title: str = "") -> Figure:
-    """A figure that states why there is nothing to draw (never an empty or faked plot)."""
+    """A figure that states why a figure could not be drawn (never an empty or faked plot)."""
     fig, ax = plt.subplots(figsize=(6, 2.2))
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11)
@@ -50,26 +56,12 @@ def message_figure(text: str, title: str = "") -> Figure:
     return fig
 
 
-def group_label(df: pd.DataFrame, by: tuple[str, ...]) -> pd.Series:
-    """One readable label per row from the `by` columns ('synth_lin / beta_vae / β=0.001').
-
-    Labels are built once per distinct combination and joined back (cheap for 10^5 rows).
-    """
-    by = tuple(c for c in by if c in df)
-    keys = df[list(by)].reset_index(drop=True)
-    uniq = keys.drop_duplicates()
-    names = []
-    for row in uniq.itertuples(index=False):
-        parts = []
-        for c, v in zip(by, row, strict=True):
-            if c == "beta":
-                if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                    parts.append(f"β={v:g}")
-            else:
-                parts.append(str(v))
-        names.append(" / ".join(parts))
-    labels = keys.merge(uniq.assign(_label=names), how="left", on=list(by))["_label"]
-    return pd.Series(labels.to_numpy(), index=df.index)
+def group_labels(df: pd.DataFrame, omit: tuple[str, ...] = ()) -> pd.Series:
+    """Each row's group label (`analysis.groups`: its configuration, by the fields that differ); with
+    `omit`, relabelled among df's configurations without those fields (panels of a figure drawn over them)."""
+    if not omit and "group" in df:
+        return df["group"]
+    return relabel(df, omit)
 
 
 def _grid(n: int, width: float = 3.6, height: float = 2.8) -> tuple[Figure, np.ndarray]:
@@ -81,13 +73,12 @@ def _grid(n: int, width: float = 3.6, height: float = 2.8) -> tuple[Figure, np.n
     return fig, axes.flat
 
 
-def metric_histograms(df: pd.DataFrame, metric: str, by: tuple[str, ...] = ("dataset", "model", "beta"),
-                      bins: int = 20, max_panels: int = 24) -> Figure:
+def metric_histograms(df: pd.DataFrame, metric: str, bins: int = 20, max_panels: int = 24) -> Figure:
     """Histogram of `metric` over restarts, one panel per group (shared x range)."""
-    d = df.dropna(subset=[metric])
+    d = df.dropna(subset=[metric]) if metric in df else df.iloc[:0]
     if d.empty:
-        return message_figure(f"no values of {metric} recorded", f"{label(metric)} over restarts")
-    labels = group_label(d, by)
+        raise NothingToDraw(f"no values of {metric} recorded")
+    labels = group_labels(d)
     groups = list(dict.fromkeys(labels))[:max_panels]
     lo, hi = float(d[metric].min()), float(d[metric].max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1e-9, bins + 1)
@@ -104,17 +95,17 @@ def metric_histograms(df: pd.DataFrame, metric: str, by: tuple[str, ...] = ("dat
 
 
 def scatter_dto_vs_metric(df: pd.DataFrame, metric: str, color_by: str = "epoch", title: str = "") -> Figure:
-    """DtO (x) vs `metric` (y), one point per row; colour by 'epoch' (colour bar) or 'group' (dataset/model)."""
-    d = df.dropna(subset=["dto", metric])
+    """DtO (x) vs `metric` (y), one point per row; colour by 'epoch' (colour bar) or 'group' (configuration)."""
+    d = df.dropna(subset=["dto", metric]) if {"dto", metric} <= set(df) else df.iloc[:0]
     title = title or f"DtO vs {label(metric)}"
     if d.empty:
-        return message_figure(f"no rows with both DtO and {metric}", title)
+        raise NothingToDraw(f"no rows with both DtO and {metric}")
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     if color_by == "epoch":
         sc = ax.scatter(d["dto"], d[metric], c=d["epoch"], cmap="viridis", s=14, alpha=0.8)
         fig.colorbar(sc, ax=ax, label="epoch")
     else:
-        labels = group_label(d, ("dataset", "model"))
+        labels = group_labels(d)
         for g in dict.fromkeys(labels):
             m = labels == g
             ax.scatter(d.loc[m, "dto"], d.loc[m, metric], s=18, alpha=0.8, label=g)
@@ -128,13 +119,14 @@ def scatter_dto_vs_metric(df: pd.DataFrame, metric: str, color_by: str = "epoch"
 
 
 def beta_line_search(df: pd.DataFrame, metrics: tuple[str, ...] = ("ds", "dto")) -> Figure:
-    """Mean of each metric over restarts vs β (log axis), with the 25–75% band, per (dataset, model)."""
+    """Mean of each metric over restarts vs β (log axis), with the 25–75% band, one line per configuration
+    but β."""
     d = df.dropna(subset=["beta"])
     metrics = tuple(m for m in metrics if m in d and d[m].notna().any())
     if d.empty or not metrics or d["beta"].nunique() < 2:
-        return message_figure("β line search needs at least two β values with recorded metrics", "β line search")
+        raise NothingToDraw("a β line search needs at least two β values with recorded metrics")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
-    labels = group_label(d, ("dataset", "model"))
+    labels = group_labels(d, omit=("beta",))
     for ax, m in zip(axes.flat, metrics, strict=True):
         for g in dict.fromkeys(labels):
             s = d[labels == g].groupby("beta")[m]
@@ -153,13 +145,12 @@ def beta_line_search(df: pd.DataFrame, metrics: tuple[str, ...] = ("ds", "dto"))
     return fig
 
 
-def violins_over(df: pd.DataFrame, metric: str, hparam: str = "beta",
-                 by: tuple[str, ...] = ("dataset", "model")) -> Figure:
-    """Violin of `metric` over restarts for each value of `hparam`, one panel per (dataset, model)."""
-    d = df.dropna(subset=[metric, hparam])
-    if d.empty:
-        return message_figure(f"no restarts with both {metric} and {hparam}", f"{label(metric)} over {hparam}")
-    labels = group_label(d, by)
+def violins_over(df: pd.DataFrame, metric: str, hparam: str = "beta") -> Figure:
+    """Violin of `metric` over restarts for each value of `hparam`, one panel per configuration but `hparam`."""
+    d = df.dropna(subset=[metric, hparam]) if {metric, hparam} <= set(df) else df.iloc[:0]
+    if d.empty or d[hparam].nunique() < 2:
+        raise NothingToDraw(f"no two values of {hparam} with {metric} recorded")
+    labels = group_labels(d, omit=(hparam,))
     groups = list(dict.fromkeys(labels))
     fig, axes = _grid(len(groups), width=4.2, height=3.2)
     for ax, g in zip(axes, groups, strict=False):
@@ -182,13 +173,12 @@ def violins_over(df: pd.DataFrame, metric: str, hparam: str = "beta",
     return fig
 
 
-def per_factor_mig(df: pd.DataFrame, by: tuple[str, ...] = ("dataset", "model", "beta"),
-                   max_panels: int = 12) -> Figure:
+def per_factor_mig(df: pd.DataFrame, max_panels: int = 12) -> Figure:
     """Bar per ground-truth factor: mean ± std over restarts of `mig_per_factor`, one panel per group."""
     d = df[df["mig_per_factor"].str.len() > 0] if "mig_per_factor" in df else df.iloc[:0]
     if d.empty:
-        return message_figure("no per-factor MIG recorded", "MIG per factor")
-    labels = group_label(d, by)
+        raise NothingToDraw("no per-factor MIG recorded")
+    labels = group_labels(d)
     groups = list(dict.fromkeys(labels))[:max_panels]
     fig, axes = _grid(len(groups))
     for ax, g in zip(axes, groups, strict=False):

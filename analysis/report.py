@@ -2,7 +2,8 @@
 
 `study_statistics` gathers everything from a read-only connection; `stats_text` renders it as text or
 JSON; `build_report` renders spec, progress, the per-group table (mean ± std of every metric, like the
-paper's Table 3.3), restart statistics, cartesian vs polar restarts (the embedding metric, thesis §4.3.6),
+paper's Table 3.3), restart statistics, aligned / linearly mixed / polar restarts (the embedding metric,
+thesis §4.3.6),
 correlations and every figure (PNG embedded as base64).
 """
 
@@ -20,7 +21,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.frames import metrics_present, n_factors, restarts
+from analysis.groups import configurations, label_map
 from analysis.stats import (
+    EMBEDDING_SPLITS,
+    GROUP_BY,
     POLAR_COLUMN,
     SplitMethod,
     correlation_table,
@@ -40,22 +44,6 @@ TABLE_METRICS = (*headline_columns("orthogonality"), *headline_columns("disentan
                  *headline_columns("posterior"), *TRAINER_COLUMNS)
 
 
-def group_name(row: dict[str, Any] | pd.Series) -> str:
-    """'dataset / model / beta=0.001' from a row's dataset, model and hparams JSON (study when several)."""
-    try:
-        hp = json.loads(row.get("hparams") or "{}")
-    except (TypeError, ValueError):
-        hp = {}
-    parts = [str(row.get("dataset")), str(row.get("model"))] + [f"{k}={v:g}" if isinstance(v, float) else
-                                                                 f"{k}={v}" for k, v in sorted(hp.items())]
-    return " / ".join(parts)
-
-
-def _attach_names(runs: pd.DataFrame) -> pd.DataFrame:
-    names = runs.drop_duplicates("config_key").set_index("config_key").apply(group_name, axis=1)
-    return runs.assign(group=runs["config_key"].map(names))
-
-
 def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", split: SplitMethod = "topk",
                      k: int = 4, threshold: float | None = None, epoch: int | None = None,
                      exclude_overpruned: bool = True, n_boot: int = 1000,
@@ -68,9 +56,8 @@ def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", spl
     if runs.empty:
         return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame(),
                 "udr_correlations": pd.DataFrame(), "embedding": pd.DataFrame()}
-    runs = _attach_names(runs)
     nf = n_factors(runs)
-    by = ("study", "group")
+    by = GROUP_BY
     stats = restart_statistics(runs, metric=metric, method=split, k=k, threshold=threshold,
                                exclude_overpruned=exclude_overpruned, n_factors=nf, by=by)
     kept = runs[~overpruned(runs["active_units"].to_numpy(float), nf)] if exclude_overpruned else runs
@@ -133,29 +120,36 @@ def correlation_rows(corr: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
 
 
 def embedding_rows(emb: pd.DataFrame, metric: str = "mig") -> tuple[list[str], list[list[Any]]]:
-    """Cartesian vs polar restarts: one row per group (with the mean `metric` of each set when recorded)."""
-    headers = ["group", "n", "cartesian", "polar", "not evaluated", f"{metric} cart. vs polar",
-               "mean polar fraction", "mean cartesian residual", "mean polar residual"]
-    rows = [[r["group"], int(r["n"]), int(r["n_cartesian"]), int(r["n_polar"]), int(r["n_unknown"]),
-             f"{fmt(r.get(f'{metric}_cartesian_mean'), 3)} vs {fmt(r.get(f'{metric}_polar_mean'), 3)}",
-             r[f"{POLAR_COLUMN}_mean"], r["embedding_residual_cartesian_mean"], r["embedding_residual_polar_mean"]]
+    """Aligned / linearly mixed / polar restarts: one row per group (with the mean `metric` of each set)."""
+    headers = ["group", "n", "aligned", "mixed", "polar", "not polar (old)", "not evaluated",
+               f"{metric} aligned / mixed / polar", "mean axis purity", "mean cartesian residual",
+               "mean polar residual"]
+    rows = [[r["group"], int(r["n"]), int(r["n_aligned"]), int(r["n_mixed"]), int(r["n_polar"]),
+             int(r["n_not_polar"]), int(r["n_unknown"]),
+             " / ".join(fmt(r.get(f"{metric}_{name}_mean"), 3) for name in ("aligned", "mixed", "polar")),
+             r["embedding_axis_purity_mean"], r["embedding_residual_cartesian_mean"],
+             r["embedding_residual_polar_mean"]]
             for _, r in emb.iterrows()]
     return headers, rows
 
 
 EMBEDDING_NOTE = ("A restart is polar when the embedding metric found at least one factor pair embedded as the radius "
-                  "and angle of two latents (polar_fraction > 0), cartesian otherwise; residuals are the shares of a "
-                  "pair grid's code variance the cartesian / polar model leaves unexplained (workers/metrics/"
-                  "embedding.py). `orthosweep stats --split polar` compares the two sets.")
+                  "and angle of two latents, linearly mixed when (no pair is polar and) some pair's latents move "
+                  "with both factors, aligned when every pair has one factor per latent axis (axis purity >= 0.9; "
+                  "workers/metrics/embedding.py states the rule and its calibration). Rows evaluated before the "
+                  "three labels know only polar vs not polar. `orthosweep stats --split aligned|mixed|polar` "
+                  "compares aligned vs the rest, aligned vs linearly mixed, and not polar vs polar.")
 
 
 def _describe_choice(st: dict[str, Any]) -> str:
     how = {"topk": f"the {st['k']} best vs the {st['k']} worst restarts", "threshold": f"threshold {st['threshold']}",
            "mixture": "a two-component Gaussian mixture",
-           "polar": f"embedding: cartesian ({POLAR_COLUMN} = 0, the 'dis' side) vs polar (> 0, 'ent')"}[st["split"]]
+           "aligned": "embedding: aligned restarts ('dis') vs linearly mixed or polar ones ('ent')",
+           "mixed": "embedding: aligned restarts ('dis') vs linearly mixed ones ('ent'), polar ones left out",
+           "polar": "embedding: restarts without a polar pair ('dis') vs polar ones ('ent')"}[st["split"]]
     at = "each restart's last checkpoint" if st["epoch"] is None else f"epoch {st['epoch']}"
     pruned = "excluded" if st["exclude_overpruned"] else "included"
-    split = (f"split by {st['metric']} with {how}" if st["split"] != "polar" else
+    split = (f"split by {st['metric']} with {how}" if st["split"] not in EMBEDDING_SPLITS else
              f"split by the {how}, {st['metric']} described and compared")
     return (f"{st['n_restarts']} restarts at {at}; {split}; over-pruned restarts "
             f"(fewer active units than factors) {pruned}. δ = Cliff's delta (disentangled vs entangled), "
@@ -177,7 +171,7 @@ def stats_text(con: duckdb.DuckDBPyConnection, *, as_json: bool = False, **kw: A
     parts = [_describe_choice(st), "", "Per group (mean ± std over restarts)", text_table(*group_rows(st["groups"])),
              "", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"]))]
     if len(st["embedding"]):
-        parts += ["", "Cartesian vs polar restarts (embedding metric, thesis §4.3.6)",
+        parts += ["", "Aligned, linearly mixed and polar restarts (embedding metric, thesis §4.3.6)",
                   text_table(*embedding_rows(st["embedding"], st["metric"]))]
     parts += ["", "Correlations of DtO with each disentanglement metric (bootstrap 95% CI)",
               text_table(*correlation_rows(st["correlations"])) if len(st["correlations"]) else "(none recorded)"]
@@ -222,13 +216,15 @@ def html_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def progress_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[list[Any]]]:
+    """Restarts, finished, diverged and failed per configuration (labelled by analysis.groups)."""
     rows = con.execute(
-        "SELECT dataset, model, count(*) AS restarts, count(*) FILTER (WHERE epoch >= epochs) AS finished, "
+        "SELECT study, config_key, count(*) AS restarts, count(*) FILTER (WHERE epoch >= epochs) AS finished, "
         "count(*) FILTER (WHERE status = 'diverged') AS diverged, count(*) FILTER (WHERE status = 'failed') AS failed, "
         "sum(n_checkpoints) AS checkpoint_rows, max(written_at)::VARCHAR AS last_write "
-        "FROM runs GROUP BY dataset, model ORDER BY dataset, model").fetchall()
-    return ["dataset", "model", "restarts", "finished", "diverged", "failed", "checkpoint rows", "last write"], \
-        [list(r) for r in rows]
+        "FROM runs GROUP BY study, config_key").fetchall()
+    names = label_map(configurations(con))
+    table = sorted([[names.get((r[0], r[1]), r[1]), *r[2:]] for r in rows], key=lambda r: str(r[0]))
+    return ["group", "restarts", "finished", "diverged", "failed", "checkpoint rows", "last write"], table
 
 
 def expected_restarts(study_uri: str) -> int | None:
@@ -241,18 +237,17 @@ MAX_LISTED = 50  # polar restarts listed by name in the report
 
 
 def embedding_section(runs: pd.DataFrame, emb: pd.DataFrame, metric: str = "mig") -> list[str]:
-    """HTML of the cartesian-vs-polar section: counts per group, the polar restarts (at most MAX_LISTED) and
+    """HTML of the embedding section: counts per label and group, the polar restarts (at most MAX_LISTED) and
     the embedding of the restarts the traversal figure shows; [] when no restart has the embedding metric."""
     if not len(emb):
         return []
     e = html.escape
-    runs = _attach_names(runs) if "group" not in runs else runs
     labels = embedding_labels(runs)
     polar = runs[labels == "polar"].sort_values(["group", POLAR_COLUMN], ascending=[True, False], kind="stable")
     cols = [c for c in ("polar_pairs", POLAR_COLUMN, "embedding_residual_cartesian", "embedding_residual_polar",
                         "mig") if c in polar]
     rows = [[r["group"], r["run_key"], r["seed"], *(r[c] for c in cols)] for _, r in polar.head(MAX_LISTED).iterrows()]
-    out = ["<h2>Cartesian vs polar restarts</h2>", f"<p class='note'>{e(EMBEDDING_NOTE)}</p>",
+    out = ["<h2>Aligned, linearly mixed and polar restarts</h2>", f"<p class='note'>{e(EMBEDDING_NOTE)}</p>",
            html_table(*embedding_rows(emb, metric)), f"<h3>Polar restarts ({len(polar)})</h3>"]
     out.append(html_table(["group", "restart", "seed", *cols], rows) if rows else "<p>none</p>")
     if len(polar) > MAX_LISTED:
@@ -273,17 +268,20 @@ def _traversal_note(runs: pd.DataFrame, labels: pd.Series) -> str:
     best, worst = (f"{r['run_key']} ({labels.get(r.name) or 'embedding not recorded'})" for r in picked)
     return (f"The figures traversals_best_worst and traversals_2d_best_worst (Figures) show latent traversals of the "
             f"best restart {best} and the worst restart {worst} by {metric}: one latent at a time, and over the two "
-            "latents with the largest KL together (straight crossing iso-lines: cartesian; rays and rings: polar).")
+            "latents with the largest KL together (straight iso-lines crossing along the axes: aligned; straight but "
+            "oblique: linearly mixed; rays and rings: polar).")
 
 
 def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int = 1000,
                  figures: dict[str, bytes] | None = None) -> str:
-    """The whole report as one HTML string (no external resources, no scripts)."""
-    from analysis.figures import all_figures
+    """The whole report as one HTML string (no external resources, no scripts); figures with nothing to
+    draw are left out and named with the reason."""
+    from analysis.figures import draw_figures
+
     spec = read_study_text(study_uri)
     runs = restarts(con)
     st = study_statistics(con, n_boot=n_boot, runs=runs)
-    figs = all_figures(con, study_uri, runs) if figures is None else figures
+    figs, left_out = draw_figures(con, study_uri, runs) if figures is None else (figures, {})
     total = expected_restarts(study_uri)
     seen = st["n_restarts"]
     of_total = f" of {total} defined by the study file" if total else ""
@@ -311,5 +309,8 @@ def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int 
         b64 = base64.b64encode(png).decode("ascii")
         parts.append(f"<figure><img class='figure' alt='{e(name)}' src='data:image/png;base64,{b64}'>"
                      f"<figcaption>{e(name)}</figcaption></figure>")
+    if left_out:
+        parts.append("<p class='note'>Left out (nothing to draw): " + "; ".join(
+            f"{e(name)}: {e(why)}" for name, why in left_out.items()) + "</p>")
     parts.append(f"<h2>Study spec</h2><pre>{e(spec) if spec else 'study.yaml not found'}</pre></body></html>")
     return "\n".join(parts)

@@ -4,11 +4,13 @@ The unit of observation is one restart (one row of the `runs` view, or of `check
 
 Distribution per group     `describe`: n, mean, std (ddof=1), quantiles, histogram
 Entangled vs disentangled  `split_restarts` by a metric (topk | threshold | mixture) or by the embedding
-                           (polar: cartesian vs polar restarts, thesis §4.3.6), `bimodality`
+                           label (aligned | mixed | polar, thesis §4.3.6: `EMBEDDING_SPLITS`), `bimodality`
                            (Hartigan's dip test p-value, bimodality coefficient), `compare_sets`
                            (Mann–Whitney U, Cliff's δ), `wilson_interval` for the fraction disentangled
-Embeddings                 `embedding_labels`, `embedding_table`: cartesian / polar restarts per group
+Embeddings                 `embedding_labels`, `embedding_table`: aligned / linearly mixed / polar restarts
+                           per group
 Over-pruning               `overpruned`: fewer active units than ground-truth factors (excluded by default)
+Paired restarts            `paired_test`: one-sided Wilcoxon signed-rank and sign test on per-seed differences
 Correlations               `correlations`: Spearman, Pearson, Kendall with p-values and 95% intervals
 Study level                `restart_statistics`, `correlation_table`: the above per group and pooled
 """
@@ -23,18 +25,30 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from workers.metrics.embedding import ALIGNED, MIXED, POLAR
 from workers.metrics.registry import headline_columns
 
 DISENTANGLED, ENTANGLED, MIDDLE = 1, 0, -1
-SplitMethod = Literal["topk", "threshold", "mixture", "polar"]
-SPLIT_METHODS = ("topk", "threshold", "mixture", "polar")
+SplitMethod = Literal["topk", "threshold", "mixture", "aligned", "mixed", "polar"]
+SPLIT_METHODS = ("topk", "threshold", "mixture", "aligned", "mixed", "polar")
 POLAR_COLUMN = "polar_fraction"  # the embedding metric's share of factor pairs embedded in polar coordinates
+MIXED_COLUMN = "mixed_fraction"  # ... linearly mixed (absent from rows evaluated before the three labels)
+# A restart's embedding label: polar when some factor pair is polar, else linearly mixed when some pair is,
+# else aligned; rows evaluated before the three labels know only polar vs NOT_POLAR.
+NOT_POLAR = "not polar"
+# split by the embedding: (labels on the disentangled side, labels on the entangled side); others left out
+EMBEDDING_SPLITS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "aligned": (frozenset({ALIGNED}), frozenset({MIXED, POLAR})),
+    "mixed": (frozenset({ALIGNED}), frozenset({MIXED})),
+    "polar": (frozenset({ALIGNED, MIXED, NOT_POLAR}), frozenset({POLAR})),
+}
 MIN_BOOT = 200  # fewer bootstrap resamples than this: normal-approximation intervals instead
 BC_BIMODAL = 5 / 9  # bimodality coefficient of the uniform distribution: above it suggests two modes
 
 COMPARE_COLUMNS = ("dto", "recon", "kl", "active_units")
 DISENTANGLEMENT_METRICS = headline_columns("disentanglement")  # ds, mig, mig_sup, dci_disentanglement, ...
-GROUP_BY = ("study", "dataset", "model", "config_key")
+# a group is a configuration (config_key), labelled by analysis.groups; columns a frame lacks are skipped
+GROUP_BY = ("study", "dataset", "model", "group", "config_key")
 
 
 # ------------------------------------------------------------------------------------------------ per group
@@ -80,8 +94,9 @@ def split_restarts(values: np.ndarray, method: SplitMethod = "topk", *, k: int =
     topk:      the k highest are disentangled, the k lowest entangled (thesis: 4 vs 4); needs n >= 2k.
     threshold: disentangled iff value >= threshold.
     mixture:   a two-component 1-D Gaussian mixture; restarts of the higher-mean component are disentangled.
-    polar:     values are `polar_fraction` (the embedding metric): cartesian restarts (no factor pair embedded
-               in polar coordinates, value 0) are DISENTANGLED, polar ones (value > 0) ENTANGLED.
+    polar:     values are `polar_fraction` (the embedding metric): restarts with no factor pair embedded in
+               polar coordinates (value 0) are DISENTANGLED, polar ones (value > 0) ENTANGLED.
+    (The embedding splits of `restart_statistics`, aligned | mixed | polar, split by `embedding_labels`.)
     """
     v = np.asarray(values, float)
     labels = np.full(v.shape, MIDDLE, dtype=np.int64)
@@ -102,6 +117,8 @@ def split_restarts(values: np.ndarray, method: SplitMethod = "topk", *, k: int =
         labels[ok] = _mixture_labels(v[ok], seed)
     elif method == "polar":
         labels[ok] = np.where(v[ok] > 0, ENTANGLED, DISENTANGLED)
+    elif method in EMBEDDING_SPLITS:
+        raise ValueError(f"the {method} split goes by embedding labels, not values: use restart_statistics")
     else:
         raise ValueError(f"unknown split method {method!r}; allowed: {', '.join(SPLIT_METHODS)}")
     return labels
@@ -172,6 +189,36 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+SIGNIFICANCE = 0.05  # a claim "holds" only when its one-sided paired test gives p below this
+
+
+def paired_test(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """One-sided paired tests of "x tends to exceed y" over pairs (x_i, y_i) (e.g. MIG on the original and on
+    the modified data of the same seed).
+
+    Pairs with a NaN are dropped. Returns n (pairs), n_greater / n_less / n_equal, mean and median of x − y,
+    `wilcoxon_p` (Wilcoxon signed-rank, alternative "greater", zero differences dropped; exact for small n
+    without ties, scipy's normal approximation otherwise) and `sign_p` (the sign test: binomial
+    P(≥ n_greater of n_greater + n_less | ½)). Both are 1.0 when no pair differs and NaN without pairs.
+    All n pairs drop: wilcoxon_p = sign_p = 2^-n (n = 10: 0.00098); n <= 4 can never reach p < 0.05.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    d = x[keep] - y[keep]
+    out: dict[str, Any] = {"n": int(d.size), "n_greater": int((d > 0).sum()), "n_less": int((d < 0).sum()),
+                           "n_equal": int((d == 0).sum()), "mean_diff": float(d.mean()) if d.size else math.nan,
+                           "median_diff": float(np.median(d)) if d.size else math.nan,
+                           "wilcoxon_p": math.nan, "sign_p": math.nan}
+    if d.size == 0:
+        return out
+    nonzero = d[d != 0]
+    if nonzero.size == 0:
+        return {**out, "wilcoxon_p": 1.0, "sign_p": 1.0}
+    out["wilcoxon_p"] = float(sps.wilcoxon(nonzero, alternative="greater").pvalue)
+    out["sign_p"] = float(sps.binomtest(out["n_greater"], nonzero.size, 0.5, alternative="greater").pvalue)
+    return out
 
 
 def overpruned(active_units: np.ndarray, n_factors: np.ndarray | int) -> np.ndarray:
@@ -324,13 +371,15 @@ def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMe
 
     n_factors: ground-truth factor count per row (aligned with df) for the over-pruning flag; None: no
     restart is flagged. A topk split of a group with fewer than 2k restarts uses k = n // 2 (recorded in
-    `k` and `note`). method "polar" splits by the `polar_fraction` column instead of `metric` (cartesian =
-    the disentangled side, polar = the entangled side; `split_by` names the column that split), still
-    describes `metric` and compares it too. Returns one dict per group: the group key, counts (n,
-    n_overpruned, n_used), `describe` of the metric, `bimodality`, the split counts, the fraction
-    disentangled with its Wilson 95% interval (threshold, mixture and polar splits: a topk split fixes it
-    by construction), and `compare_sets` for each column in `compare` (x = disentangled, y = entangled),
-    or `error` when the group cannot be split (too few restarts, or no polar_fraction for a polar split).
+    `k` and `note`). The embedding methods (aligned | mixed | polar) split by each restart's
+    `embedding_labels` instead of `metric` (EMBEDDING_SPLITS: aligned = aligned vs linearly mixed or polar;
+    mixed = aligned vs linearly mixed, polar restarts left out; polar = not polar vs polar; the first set is
+    the disentangled side; `split_by` is then "embedding"), still describe `metric` and compare it too.
+    Returns one dict per group: the group key, counts (n, n_overpruned, n_used), `describe` of the metric,
+    `bimodality`, the split counts, the fraction disentangled with its Wilson 95% interval (every split but
+    topk, which fixes it by construction), and `compare_sets` for each column in `compare` (x = disentangled,
+    y = entangled), or `error` when the group cannot be split (too few restarts, or no embedding recorded
+    for an embedding split).
     """
     df = df.reset_index(drop=True)
     flags = (overpruned(df.get("active_units", pd.Series(np.nan, index=df.index)).to_numpy(float),
@@ -348,26 +397,31 @@ def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMe
             k_used = int(np.isfinite(v).sum()) // 2
             row["note"] = f"k reduced to {k_used}: only {int(np.isfinite(v).sum())} restarts with {metric}"
         row["k"] = k_used
-        split_by = POLAR_COLUMN if method == "polar" else metric
-        row["split_by"] = split_by
-        sv = used[split_by].to_numpy(float) if split_by in used else np.full(len(used), np.nan)
-        if method == "polar" and not np.isfinite(sv).any():
-            row["error"] = f"no {POLAR_COLUMN} recorded in this group (compute the embedding metric)"
-            results.append(row)
-            continue
-        try:
-            labels = split_restarts(sv, method, k=k_used, threshold=threshold, seed=seed)
-        except ValueError as e:
-            row["error"] = str(e)
-            results.append(row)
-            continue
+        by_embedding = method in EMBEDDING_SPLITS
+        row["split_by"] = "embedding" if by_embedding else metric
+        if by_embedding:
+            named = embedding_labels(used)
+            if named.isna().all():
+                row["error"] = "no embedding recorded in this group (compute the embedding metric)"
+                results.append(row)
+                continue
+            dis_set, ent_set = EMBEDDING_SPLITS[method]
+            labels = np.where(named.isin(dis_set), DISENTANGLED, np.where(named.isin(ent_set), ENTANGLED, MIDDLE))
+        else:
+            sv = used[metric].to_numpy(float) if metric in used else np.full(len(used), np.nan)
+            try:
+                labels = split_restarts(sv, method, k=k_used, threshold=threshold, seed=seed)
+            except ValueError as e:
+                row["error"] = str(e)
+                results.append(row)
+                continue
         dis, ent = labels == DISENTANGLED, labels == ENTANGLED
         row.update(n_disentangled=int(dis.sum()), n_entangled=int(ent.sum()))
         if method != "topk":
             lo, hi = wilson_interval(int(dis.sum()), int(dis.sum() + ent.sum()))
             row.update(fraction_disentangled=dis.sum() / max(1, dis.sum() + ent.sum()), fraction_lo=lo,
                        fraction_hi=hi)
-        compared = (metric, *(c for c in compare if c != metric)) if method == "polar" else tuple(compare)
+        compared = (metric, *(c for c in compare if c != metric)) if by_embedding else tuple(compare)
         row["compare"] = {c: compare_sets(used[c].to_numpy(float)[dis], used[c].to_numpy(float)[ent])
                           for c in compared if c in used}
         row["labels"] = dict(zip(used["run_key"], labels.tolist(), strict=True)) if "run_key" in used else {}
@@ -376,30 +430,41 @@ def restart_statistics(df: pd.DataFrame, *, metric: str = "mig", method: SplitMe
 
 
 def embedding_labels(df: pd.DataFrame) -> pd.Series:
-    """Per restart: 'polar' (polar_fraction > 0: some factor pair embedded as radius and angle), 'cartesian'
-    (polar_fraction = 0) or None (the embedding metric not recorded)."""
-    v = df[POLAR_COLUMN].to_numpy(float) if POLAR_COLUMN in df else np.full(len(df), np.nan)
-    return pd.Series(np.where(np.isnan(v), None, np.where(v > 0, "polar", "cartesian")), index=df.index,
-                     dtype=object)
+    """Per restart, from the embedding metric's columns: 'polar' (polar_fraction > 0: some factor pair
+    embedded as radius and angle), else 'linearly mixed' (mixed_fraction > 0: some pair's latents move with
+    both factors), else 'aligned' (every pair one factor per latent axis); NOT_POLAR for rows evaluated
+    before the three labels (polar_fraction = 0, no mixed_fraction); None where nothing is recorded."""
+    pf = df[POLAR_COLUMN].to_numpy(float) if POLAR_COLUMN in df else np.full(len(df), np.nan)
+    mf = df[MIXED_COLUMN].to_numpy(float) if MIXED_COLUMN in df else np.full(len(df), np.nan)
+    out = np.where(np.isnan(mf), NOT_POLAR, np.where(mf > 0, MIXED, ALIGNED)).astype(object)
+    out = np.where(pf > 0, POLAR, out)
+    out[np.isnan(pf)] = None
+    return pd.Series(out, index=df.index, dtype=object)
+
+
+EMBEDDING_CLASSES = {"aligned": ALIGNED, "mixed": MIXED, "polar": POLAR, "not_polar": NOT_POLAR}
 
 
 def embedding_table(df: pd.DataFrame, by: Sequence[str] = GROUP_BY, metric: str = "mig") -> pd.DataFrame:
-    """Cartesian vs polar restarts per group: n, n_cartesian, n_polar, n_unknown (embedding not recorded),
-    the means over restarts of polar_fraction and the two residuals, and `metric`'s mean over the cartesian
-    and over the polar restarts (<metric>_cartesian_mean, <metric>_polar_mean); NaN where nothing is
-    recorded. Empty when no restart has the embedding metric."""
+    """Restarts per embedding label per group: n, n_aligned, n_mixed, n_polar, n_not_polar (evaluated before
+    the three labels), n_unknown (embedding not recorded); the means over restarts of polar_fraction,
+    mixed_fraction, aligned_fraction, the two residuals and the axis purity; and `metric`'s mean over the
+    restarts of each label (<metric>_aligned_mean, <metric>_mixed_mean, <metric>_polar_mean); NaN where
+    nothing is recorded. Empty when no restart has the embedding metric."""
     if POLAR_COLUMN not in df or df[POLAR_COLUMN].isna().all():
         return pd.DataFrame()
     df = df.assign(_label=embedding_labels(df))
     rows = []
     for key, sub in _groups(df, by):
-        row = {**key, "n": len(sub), "n_cartesian": int((sub["_label"] == "cartesian").sum()),
-               "n_polar": int((sub["_label"] == "polar").sum()), "n_unknown": int(sub["_label"].isna().sum())}
-        for c in (POLAR_COLUMN, "embedding_residual_cartesian", "embedding_residual_polar"):
+        row = {**key, "n": len(sub),
+               **{f"n_{name}": int((sub["_label"] == label).sum()) for name, label in EMBEDDING_CLASSES.items()},
+               "n_unknown": int(sub["_label"].isna().sum())}
+        for c in (POLAR_COLUMN, MIXED_COLUMN, "aligned_fraction", "embedding_residual_cartesian",
+                  "embedding_residual_polar", "embedding_axis_purity"):
             row[f"{c}_mean"] = float(sub[c].mean()) if c in sub and sub[c].notna().any() else math.nan
-        for label in ("cartesian", "polar"):
-            v = sub.loc[sub["_label"] == label, metric] if metric in sub else pd.Series(dtype=float)
-            row[f"{metric}_{label}_mean"] = float(v.mean()) if v.notna().any() else math.nan
+        for name in ("aligned", "mixed", "polar"):
+            v = sub.loc[sub["_label"] == EMBEDDING_CLASSES[name], metric] if metric in sub else pd.Series(dtype=float)
+            row[f"{metric}_{name}_mean"] = float(v.mean()) if v.notna().any() else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -1,6 +1,7 @@
-"""The end-of-study summary that `orthosweep submit` prints: a table per (dataset, model) and a scatter.
+"""The end-of-study summary that `orthosweep submit` prints: a table per configuration and a scatter.
 
-Everything comes from the `runs` view (each restart at its last checkpoint), straight from DuckDB.
+Everything comes from the `runs` view (each restart at its last checkpoint), straight from DuckDB; a row is one
+configuration (config_key), named by its dataset, model and the other fields that differ (analysis.groups).
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ SUMMARY_METRICS = ("dto", "mig", "ds")
 NAMES = {"dto": "DtO", "mig": "MIG", "ds": "DS"}
 
 _SQL = """
-SELECT dataset, model, count(*) AS restarts,
+SELECT study, dataset, model, config_key, count(*) AS restarts,
        count(*) FILTER (WHERE status = 'ok') AS ok,
        count(*) FILTER (WHERE status <> 'ok') AS not_ok,
        max(epoch) AS epoch,
        {aggs}
-FROM runs GROUP BY dataset, model ORDER BY dataset, model
+FROM runs GROUP BY study, dataset, model, config_key ORDER BY dataset, model, config_key
 """
 
 
 def summary_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[tuple]]:
-    """(column names, rows) of the per-(dataset, model) summary over restarts with status ok."""
+    """(column names, rows) of the per-configuration summary over restarts with status ok."""
     aggs = ",\n       ".join(
         f"avg({m}) FILTER (WHERE status = 'ok') AS {m}_mean, stddev_samp({m}) FILTER (WHERE status = 'ok') AS {m}_std,"
         f" count({m}) FILTER (WHERE status = 'ok') AS {m}_n"
@@ -39,7 +40,9 @@ def summary_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[tuple]
 def final_summary(study_uri: str) -> str:
     """Printable table per (dataset, model): restarts, mean ± std of DtO and MIG (and DS when recorded) at
     the last checkpoint; also writes the DtO-vs-MIG scatter to `<study_uri>/plots/dto_vs_mig.png`."""
-    from analysis.plots import figure_png, scatter_dto_vs_metric
+    from analysis.frames import restarts
+    from analysis.groups import configurations, label_map
+    from analysis.plots import NothingToDraw, figure_png, scatter_dto_vs_metric
 
     con = connect(study_uri)
     cols, rows = summary_rows(con)
@@ -47,18 +50,29 @@ def final_summary(study_uri: str) -> str:
         return f"{study_uri}: no checkpoint rows yet"
     recs = [dict(zip(cols, r, strict=True)) for r in rows]
     shown = [m for m in SUMMARY_METRICS if m in ("dto", "mig") or any(r[f"{m}_n"] for r in recs)]
-    headers = ["dataset", "model", "restarts", "failed", "epoch"] + [f"{NAMES[m]} (mean ± std)" for m in shown]
+    names = label_map(configurations(con), omit=("dataset", "model"))
+    recs = sorted(recs, key=lambda r: (r["dataset"], r["model"], names.get((r["study"], r["config_key"]), "")))
+    headers = ["dataset", "model", "configuration", "restarts", "failed", "epoch"] + [
+        f"{NAMES[m]} (mean ± std)" for m in shown]
     table = [
-        [r["dataset"], r["model"], r["restarts"], r["not_ok"], r["epoch"]]
-        + [mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in shown]
+        [r["dataset"], r["model"], _shown(names.get((r["study"], r["config_key"]), "all")),
+         r["restarts"], r["not_ok"], r["epoch"]] + [mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in shown]
         for r in recs
     ]
-    df = con.execute("SELECT dataset, model, epoch, dto, mig FROM runs WHERE status = 'ok'").df()
     pruned = overpruned_note(con)
-    fig = scatter_dto_vs_metric(df, "mig", color_by="group", title="DtO vs MIG at the last checkpoint")
+    text = text_table(headers, table) + (f"\n{pruned}" if pruned else "")
+    try:
+        fig = scatter_dto_vs_metric(restarts(con), "mig", color_by="group", title="DtO vs MIG at the last checkpoint")
+    except NothingToDraw as e:
+        return text + f"\n\nno DtO vs MIG scatter: {e}"
     png_uri = join_uri(study_uri, "plots", "dto_vs_mig.png")
     write_bytes(png_uri, figure_png(fig))
-    return text_table(headers, table) + (f"\n{pruned}" if pruned else "") + f"\n\nDtO vs MIG scatter: {png_uri}"
+    return text + f"\n\nDtO vs MIG scatter: {png_uri}"
+
+
+def _shown(label: str) -> str:
+    """A configuration column's cell: '—' where nothing but the dataset and model differs."""
+    return "—" if label == "all" else label
 
 
 def overpruned_note(con: duckdb.DuckDBPyConnection) -> str:

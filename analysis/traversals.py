@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.plots import message_figure
+from analysis.plots import NothingToDraw
 
 TRAVERSAL_STEPS = 7
 TRAVERSAL_RANGE = 2.5  # latent values in prior standard deviations: -2.5 .. 2.5, others held at 0
@@ -39,22 +39,21 @@ def traversal_metric(runs: pd.DataFrame, metric: str = "mig") -> str:
     return metric
 
 
-def saved_best_worst(runs: pd.DataFrame, study_uri: str, metric: str,
-                     title: str) -> tuple[tuple[pd.Series, pd.Series], list[str]] | Figure:
-    """The best and worst restart (`pick_best_worst`) and their saved state-dict URIs, or a figure saying why
-    there are none to draw."""
+def saved_best_worst(runs: pd.DataFrame, study_uri: str, metric: str) -> tuple[tuple[pd.Series, pd.Series], list[str]]:
+    """The best and worst restart (`pick_best_worst`) and their saved state-dict URIs; NothingToDraw says why
+    there are none."""
     from workers.store.layout import filesystem, model_uri
 
     picked = pick_best_worst(runs, metric)
     if picked is None:
-        return message_figure(f"traversals need at least two restarts of a group with {metric} recorded", title)
+        raise NothingToDraw(f"traversals need at least two restarts of a group with {metric} recorded")
     uris = []
     for row in picked:
         uri = model_uri(study_uri, row["run_key"], int(row["epoch"]))
         fs, path = filesystem(uri)
         if fs.get_file_info(path).type.name == "NotFound":
-            return message_figure(f"no saved checkpoint for restart {row['run_key']} at epoch {int(row['epoch'])}\n"
-                                  f"(expected {uri}); traversals are drawn only from saved models", title)
+            raise NothingToDraw(f"no saved checkpoint for restart {row['run_key']} at epoch {int(row['epoch'])}\n"
+                                  f"(expected {uri}); traversals are drawn only from saved models")
         uris.append(uri)
     return picked, uris
 
@@ -98,10 +97,7 @@ def traversal_figure(runs: pd.DataFrame, study_uri: str, config_of: Callable[[st
     """
     title = f"Latent traversals: best vs worst restart by {metric.upper()}"
     metric = traversal_metric(runs, metric)
-    found = saved_best_worst(runs, study_uri, metric, title)
-    if isinstance(found, Figure):
-        return found
-    picked, uris = found
+    picked, uris = saved_best_worst(runs, study_uri, metric)
     decoded = [decode_traversal(config_of(row["run_key"]), uri) for row, uri in zip(picked, uris, strict=True)]
     return _draw(picked, decoded, metric, title)
 
@@ -176,15 +172,12 @@ def traversal_2d_figure(runs: pd.DataFrame, study_uri: str, config_of: Callable[
     output dimensions — straight, crossing lines for a cartesian code, rays and circles for a polar one."""
     title = f"2-d latent traversals: best vs worst restart by {metric.upper()}"
     metric = traversal_metric(runs, metric)
-    found = saved_best_worst(runs, study_uri, metric, title)
-    if isinstance(found, Figure):
-        return found
-    picked, uris = found
+    picked, uris = saved_best_worst(runs, study_uri, metric)
     decoded = []
     for row, uri in zip(picked, uris, strict=True):
         config = config_of(row["run_key"])
         if int(config["latent_dim"]) < 2:
-            return message_figure("a 2-d traversal needs at least two latents", title)
+            raise NothingToDraw("a 2-d traversal needs at least two latents")
         latents = top_two_latents(row, int(config["latent_dim"]))
         decoded.append((latents, *decode_traversal_2d(config, uri, latents)))
     return _draw_2d(picked, decoded, metric, title)

@@ -5,13 +5,16 @@
                        [--address ADDR] [--cpus 1] [--gpus auto]
 
 1. From the study's store (the `runs` view: each restart at its last checkpoint), the finished restarts
-   (status ok, last checkpoint = final epoch, MIG present) of `--model` (β-VAE) on dataset D with unaltered data:
-   the K with the highest MIG are the disentangled sources, the K with the lowest the entangled ones (ties by
-   run key). They must share one configuration's dataset options; with several configurations, `--config-key`
-   chooses one.
+   (status ok, last checkpoint = final epoch, MIG present) of `--model` (β-VAE) on dataset D with unaltered data,
+   less the over-pruned ones (fewer active units than D has factors: a collapsed code's low MIG says nothing
+   about entanglement; how many were excluded is printed and recorded): the K with the highest MIG are the
+   disentangled sources, the K with the lowest the entangled ones (ties by run key). They must share one
+   configuration's dataset options; with several configurations, `--config-key` chooses one.
 2. One Ray task (`workers.perturbation.train.make_perturbation`; 1 GPU when the cluster has one, else CPU) trains
    m and writes `<storage>/perturbations/<NAME>/` (or `--out`): manipulation.pt, perturbation.yaml,
-   contact_sheet.png (workers/data/perturbation_folder.py).
+   contact_sheet.png (workers/data/perturbation_folder.py). The objective (L_rec of the entangled minus the
+   disentangled decoders) is measured before and after training; when it fell by less than `--min-fall` of
+   the initial reconstruction loss, nothing is written and the command exits 2 saying so.
 3. A study then uses it with the dataset option `perturbation: <that folder>`.
 """
 
@@ -46,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="write the folder here (path or URI) instead of "
                    "<storage>/perturbations/<NAME>")
     p.add_argument("--force", action="store_true", help="replace an existing perturbation folder")
+    p.add_argument("--min-fall", type=float, default=0.05, help="required fall of the objective (L_rec entangled − "
+                   "L_rec disentangled) from before to after training, as a fraction of the initial mean "
+                   "reconstruction loss (default 0.05); less: nothing is written, exit 2")
     p.add_argument("--address", help="Ray cluster (auto, ray://HEAD:10001, HEAD:6379); default: an in-process Ray "
                    "on this machine")
     p.add_argument("--cpus", type=float, default=1.0, help="CPUs for the task (default 1)")
@@ -57,9 +63,11 @@ class PerturbError(ValueError):
     """Bad arguments or a source study that cannot supply the restarts (exit 2, nothing scheduled)."""
 
 
-def select_sources(study_dir: str, dataset: str, k: int, model: str = "beta_vae",
-                   config_key: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """(disentangled, entangled, base dataset options): the K highest- and K lowest-MIG finished restarts."""
+def select_sources(study_dir: str, dataset: str, k: int, model: str = "beta_vae", config_key: str | None = None
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any], int]:
+    """(disentangled, entangled, base dataset options, over-pruned restarts excluded): the K highest- and K
+    lowest-MIG finished restarts that keep at least one active unit per factor."""
+    from workers.data.catalog import DATASETS
     from workers.store.views import connect
 
     try:
@@ -67,9 +75,9 @@ def select_sources(study_dir: str, dataset: str, k: int, model: str = "beta_vae"
     except FileNotFoundError as e:
         raise PerturbError(str(e)) from None
     rows = con.execute(
-        "SELECT run_key, config_key, seed, epoch, epochs, status, mig, config FROM runs "
+        "SELECT run_key, config_key, seed, epoch, epochs, status, mig, config, active_units FROM runs "
         "WHERE dataset = ? AND model = ? ORDER BY run_key", [dataset, model]).fetchall()
-    cols = ("run_key", "config_key", "seed", "epoch", "epochs", "status", "mig", "config")
+    cols = ("run_key", "config_key", "seed", "epoch", "epochs", "status", "mig", "config", "active_units")
     runs = [dict(zip(cols, r, strict=True)) for r in rows]
     if not runs:
         have = con.execute("SELECT DISTINCT dataset || '/' || model FROM runs ORDER BY 1").fetchall()
@@ -82,6 +90,9 @@ def select_sources(study_dir: str, dataset: str, k: int, model: str = "beta_vae"
     if config_key:
         runs = [r for r in runs if r["config_key"].startswith(config_key)]
     ok = [r for r in runs if r["status"] == "ok" and r["epoch"] == r["epochs"] and r["mig"] is not None]
+    factors = DATASETS[dataset].num_factors if dataset in DATASETS else 0
+    pruned = [r for r in ok if r["active_units"] is not None and r["active_units"] < factors]
+    ok = [r for r in ok if r not in pruned]
     keys = sorted({r["config_key"] for r in ok})
     if len(keys) > 1:
         counts = ", ".join(f"{c} ({sum(r['config_key'] == c for r in ok)} restarts, options "
@@ -93,16 +104,20 @@ def select_sources(study_dir: str, dataset: str, k: int, model: str = "beta_vae"
         no_mig = sum(1 for r in runs if r["status"] == "ok" and r["epoch"] == r["epochs"] and r["mig"] is None)
         hint = (f"; {no_mig} finished restarts lack MIG: `orthosweep evaluate {study_dir} --metrics mig`" if no_mig
                 else "; train more seeds or wait for the study to finish (`orthosweep status`)")
+        if pruned:
+            hint = (f"; {len(pruned)} over-pruned restarts (fewer than {factors} active units) were excluded"
+                    + hint)
         raise PerturbError(f"--ensemble {k} needs {2 * k} finished {model} restarts on {dataset} with a MIG "
-                           f"(status ok at the final epoch, unaltered data), {study_dir} has {len(ok)}{hint}")
+                           f"(status ok at the final epoch, unaltered data, not over-pruned), {study_dir} has "
+                           f"{len(ok)}{hint}")
     ranked = sorted(ok, key=lambda r: (-float(r["mig"]), r["run_key"]))
-    strip = ("options", "status", "epochs")
+    strip = ("options", "status", "epochs", "active_units")
     dis = [{k_: v for k_, v in r.items() if k_ not in strip} for r in ranked[:k]]
     ent = [{k_: v for k_, v in r.items() if k_ not in strip} for r in ranked[::-1][:k]]
     base = {o: v for o, v in ranked[0]["options"].items() if o not in ("perturbation", "noise")}
     for r in dis + ent:
         r["mig"], r["seed"], r["epoch"] = float(r["mig"]), int(r["seed"]), int(r["epoch"])
-    return dis, ent, base
+    return dis, ent, base, len(pruned)
 
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
@@ -136,11 +151,12 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     if read_text(join_uri(out, META_FILE)) is not None and not args.force:
         raise PerturbError(f"{out} already holds a perturbation (studies may depend on it); give another --name or "
                            "--out, or --force to replace it")
-    dis, ent, options = select_sources(study_dir, args.dataset, args.ensemble, args.model, args.config_key)
+    dis, ent, options, pruned = select_sources(study_dir, args.dataset, args.ensemble, args.model, args.config_key)
     return {"study_uri": study_dir, "study": study, "dataset": args.dataset, "dataset_options": options,
             "epsilon": float(args.epsilon), "out": out, "name": args.name, "disentangled": dis, "entangled": ent,
             "steps": int(args.steps), "batch_size": int(args.batch_size), "seed": int(args.seed), "lr": 1e-4,
-            "model": args.model, "force": bool(args.force)}
+            "model": args.model, "force": bool(args.force), "min_fall": float(args.min_fall),
+            "excluded_overpruned": pruned}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
         return ", ".join("{} (MIG {:.3f})".format(r["run_key"], r["mig"]) for r in rows)
 
     print(f"[orthosweep] perturb {job['dataset']} ε={job['epsilon']:g}: disentangled {names(job['disentangled'])}; "
-          f"entangled {names(job['entangled'])}; {job['steps']} steps", flush=True)
+          f"entangled {names(job['entangled'])}; {job['excluded_overpruned']} over-pruned restarts (fewer active "
+          f"units than factors) excluded; {job['steps']} steps", flush=True)
     with ray_session(args.address):
         import ray
 
@@ -168,14 +185,31 @@ def run(args: argparse.Namespace) -> int:
         gpus = args.gpus if args.gpus is not None else (1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0)
         ref = ray.remote(make_perturbation).options(num_cpus=args.cpus, num_gpus=gpus, max_retries=1).remote(job)
         result = ray.get(ref)
-    final = result["losses"]["final"]
-    first = result["losses"]["initial"]
-    print(f"[orthosweep] wrote {result['folder']} in {result['seconds']:.1f} s on {result['training']['device']}: "
-          f"L_rec entangled {first['rec_entangled']:.4g} -> {final['rec_entangled']:.4g}, disentangled "
-          f"{first['rec_disentangled']:.4g} -> {final['rec_disentangled']:.4g}\n"
-          f"  use it in a study:  perturbation: {result['folder']}   (dataset {job['dataset']}, options "
-          f"{json.dumps(job['dataset_options'], sort_keys=True)})")
+    print(outcome(job, result))
     return 0
+
+
+def outcome(job: dict[str, Any], result: dict[str, Any]) -> str:
+    """What `perturb` prints about the task's result; PerturbError (exit 2) when nothing was written because
+    the objective did not fall by --min-fall."""
+    check = result["losses"]["check"]
+    if not result["written"]:
+        raise PerturbError(f"the manipulation did not work, nothing written to {result['folder']}: "
+                           f"{objective_line(check)}; below the required fall of {check['min_relative_fall']:.1%} "
+                           "(--min-fall). Try more --steps, a larger --epsilon, or sources that really split "
+                           "(their MIGs are printed above)")
+    return (f"[orthosweep] wrote {result['folder']} in {result['seconds']:.1f} s on {result['training']['device']}: "
+            f"{objective_line(check)}\n"
+            f"  use it in a study:  perturbation: {result['folder']}   (dataset {job['dataset']}, options "
+            f"{json.dumps(job['dataset_options'], sort_keys=True)})")
+
+
+def objective_line(check: dict[str, Any]) -> str:
+    """The objective check in words: initial -> final objective and each set's L_rec, and the relative fall."""
+    a, b = check["initial"], check["final"]
+    return (f"objective (L_rec entangled − disentangled) {a['objective']:.4g} -> {b['objective']:.4g} "
+            f"(fell by {check['relative_fall']:.1%} of the initial L_rec; L_rec entangled {a['rec_entangled']:.4g} "
+            f"-> {b['rec_entangled']:.4g}, disentangled {a['rec_disentangled']:.4g} -> {b['rec_disentangled']:.4g})")
 
 
 def main(args: argparse.Namespace) -> int:

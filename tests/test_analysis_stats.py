@@ -162,3 +162,21 @@ def test_correlation_table_per_group_and_pooled() -> None:
     t = S.correlation_table(df, metrics=("ds", "mig", "sap"), n_boot=100)
     assert set(t["config_key"]) == {"A", "B", "(pooled)"} and set(t["metric"]) == {"ds", "mig"}
     assert t.loc[t.metric == "ds", "spearman"].tolist() == pytest.approx([-1.0] * 3)
+
+
+def test_paired_test_known_answers() -> None:
+    rng = np.random.default_rng(0)
+    before = rng.uniform(0.5, 1.0, 10)
+    drop = S.paired_test(before, before - rng.uniform(0.01, 0.3, 10))  # every pair drops
+    assert drop["n"] == 10 and drop["n_greater"] == 10
+    assert drop["wilcoxon_p"] == pytest.approx(2.0 ** -10) and drop["sign_p"] == pytest.approx(2.0 ** -10)
+    rise = S.paired_test(before, before + 0.1)  # the other direction: one-sided p near 1
+    assert rise["wilcoxon_p"] > 0.99 and rise["sign_p"] == pytest.approx(1.0)
+    d = np.array([0.1, -0.1, 0.2, -0.2, 0.3, -0.3, 0.4, -0.4, 0.5, -0.5])  # symmetric differences
+    sym = S.paired_test(before, before - d)
+    assert sym["wilcoxon_p"] > 0.4 and sym["sign_p"] > 0.5 and sym["mean_diff"] == pytest.approx(0.0)
+    few = S.paired_test(np.array([1.0, 2.0, 3.0, 4.0]), np.zeros(4))  # four pairs cannot be significant
+    assert few["wilcoxon_p"] == pytest.approx(1 / 16) and few["wilcoxon_p"] > S.SIGNIFICANCE
+    same = S.paired_test(np.ones(5), np.ones(5))
+    assert (same["wilcoxon_p"], same["sign_p"], same["n_equal"]) == (1.0, 1.0, 5)
+    assert math.isnan(S.paired_test(np.array([np.nan]), np.array([1.0]))["wilcoxon_p"])

@@ -1,4 +1,5 @@
-"""Cartesian vs polar embeddings (thesis §4.3.6): known answers by construction, the rule, the registry entry."""
+"""Aligned, linearly mixed and polar embeddings (thesis §4.3.6): known answers by construction, the rule, the
+registry entry."""
 
 import numpy as np
 import pytest
@@ -11,8 +12,7 @@ from workers.metrics.embedding import classify_grid, classify_pair, embedding_sc
 from workers.metrics.evaluate import evaluate_checkpoint
 
 CFG = {"n_eval": 200, "n_train_supervised": 100, "n_test_supervised": 100, "n_jobs": 1}
-COLUMNS = ("polar_pairs", "polar_fraction", "embedding_residual_cartesian", "embedding_residual_polar",
-           "embedding_per_pair")
+COLUMNS = E.SCORE_COLUMNS
 
 
 def _grid(ni: int = 8, nj: int = 10) -> np.ndarray:
@@ -33,11 +33,11 @@ def _polar(grid: np.ndarray, a: float = 0.5, span: float = 1.5 * np.pi, d: int =
     return np.column_stack([r * np.cos(t), r * np.sin(t), np.full((len(grid), d - 2), 0.7)])
 
 
-def test_a_rotation_of_the_factors_is_cartesian() -> None:
+def test_a_random_rotation_of_the_factors_is_linearly_mixed() -> None:
     g = _grid()
     for seed in range(3):
         ev = classify_grid(g, _rotated(g, seed=seed))
-        assert ev["label"] == "cartesian" and ev["cartesian_residual"] == pytest.approx(0.0, abs=1e-12)
+        assert ev["label"] == E.MIXED and ev["cartesian_residual"] == pytest.approx(0.0, abs=1e-12)
         assert ev["plane_fraction"] == pytest.approx(1.0) and ev["polar_residual"] > 0.3
     # a per-factor reparametrisation (tanh, square) keeps the iso-lines straight: still exactly cartesian
     warped = np.column_stack([np.tanh(3 * g[:, 0] - 1), g[:, 1] ** 2]) @ rotation(2, 0, 1, 30.0)
@@ -60,7 +60,49 @@ def test_a_slightly_bent_grid_is_cartesian_by_the_margin() -> None:
     g = _grid()
     ev = classify_grid(g, _polar(g, a=1.0, span=0.5))  # a 29° sector: polar fits, but bends too little
     assert ev["polar_residual"] == pytest.approx(0.0, abs=1e-9)
-    assert ev["cartesian_residual"] - ev["polar_residual"] < E.MARGIN and ev["label"] == "cartesian"
+    assert ev["cartesian_residual"] - ev["polar_residual"] < E.MARGIN and ev["label"] != E.POLAR
+
+
+def _turn(g: np.ndarray, r0: float, r1: float, span: float) -> np.ndarray:
+    """Radius r0..r1 over factor 0 and angle 0..span over factor 1, in latents 0 and 1."""
+    r, t = r0 + (r1 - r0) * g[:, 0], span * g[:, 1]
+    return np.column_stack([r * np.cos(t), r * np.sin(t)])
+
+
+def _rotate(codes: np.ndarray, degrees: float) -> np.ndarray:
+    return codes @ rotation(codes.shape[1], 0, 1, degrees)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.02])
+def test_three_labels_on_known_embeddings(noise: float) -> None:
+    """The calibration cases of the module docstring (16 × 16 grids), noise-free and with Gaussian noise of
+    2% of the codes' spread."""
+    g = _grid(16, 16)
+    hue = 2 * np.pi * g[:, 0] * 15 / 16  # a cyclic factor: 16 hues around the circle
+    cases = {
+        "axis-aligned": (g * [1.0, 3.0], E.ALIGNED),
+        "rotated 10°": (_rotate(g, 10.0), E.ALIGNED),
+        "rotated 30°": (_rotate(g, 30.0), E.MIXED),
+        "45° mix": (_rotate(g, 45.0), E.MIXED),
+        "full turn": (_turn(g, 0.5, 1.5, 2 * np.pi * 15 / 16), E.POLAR),
+        "half turn": (_turn(g, 1.0, 2.0, np.pi), E.POLAR),
+        "quarter turn": (_turn(g, 1.0, 2.0, np.pi / 2), E.POLAR),
+        "thin annulus, full turn": (_turn(g, 0.85, 1.15, 2 * np.pi * 15 / 16), E.POLAR),
+        "thin annulus, quarter turn": (_turn(g, 0.85, 1.15, np.pi / 2), E.POLAR),
+        "hue on a circle, orientation in a third latent": (np.column_stack([np.cos(hue), np.sin(hue), g[:, 1]]),
+                                                          E.ALIGNED),
+        "the same, orientation 3x wider": (np.column_stack([np.cos(hue), np.sin(hue), 3 * g[:, 1]]), E.ALIGNED),
+    }
+    rng = np.random.default_rng(0)
+    for name, (codes, label) in cases.items():
+        noisy = codes + rng.normal(0, noise, codes.shape) * codes.std()
+        ev = classify_grid(g, noisy)
+        assert ev["label"] == label, (name, ev)
+    aligned = classify_grid(g, g * [1.0, 3.0])["axis_purity"]
+    mixed = classify_grid(g, _rotate(g, 45.0))["axis_purity"]
+    assert aligned == pytest.approx(1.0) and mixed == pytest.approx(0.5)
+    for degrees in (10.0, 20.0, 30.0):  # a rotated aligned pair: purity cos²θ
+        assert classify_grid(g, _rotate(g, degrees))["axis_purity"] == pytest.approx(np.cos(np.radians(degrees)) ** 2)
 
 
 def test_noise_is_labelled_by_the_rule() -> None:
@@ -70,7 +112,8 @@ def test_noise_is_labelled_by_the_rule() -> None:
         ev = classify_grid(g, rng.normal(size=(len(g), 4)))
         polar = (ev["polar_residual"] <= E.POLAR_MAX_RESIDUAL and ev["cartesian_residual"] - ev["polar_residual"]
                  >= E.MARGIN and E.MIN_SHARE <= ev["radial_share"] <= 1 - E.MIN_SHARE)
-        assert ev["label"] == ("polar" if polar else "cartesian") == "cartesian"
+        expected = E.POLAR if polar else E.ALIGNED if ev["axis_purity"] >= E.ALIGNED_MIN_PURITY else E.MIXED
+        assert ev["label"] == expected == E.MIXED
         assert ev["cartesian_residual"] > 0.5  # no straight-line structure: the evidence says so
 
 
@@ -82,7 +125,7 @@ def test_labels_and_residuals_do_not_depend_on_latent_order_or_scale() -> None:
         perm = rng.permutation(codes.shape[1])
         same = classify_grid(g, 7.0 * codes[:, perm])  # permuted, common scale: identical numbers
         assert same["label"] == base["label"]
-        for k in ("cartesian_residual", "polar_residual", "radial_share"):
+        for k in ("cartesian_residual", "polar_residual", "radial_share", "axis_purity"):
             assert same[k] == pytest.approx(base[k], abs=1e-9)
     # each latent rescaled on its own (the pair varies in two latents): the same answers
     for codes in (_polar(g), _rotated(g, d=2)):
@@ -96,9 +139,9 @@ def test_labels_and_residuals_do_not_depend_on_latent_order_or_scale() -> None:
 def test_degenerate_and_invalid_grids() -> None:
     g = _grid(3, 4)
     flat = classify_grid(g, np.ones((len(g), 3)))
-    assert flat["degenerate"] and flat["label"] == "cartesian"
+    assert flat["degenerate"] and flat["label"] == E.ALIGNED and flat["axis_purity"] == 1.0
     one = classify_grid(g, np.column_stack([g[:, 0], np.zeros(len(g))]))  # the second factor is ignored
-    assert one["label"] == "cartesian" and one["cartesian_residual"] == pytest.approx(0.0, abs=1e-12)
+    assert one["label"] == E.ALIGNED and one["cartesian_residual"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match=">= 3 values"):
         classify_grid(_grid(2, 5), np.zeros((10, 2)))
     with pytest.raises(ValueError, match="not a full grid"):
@@ -112,13 +155,14 @@ def test_restart_columns_average_over_base_points_and_keep_the_pair_order() -> N
     out = embedding_scores({(0, 1): [(g, _polar(g)), (g, _polar(g, a=0.3))], (0, 2): (g, _rotated(g)),
                             (1, 2): [(g, _rotated(g, seed=1))]})
     assert out["polar_pairs"] == 1 and out["polar_fraction"] == pytest.approx(1 / 3)
-    assert [p["label"] for p in out["pairs"].values()] == ["polar", "cartesian", "cartesian"]
+    assert (out["aligned_pairs"], out["mixed_pairs"], out["mixed_fraction"]) == (0, 2, pytest.approx(2 / 3))
+    assert [p["label"] for p in out["pairs"].values()] == [E.POLAR, E.MIXED, E.MIXED]
     per = out["embedding_per_pair"]
     assert len(per) == 3 and per[0] < -0.1 and per[1] > 0.1 and per[2] > 0.1
     assert out["embedding_residual_cartesian"] == pytest.approx(np.mean([p["cartesian_residual"]
                                                                           for p in out["pairs"].values()]))
     assert classify_pair([(g, _polar(g))])["label"] == classify_pair((g, _polar(g)))["label"] == "polar"
-    assert embedding_scores({})["polar_pairs"] is None
+    assert embedding_scores({})["polar_pairs"] is None and embedding_scores({})["aligned_fraction"] is None
 
 
 def test_grid_values_and_pairs_are_capped() -> None:
@@ -176,6 +220,8 @@ def test_registry_entry_on_toy_models() -> None:
                               eval_cfg=CFG, seed=2)
     assert set(rot) == set(COLUMNS)
     assert rot["polar_pairs"] == 0 and rot["polar_fraction"] == 0.0 and len(rot["embedding_per_pair"]) == 3
+    # factors 0 and 1 rotated by 45° in latents 0, 1: pairs (0, 2) and (1, 2) share no latent, (0, 1) is mixed
+    assert (rot["aligned_pairs"], rot["mixed_pairs"]) == (2, 1)
     assert rot["embedding_residual_cartesian"] == pytest.approx(0.0, abs=1e-6)
 
     data = ToyGrid(sizes=(4, 6, 3), n=2000)
@@ -192,5 +238,6 @@ def test_registry_entry_on_continuous_factors() -> None:
     polar = evaluate_checkpoint(LinearSynthModel(data, polar=True), data, metrics=["embedding"], eval_cfg=CFG,
                                 seed=0)
     assert cart["polar_pairs"] == 0 and len(cart["embedding_per_pair"]) == 1  # one pair, 16 × 16 grid
+    assert cart["aligned_pairs"] == 1 and cart["embedding_axis_purity"] > 0.99
     assert polar["polar_pairs"] == 1 and polar["polar_fraction"] == 1.0
     assert polar["embedding_residual_polar"] < 0.01 < 0.1 < polar["embedding_residual_cartesian"]

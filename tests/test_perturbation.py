@@ -231,8 +231,9 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
            "eval": {"metrics": ["mig"], "n_eval": 64}, "resources": {"cpu": 1}}
     (tmp_path / "src.yaml").write_text(yaml.safe_dump(src))
     _cli(tmp_path, "submit", "src.yaml")
+    # 50 steps prove the plumbing, not the manipulation: any objective is accepted (--min-fall)
     out = _cli(tmp_path, "perturb", "results/src", "--dataset", "synth_lin", "--epsilon", "0.1",
-               "--name", "synth_lin_cpu", "--steps", "50").stdout
+               "--name", "synth_lin_cpu", "--steps", "50", "--min-fall=-1e9").stdout
     folder = tmp_path / "results" / "perturbations" / "synth_lin_cpu"
     assert f"wrote {folder}" in out
     again = _cli(tmp_path, "perturb", "results/src", "--dataset", "synth_lin", "--epsilon", "0.1",
@@ -249,6 +250,8 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
     dis, ent = meta["source"]["disentangled"][0], meta["source"]["entangled"][0]
     assert dis["mig"] >= ent["mig"] and dis["run_key"] != ent["run_key"]
     assert set(meta["losses"]["final"]) == {"rec_entangled", "rec_disentangled", "objective"}
+    assert set(meta["losses"]["check"]["initial"]) == {"rec_entangled", "rec_disentangled", "objective"}
+    assert "over-pruned restarts (fewer active units than factors) excluded" in out
     assert len(meta["weights"]["sha256"]) == 64 and meta["architecture"]["kind"] == "mlp"
 
     # the data: ‖x' − x‖∞ ≤ ε on every observation, factors and splits unchanged, the same x' on every load
@@ -279,3 +282,91 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
         "FROM runs GROUP BY ALL ORDER BY ALL").fetchall()
     assert sorted((r[0] is not None, r[1] or 0.0) for r in rows) == [(False, 0.0), (False, 0.1), (True, 0.0)]
     assert all(r[2] == r[3] == 4 for r in rows)
+
+
+# ---- source selection and the objective check (no Ray: the task function called directly) --------------------
+
+def _source_study(tmp_path: Path) -> Path:
+    """A synth_lin β-VAE 'study' of 5 restarts with stored (untrained) weights; restart 4 has the highest MIG
+    but keeps 1 active unit for 2 factors (over-pruned)."""
+    from testing.synthetic_store import checkpoint_row
+    from workers.checkpoint import save_torch
+    from workers.models.vae import BatchedVAE
+    from workers.store.layout import model_uri
+    from workers.store.write import write_rows
+
+    study = validate_study({"study": "src", "storage": str(tmp_path), "train": {"epochs": 2},
+                            "grid": {"dataset": "synth_lin", "model": "beta_vae", "seeds": 5},
+                            "overrides": {"synth_lin": {"n": 256}}})
+    study_dir = tmp_path / "src"
+    rows = []
+    for r in study.restarts:
+        vae = BatchedVAE(r.config, (3,))
+        row = vae.layout.init_seed(torch.Generator().manual_seed(r.seed))
+        save_torch(vae.layout.seed_state_dict(row[None], 0), model_uri(str(study_dir), r.run_key, 2))
+        rows.append(checkpoint_row(r.run_key, 2, config_key=r.config_key, seed=r.seed, study="src",
+                                   config=r.config.to_dict(), epochs=2, mig=0.1 + 0.2 * r.seed,
+                                   active_units=1 if r.seed == 4 else 2))
+    write_rows(str(study_dir), "checkpoints", rows)
+    return study_dir
+
+
+def _job(study_dir: Path, *extra: str) -> dict:
+    import argparse
+
+    from sweep.perturb import add_arguments, plan
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return plan(p.parse_args([str(study_dir), "--dataset", "synth_lin", "--epsilon", "0.1", "--name", "p",
+                              "--steps", "3", "--batch-size", "32", *extra]))
+
+
+def test_sources_exclude_overpruned_restarts_and_say_how_many(tmp_path: Path) -> None:
+    from sweep.perturb import PerturbError, select_sources
+
+    study_dir = _source_study(tmp_path)
+    dis, ent, options, pruned = select_sources(str(study_dir), "synth_lin", 1)
+    assert pruned == 1 and dis[0]["seed"] == 3 and ent[0]["seed"] == 0  # seed 4 (MIG 0.9, 1 unit) left out
+    assert options["n"] == 256
+    with pytest.raises(PerturbError, match="1 over-pruned restarts .fewer than 2 active units. were excluded"):
+        select_sources(str(study_dir), "synth_lin", 3)
+    assert _job(study_dir)["excluded_overpruned"] == 1
+
+
+def test_objective_check_known_answers() -> None:
+    from workers.perturbation.train import objective_check
+
+    before = {"rec_entangled": 1.0, "rec_disentangled": 1.0, "objective": 0.0}
+    fell = {"rec_entangled": 0.9, "rec_disentangled": 1.1, "objective": -0.2}
+    check = objective_check(before, fell, 0.05, 128)
+    assert check["fall"] == pytest.approx(0.2) and check["relative_fall"] == pytest.approx(0.2) and check["passed"]
+    assert not objective_check(before, fell, 0.25, 128)["passed"]
+    assert not objective_check(before, before, 0.05, 128)["passed"]  # unchanged: the perturbation does nothing
+    assert not objective_check(fell, before, 0.0, 128)["passed"]  # rose
+
+
+def test_a_manipulation_whose_objective_did_not_fall_writes_nothing(tmp_path: Path) -> None:
+    from sweep.perturb import PerturbError, outcome
+    from workers.perturbation.train import make_perturbation
+
+    study_dir = _source_study(tmp_path)
+    job = _job(study_dir, "--min-fall", "100")  # no 3-step run lowers the objective by 100 × L_rec
+    result = make_perturbation(job)
+    assert result["written"] is False and not Path(job["out"]).exists()
+    with pytest.raises(PerturbError, match=r"(?s)did not work, nothing written.*objective \(L_rec entangled − "
+                       r"disentangled\) .* -> .*below the required fall of 10000.0% \(--min-fall\)"):
+        outcome(job, result)
+    check = result["losses"]["check"]
+    assert not check["passed"] and check["min_relative_fall"] == 100
+    assert set(check["initial"]) == set(check["final"]) == {"rec_entangled", "rec_disentangled", "objective"}
+    assert check["initial"]["objective"] == pytest.approx(
+        check["initial"]["rec_entangled"] - check["initial"]["rec_disentangled"])
+
+    job = _job(study_dir, "--min-fall", "-100")  # any change accepted: the folder records both values
+    result = make_perturbation(job)
+    assert result["written"] is True and f"wrote {job['out']}" in outcome(job, result)
+    meta = read_meta(job["out"])[1]
+    saved = meta["losses"]["check"]
+    assert saved["initial"] == pytest.approx(check["initial"])  # the same fixed batches and latent samples
+    assert saved["passed"] and meta["source"]["excluded_overpruned"] == 1

@@ -65,7 +65,7 @@ def test_quickstart_orders_models_like_the_paper_and_resubmits_idempotently(tmp_
 
     stats = _cli_json("stats", str(study_dir))
     # (1) beta-VAE's mean DtO is the lowest of the three models, as `orthosweep stats` reports it too
-    by_model = {g["group"].split(" / ")[1]: g for g in stats["groups"]}
+    by_model = {g["model"]: g for g in stats["groups"]}
     assert set(by_model) == {"beta_vae", "ae", "beta_vae_sigma"}, list(by_model)
     assert min(by_model, key=lambda m: by_model[m]["dto_mean"]) == "beta_vae", \
         {m: g["dto_mean"] for m, g in by_model.items()}
@@ -75,7 +75,7 @@ def test_quickstart_orders_models_like_the_paper_and_resubmits_idempotently(tmp_
     assert pooled[0]["spearman"] is not None and pooled[0]["spearman"] < 0, pooled
     assert pooled[0]["spearman_p"] is not None and pooled[0]["spearman_p"] < 0.05, pooled
     # (3) the entangled-vs-disentangled split compares at least 2 vs 2 restarts in every group, beta-VAE included
-    splits = {s["group"].split(" / ")[1]: s for s in stats["restart_statistics"]}
+    splits = {s["model"]: s for s in stats["restart_statistics"]}
     assert "beta_vae" in splits, list(splits)
     for model, split in splits.items():
         assert split["n_disentangled"] >= 2 and split["n_entangled"] >= 2, (model, split)

@@ -1,9 +1,12 @@
-"""Cartesian vs polar embeddings of factor pairs (thesis §4.3.6, Figs. 4.10–4.11).
+"""Aligned, linearly mixed and polar embeddings of factor pairs (thesis §4.3.6, Figs. 4.10–4.11).
 
 The thesis found two ways a β-VAE embeds a pair of factors (Shapes3D wall hue and orientation) in two
-latents: *cartesian* (each factor moves the code along its own direction) and *polar* (one factor is the
-radius and the other the angle of a pair of latents). This module decides which, from the encodings of a
-grid over the two factors with every other factor fixed at a base point.
+latents: *cartesian* (each factor embedded mostly in a single coordinate) and *polar* (one factor is the
+radius and the other the angle of a pair of latents). A third way is the one disentanglement metrics
+score lowest: the two factors linearly mixed across the latents (a rotated code: MIG ≈ 0 at 45°). This
+module labels each pair *aligned* (the thesis's cartesian: one factor per latent axis), *linearly mixed*
+or *polar*, from the encodings of a grid over the two factors with every other factor fixed at a base
+point.
 
 Per grid (one pair, one base point; `classify_grid`):
 1. The plane: the codes (n, d) are centred, projected on their two principal directions (PCA) and
@@ -31,20 +34,37 @@ Per grid (one pair, one base point; `classify_grid`):
    latent), near 1 that the angle factor does nothing.
 Both residuals are fractions of the (whitened) plane's variance in [0, 1] (0 = exact fit).
 
-Rule (per pair, on the residuals and share averaged over base points; `label_from_evidence`):
-    polar      iff polar_residual <= POLAR_MAX_RESIDUAL (0.1)
-                   and cartesian_residual − polar_residual >= MARGIN (0.1)
-                   and MIN_SHARE (0.01) <= radial_share <= 1 − MIN_SHARE
-    cartesian  otherwise ("not polar": straight-line codes, and codes that fit neither model, whose
-               cartesian_residual says so).
-A polar code that bends little (an annulus sector of small angle far from its centre) is locally cartesian
-and is labelled so: the margin asks that at least a tenth of the plane's variance be the bending that only
-the polar model explains (radius 1..2 over a 16×16 grid: a quarter turn is polar, 30° is cartesian).
-A plane without variance (every code equal) is cartesian with residuals 0 / 1.
+4. Axis purity (on the raw codes, not the plane: it asks about the latent axes): per latent k, S_a[k] =
+   the variance of code k over the levels of f_a with f_b fixed, averaged over f_b (and S_b[k] the same
+   for f_b); `axis_purity` = Σ_k max(S_a[k], S_b[k]) / Σ_k (S_a[k] + S_b[k]) in [0.5, 1]: 1 when no latent
+   moves with both factors, cos²θ for an aligned pair of equal spreads rotated by θ ≤ 45° (0.5 at 45°). It does
+   not depend on the order of the latents or on a common scale; each latent weighs by its variance in latent
+   units (a VAE's prior standard deviations), so an inactive latent weighs nothing. 1 without variance.
 
-Per restart (`embedding_scores`): polar_pairs (int), polar_fraction (polar_pairs / pairs evaluated),
-embedding_residual_cartesian / embedding_residual_polar (means over pairs), embedding_per_pair (polar
-minus cartesian residual per pair, negative = polar-like, in the order of `factor_pairs`).
+Rule (per pair, on the evidence averaged over base points; `label_from_evidence`), in this order:
+    polar           iff polar_residual <= POLAR_MAX_RESIDUAL (0.1)
+                        and cartesian_residual − polar_residual >= MARGIN (0.1)
+                        and MIN_SHARE (0.002) <= radial_share <= 1 − MIN_SHARE
+    aligned         iff axis_purity >= ALIGNED_MIN_PURITY (0.9): one factor per latent axis (the thesis's
+                        *cartesian*): an aligned pair rotated by up to 18.4° (cos² = 0.9) is aligned
+    linearly mixed  otherwise: some latents move with both factors along straight iso-lines (a rotated or
+                    sheared pair; `cartesian_residual` says how straight), or in no structure either
+                    model explains (`cartesian_residual` near 1 says so)
+Calibration, on 16 × 16 grids (tests/test_metrics_embedding.py, `test_three_labels_on_known_embeddings`):
+aligned axis_purity 1.0; rotated by 10° 0.97, 20° 0.88, 30° 0.75, 45° 0.5; polar codes at radius 1..2 have
+radial_share 0.06 (half turn) to 0.17 (quarter turn) and a thin annulus (radius 0.85..1.15, 30% of the
+mean) 0.008 over a full turn, hence MIN_SHARE = 0.002; a cyclic factor on a circle of two latents with the
+other factor in a third latent has radial_share 0 (the radius carries nothing: not polar) and axis purity 1
+(no latent moves with both factors: aligned, though the cyclic factor spans two latents).
+A polar code that bends little (an annulus sector of small angle far from its centre) is locally straight
+and is not labelled polar: the margin asks that at least a tenth of the plane's variance be the bending that
+only the polar model explains (radius 1..2 over a 16×16 grid: a quarter turn is polar, a 29° sector is not;
+with radius ≈ one latent and angle ≈ the other it is aligned, axis purity 0.92).
+
+Per restart (`embedding_scores`): polar_pairs, aligned_pairs, mixed_pairs (int: pairs with each label),
+polar_fraction, aligned_fraction, mixed_fraction (those / pairs evaluated), embedding_residual_cartesian /
+embedding_residual_polar / embedding_axis_purity (means over pairs), embedding_per_pair (polar minus
+cartesian residual per pair, negative = polar-like, in the order of `factor_pairs`).
 
 `embedding_score(encode, dataset, ...)` builds the grids from a ground-truth dataset (design of the cost
 in its docstring) and encodes them; everything else here is pure numpy.
@@ -58,9 +78,12 @@ from typing import Any
 
 import numpy as np
 
+ALIGNED, MIXED, POLAR = "aligned", "linearly mixed", "polar"
+LABELS = (ALIGNED, MIXED, POLAR)
 POLAR_MAX_RESIDUAL = 0.1
 MARGIN = 0.1
-MIN_SHARE = 0.01
+MIN_SHARE = 0.002
+ALIGNED_MIN_PURITY = 0.9
 MIN_SPREAD = 0.05  # whitening: a principal direction thinner than this × the main one is not blown up further
 MIN_LEVELS = 3  # fewer levels per factor: a grid cannot tell the models apart (any 2×2 grid fits both)
 
@@ -161,6 +184,21 @@ def polar_fit(y: np.ndarray, a: np.ndarray, b: np.ndarray, na: int, nb: int) -> 
     return best
 
 
+def axis_purity(codes: np.ndarray, a: np.ndarray, b: np.ndarray, na: int, nb: int) -> float:
+    """Share of the pair's per-latent sensitivity that sits with the latent's dominant factor, in [0.5, 1].
+
+    codes (n, d) on a full balanced grid with level indices a, b (n,). S_a[k]: variance of code k over the
+    levels of a at fixed b, averaged over b; S_b[k] likewise. Returns Σ_k max(S_a, S_b) / Σ_k (S_a + S_b),
+    1 when nothing varies.
+    """
+    cube = np.zeros((na, nb, codes.shape[1]))
+    cube[a, b] = codes
+    sa, sb = cube.var(axis=0).mean(axis=0), cube.var(axis=1).mean(axis=0)
+    total = float((sa + sb).sum())
+    scale = float(np.mean(codes ** 2)) + 1.0
+    return float(np.maximum(sa, sb).sum() / total) if total > 1e-20 * scale else 1.0
+
+
 def classify_grid(grid_factors: np.ndarray, codes: np.ndarray) -> dict[str, Any]:
     """Evidence for one grid: the two factors' values (n, 2), any units, only equality matters (each
     distinct value is a level), forming a full grid of n_a × n_b points each once (n_a, n_b >= 3), and
@@ -168,8 +206,8 @@ def classify_grid(grid_factors: np.ndarray, codes: np.ndarray) -> dict[str, Any]
 
     Returns {"cartesian_residual", "polar_residual" (fractions of the plane's variance, [0, 1]),
     "radial_share" ([0, 1]), "radius_factor" (0 or 1: which column is the radius in the better polar fit),
-    "plane_fraction" (share of the codes' variance in the PCA plane), "degenerate" (bool: no variance),
-    "label"}.
+    "axis_purity" ([0.5, 1]), "plane_fraction" (share of the codes' variance in the PCA plane), "degenerate"
+    (bool: no variance), "label" (one of LABELS)}.
     """
     f = np.asarray(grid_factors)
     x = np.asarray(codes, np.float64)
@@ -183,55 +221,72 @@ def classify_grid(grid_factors: np.ndarray, codes: np.ndarray) -> dict[str, Any]
     if len(f) != na * nb or np.unique(a * nb + b).size != len(f):
         raise ValueError(f"classify_grid: not a full grid: {len(f)} points for {na} × {nb} values")
     y, plane_fraction = _plane(x)
+    purity = axis_purity(x, a, b, na, nb)
     total = float((y ** 2).sum())
     if total == 0:
         ev = {"cartesian_residual": 0.0, "polar_residual": 1.0, "radial_share": 0.0, "radius_factor": 0,
-              "plane_fraction": plane_fraction, "degenerate": True}
+              "axis_purity": purity, "plane_fraction": plane_fraction, "degenerate": True}
         return {**ev, "label": label_from_evidence(ev)}
     cart = min(1.0, cartesian_fit(y, a, b, na, nb) / total)
     fits = [polar_fit(y, a, b, na, nb), polar_fit(y, b, a, nb, na)]
     radius_factor = int(fits[1][0] < fits[0][0])
     sse, share = fits[radius_factor]
     ev = {"cartesian_residual": cart, "polar_residual": float(min(1.0, sse / total)), "radial_share": share,
-          "radius_factor": radius_factor, "plane_fraction": plane_fraction, "degenerate": False}
+          "radius_factor": radius_factor, "axis_purity": purity, "plane_fraction": plane_fraction,
+          "degenerate": False}
     return {**ev, "label": label_from_evidence(ev)}
 
 
 def label_from_evidence(ev: Mapping[str, float]) -> str:
-    """'polar' or 'cartesian' from cartesian_residual, polar_residual and radial_share (the module's rule)."""
+    """POLAR, ALIGNED or MIXED from cartesian_residual, polar_residual, radial_share and axis_purity (the
+    module's rule)."""
     polar = (ev["polar_residual"] <= POLAR_MAX_RESIDUAL
              and ev["cartesian_residual"] - ev["polar_residual"] >= MARGIN
              and MIN_SHARE <= ev["radial_share"] <= 1 - MIN_SHARE)
-    return "polar" if polar else "cartesian"
+    if polar:
+        return POLAR
+    return ALIGNED if ev["axis_purity"] >= ALIGNED_MIN_PURITY else MIXED
 
 
 def classify_pair(grids: Sequence[tuple[np.ndarray, np.ndarray]] | tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     """Evidence and label of one factor pair from one grid (grid_factors (n, 2), codes (n, d)) or several
     (one per base point): `classify_grid`'s residuals and radial share averaged over the grids, then the
-    rule. Returns {"cartesian_residual", "polar_residual", "radial_share", "label", "grids": [per grid]}."""
+    rule. Returns {"cartesian_residual", "polar_residual", "radial_share", "axis_purity", "label",
+    "grids": [per grid]}."""
     if isinstance(grids, tuple) and len(grids) == 2 and isinstance(grids[0], np.ndarray):
         grids = [grids]
     per = [classify_grid(g, c) for g, c in grids]
     if not per:
         raise ValueError("classify_pair: no grid given")
-    ev = {k: float(np.mean([p[k] for p in per])) for k in ("cartesian_residual", "polar_residual", "radial_share")}
+    ev = {k: float(np.mean([p[k] for p in per]))
+          for k in ("cartesian_residual", "polar_residual", "radial_share", "axis_purity")}
     return {**ev, "label": label_from_evidence(ev), "grids": per}
+
+
+SCORE_COLUMNS = ("polar_pairs", "aligned_pairs", "mixed_pairs", "polar_fraction", "aligned_fraction",
+                 "mixed_fraction", "embedding_residual_cartesian", "embedding_residual_polar",
+                 "embedding_axis_purity", "embedding_per_pair")
 
 
 def embedding_scores(codes_per_pair: Mapping[tuple[int, int], Any]) -> dict[str, Any]:
     """Restart-level columns from {(i, j): grids of that pair (as `classify_pair` takes)}, pairs in the
-    mapping's order. Returns polar_pairs (int), polar_fraction (float), embedding_residual_cartesian and
-    embedding_residual_polar (means over pairs), embedding_per_pair (polar − cartesian residual per pair),
-    and "pairs" ({(i, j): classify_pair's dict}, not a store column). No pair: every column None."""
+    mapping's order. Returns SCORE_COLUMNS: the pairs with each label (polar_pairs, aligned_pairs,
+    mixed_pairs, int) and their fractions of the pairs evaluated, the mean residuals and axis purity over
+    pairs, embedding_per_pair (polar − cartesian residual per pair); and "pairs" ({(i, j): classify_pair's
+    dict}, not a store column). No pair: every column None."""
     pairs = {p: classify_pair(g) for p, g in codes_per_pair.items()}
     if not pairs:
-        return {"polar_pairs": None, "polar_fraction": None, "embedding_residual_cartesian": None,
-                "embedding_residual_polar": None, "embedding_per_pair": None, "pairs": {}}
-    n_polar = sum(p["label"] == "polar" for p in pairs.values())
+        return {**dict.fromkeys(SCORE_COLUMNS), "pairs": {}}
+    counts = {label: sum(p["label"] == label for p in pairs.values()) for label in LABELS}
     cart = [p["cartesian_residual"] for p in pairs.values()]
     pol = [p["polar_residual"] for p in pairs.values()]
-    return {"polar_pairs": int(n_polar), "polar_fraction": n_polar / len(pairs),
-            "embedding_residual_cartesian": float(np.mean(cart)), "embedding_residual_polar": float(np.mean(pol)),
+    out: dict[str, Any] = {}
+    for label, name in ((POLAR, "polar"), (ALIGNED, "aligned"), (MIXED, "mixed")):
+        out[f"{name}_pairs"] = int(counts[label])
+        out[f"{name}_fraction"] = counts[label] / len(pairs)
+    return {**out, "embedding_residual_cartesian": float(np.mean(cart)),
+            "embedding_residual_polar": float(np.mean(pol)),
+            "embedding_axis_purity": float(np.mean([p["axis_purity"] for p in pairs.values()])),
             "embedding_per_pair": [float(p - c) for p, c in zip(pol, cart, strict=True)], "pairs": pairs}
 
 

@@ -221,11 +221,14 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
             _downstream("logreg"), "per-factor logistic regression (5-fold CV) trained on 10..10,000 samples"),
     _metric("downstream_gbt", _downstream_columns("gbt"), ("supervised",), "disentanglement", (),
             _downstream("gbt"), "per-factor gradient-boosted trees trained on 10..10,000 samples"),
-    _metric("embedding", {"polar_pairs": "int", "polar_fraction": "float", "embedding_residual_cartesian": "float",
-                          "embedding_residual_polar": "float", "embedding_per_pair": "list"},
+    _metric("embedding", {"polar_pairs": "int", "aligned_pairs": "int", "mixed_pairs": "int",
+                          "polar_fraction": "float", "aligned_fraction": "float", "mixed_fraction": "float",
+                          "embedding_residual_cartesian": "float", "embedding_residual_polar": "float",
+                          "embedding_axis_purity": "float", "embedding_per_pair": "list"},
             ("interventions",), "disentanglement", (), _embedding,
-            "cartesian vs polar embedding of each factor pair (thesis §4.3.6) from the codes of factor grids: "
-            "pairs whose grid bends around a centre (one factor the radius, the other the angle of two latents)"),
+            "aligned / linearly mixed / polar embedding of each factor pair (thesis §4.3.6) from the codes of "
+            "factor grids: one factor per latent axis; latents moved by both factors; or a grid bent around a "
+            "centre (one factor the radius, the other the angle of two latents)"),
     _metric("udr", {"udr_spearman": "float", "udr_lasso": "float"}, ("restarts",), "disentanglement",
             ("udr_spearman",), None, "unsupervised disentanglement ranking: median pairwise similarity of a "
             "restart to the other restarts of its configuration (Spearman and Lasso)", scope="configuration"),

@@ -12,6 +12,12 @@ L_rec is the restart's own reconstruction loss (Bernoulli cross-entropy or squar
 elements) averaged over 5 latent samples z = μ(x) + σ(x)·ε per image and over the batch. m and the decoders use
 Adam (β = (0.9, 0.999), eps = 1e-7), lr 1e-4. The batches are drawn from the training split of the source
 restarts' dataset with a generator seeded by `job["seed"]`.
+
+The objective check: the m objective (mean L_rec of the entangled decoders minus that of the disentangled ones)
+is measured before the first step and after the last, on the same fixed EVAL_BATCHES training batches with the
+same latent samples. The manipulation did something only if the objective fell by at least
+`job["min_fall"]` (default MIN_FALL = 5%) of the initial mean reconstruction loss of the two sets; otherwise
+`make_perturbation` writes nothing and says so (`written: False`).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from workers.trial import RestartConfig
 ADAM = {"betas": (0.9, 0.999), "eps": 1e-7}
 DECODER_STEPS = 3
 LATENT_SAMPLES = 5
+EVAL_BATCHES = 4  # fixed training batches the objective is measured on before and after training
+MIN_FALL = 0.05  # required fall of the objective, as a fraction of the initial mean reconstruction loss
 
 
 class Source:
@@ -119,6 +127,24 @@ def train_manipulation(job: dict[str, Any], dataset: Any, device: torch.device) 
         xp = x + eps * net(w)
         return normalise(xp) if reflect else xp
 
+    eval_idx = np.sort(train_idx[np.random.default_rng([seed, 0xE7A1]).choice(
+        train_idx.size, size=min(EVAL_BATCHES * B, train_idx.size), replace=False)])
+
+    def objective() -> dict[str, float]:
+        """The m objective on the fixed evaluation batches, with the same latent samples at every call."""
+        g = torch.Generator().manual_seed(seed + 1)
+        rec: dict[str, list[float]] = {"ent": [], "dis": []}
+        with torch.no_grad():
+            for part in np.array_split(eval_idx, max(1, eval_idx.size // B)):
+                x = torch.from_numpy(dataset.observations_at(part)).to(device)
+                w = torch.from_numpy(encode_factors(dataset.factors_at(part), dataset.factor_sizes)).float().to(device)
+                xp = altered(x, w)
+                for side, sources in (("ent", ent), ("dis", dis)):
+                    rec[side].append(float(torch.stack([s.rec(xp, s.latents(x, g)) for s in sources]).mean()))
+        e, d = float(np.mean(rec["ent"])), float(np.mean(rec["dis"]))
+        return {"rec_entangled": e, "rec_disentangled": d, "objective": e - d}
+
+    before = objective()
     history: list[tuple[float, float]] = []
     for _ in range(steps):
         for _ in range(DECODER_STEPS):
@@ -149,9 +175,25 @@ def train_manipulation(job: dict[str, Any], dataset: Any, device: torch.device) 
         e, d = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
         return {"rec_entangled": float(e), "rec_disentangled": float(d), "objective": float(e - d)}
 
+    after = objective()
     losses = {"initial": summary(history[:window]), "final": summary(history[-window:]),
-              "averaged_over_steps": window}
+              "averaged_over_steps": window,
+              "check": objective_check(before, after, float(job.get("min_fall", MIN_FALL)), int(eval_idx.size))}
     return net.cpu().eval(), losses
+
+
+def objective_check(before: dict[str, float], after: dict[str, float], min_fall: float,
+                    points: int) -> dict[str, Any]:
+    """The objective's initial and final value, its fall (initial − final, in L_rec units) and that fall as a
+    fraction of the initial mean reconstruction loss of the two sets; `passed` when that fraction is at least
+    `min_fall`."""
+    scale = (before["rec_entangled"] + before["rec_disentangled"]) / 2
+    fall = before["objective"] - after["objective"]
+    relative = fall / scale if scale > 0 else float("nan")
+    return {"initial": before, "final": after, "fall": fall, "relative_fall": relative, "min_relative_fall": min_fall,
+            "passed": bool(np.isfinite(relative) and relative >= min_fall),
+            "measured_on": f"{points} fixed training points, the same latent samples, before the first and after "
+                           "the last manipulation step"}
 
 
 def write_contact_sheet(ds: Any, out_path: str, columns: int = 8, seed: int = 0) -> None:
@@ -191,11 +233,13 @@ def write_contact_sheet(ds: Any, out_path: str, columns: int = 8, seed: int = 0)
 
 
 def make_perturbation(job: dict[str, Any]) -> dict[str, Any]:
-    """Train m and write the folder `job["out"]`; returns what perturbation.yaml records (plus `folder`, `seconds`).
+    """Train m and write the folder `job["out"]`; returns what perturbation.yaml records (plus `folder`, `seconds`,
+    `written`). When the objective check fails (`losses.check.passed` false) nothing is written and the result
+    is {written: False, losses, folder, seconds}.
 
     job: study_uri, study, dataset, dataset_options (of the source restarts, without alterations), epsilon,
     out, name, disentangled / entangled (restart dicts: run_key, config_key, seed, epoch, mig, config JSON),
-    steps, batch_size, seed, lr, model, force."""
+    steps, batch_size, seed, lr, model, force, min_fall (optional, MIN_FALL), excluded_overpruned (optional)."""
     t0 = time.time()
     if read_text(join_uri(job["out"], META_FILE)) is not None and not job.get("force"):
         raise FileExistsError(f"{job['out']} already holds a perturbation (studies may depend on it); give another "
@@ -203,9 +247,12 @@ def make_perturbation(job: dict[str, Any]) -> dict[str, Any]:
     device = _device()
     dataset = load(job["dataset"], **job["dataset_options"])
     net, losses = train_manipulation(job, dataset, device)
+    if not losses["check"]["passed"]:  # a perturbation that does nothing is not written
+        return {"written": False, "losses": losses, "folder": job["out"], "seconds": round(time.time() - t0, 2)}
     keep = ("run_key", "config_key", "seed", "epoch", "mig")
     source = {"study_uri": job["study_uri"], "study": job.get("study"), "model": job.get("model", "beta_vae"),
-              "selected_by": "mig at the last checkpoint (status ok, final epoch)",
+              "selected_by": "mig at the last checkpoint (status ok, final epoch; over-pruned restarts excluded)",
+              "excluded_overpruned": int(job.get("excluded_overpruned", 0)),
               "disentangled": [{k: e[k] for k in keep} for e in job["disentangled"]],
               "entangled": [{k: e[k] for k in keep} for e in job["entangled"]]}
     training = {"steps": int(job["steps"]), "batch_size": int(job["batch_size"]), "seed": int(job.get("seed", 0)),
@@ -215,7 +262,7 @@ def make_perturbation(job: dict[str, Any]) -> dict[str, Any]:
                 "device": str(device), "seconds": round(time.time() - t0, 2)}
     meta = write_perturbation(job["out"], net, dataset, dict(job["dataset_options"]), float(job["epsilon"]),
                               name=job["name"], source=source, training=training, losses=losses)
-    return {**meta, "folder": job["out"], "seconds": round(time.time() - t0, 2)}
+    return {**meta, "written": True, "folder": job["out"], "seconds": round(time.time() - t0, 2)}
 
 
 def write_perturbation(out: str, net: torch.nn.Module, dataset: Any, dataset_options: dict[str, Any], epsilon: float, *,
