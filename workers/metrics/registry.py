@@ -74,6 +74,12 @@ def _c_ima(x: CheckpointInputs) -> dict[str, Any]:
     return {"c_ima": x.jacobian["c_ima"]}
 
 
+def _od_score(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.od_score import od_score_from_gram
+
+    return od_score_from_gram(x.gram)
+
+
 def _polarized(x: CheckpointInputs) -> dict[str, Any]:
     from workers.metrics.polarized import polarized
 
@@ -186,6 +192,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
             _dto, "distance of the decoder Jacobian's right singular vectors to the nearest signed permutation"),
     _metric("c_ima", {"c_ima": "float"}, ("jacobian",), "orthogonality", ("c_ima",), _c_ima,
             "IMA contrast of the decoder Jacobian's columns (0 = orthogonal)"),
+    _metric("od_score", {"od_u": "float", "od_sigma": "float", "od_v": "float", "od_score": "float"}, ("jacobian",),
+            "orthogonality", ("od_score",), _od_score,
+            "OD-Score (Bhowal et al. 2024): squared distances of the decoder Jacobian's SVD factors U, Σ, V to those "
+            "of its orthogonal polar factor, un-normalised (the analysis divides by the max over compared models)"),
     _metric("polarized", {"kl_per_dim": "list", "sigma2_per_dim": "list", "active_units": "int",
                           "active_units_mu": "int", "polarized_delta_kl": "float"},
             ("posterior",), "posterior", ("active_units",), _polarized,
