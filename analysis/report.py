@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from analysis.bhowal import OD_NORM, OD_NOTE, with_normalised_od
 from analysis.frames import metrics_present, n_factors, restarts
 from analysis.stats import (
     POLAR_COLUMN,
@@ -34,8 +35,8 @@ from analysis.tables import fmt, mean_std, text_table
 from workers.metrics.registry import TRAINER_COLUMNS, headline_columns
 
 # Per-group table: orthogonality, then every disentanglement score, losses, the posterior's state.
-TABLE_METRICS = (*headline_columns("orthogonality"), *headline_columns("disentanglement"), "recon", "kl", "loss",
-                 *headline_columns("posterior"), *TRAINER_COLUMNS)
+TABLE_METRICS = (*headline_columns("orthogonality"), OD_NORM, *headline_columns("disentanglement"), "recon", "kl",
+                 "loss", *headline_columns("posterior"), *TRAINER_COLUMNS)
 
 
 def group_name(row: dict[str, Any] | pd.Series) -> str:
@@ -66,7 +67,7 @@ def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", spl
     if runs.empty:
         return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame(),
                 "udr_correlations": pd.DataFrame(), "embedding": pd.DataFrame()}
-    runs = _attach_names(runs)
+    runs = with_normalised_od(_attach_names(runs), by=("study", "dataset", "epoch"))
     nf = n_factors(runs)
     by = ("study", "group")
     stats = restart_statistics(runs, metric=metric, method=split, k=k, threshold=threshold,
@@ -172,8 +173,10 @@ def stats_text(con: duckdb.DuckDBPyConnection, *, as_json: bool = False, **kw: A
         return json.dumps(_json_safe(out), indent=1)
     if st["n_restarts"] == 0:
         return "no restarts with status ok yet"
-    parts = [_describe_choice(st), "", "Per group (mean ± std over restarts)", text_table(*group_rows(st["groups"])),
-             "", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"]))]
+    parts = [_describe_choice(st), "", "Per group (mean ± std over restarts)", text_table(*group_rows(st["groups"]))]
+    if f"{OD_NORM}_mean" in st["groups"]:
+        parts.append(OD_NOTE)
+    parts += ["", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"]))]
     if len(st["embedding"]):
         parts += ["", "Cartesian vs polar restarts (embedding metric, thesis §4.3.6)",
                   text_table(*embedding_rows(st["embedding"], st["metric"]))]

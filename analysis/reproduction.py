@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis import bhowal
 from analysis.published import PUBLISHED, VARIANTS, Published
 
 METRICS = ("dto", "ds", "mig", "dci_disentanglement", "factorvae_eval", "sap", "polarized_fraction")
@@ -70,7 +71,7 @@ def select(df: pd.DataFrame, p: Published) -> pd.Series:
 
 
 PAPER_STUDIES = ("rolinek2019_table3", "rolinek2019_polarized", "rolinek2019_degenerate", "rolinek2019_restarts",
-                 "rolinek2019_beta_search", "zietlow2021_restarts", "zietlow2021_perturbed")
+                 "rolinek2019_beta_search", "zietlow2021_restarts", "zietlow2021_perturbed", bhowal.STUDY)
 
 
 def paper_study(study: str) -> str:
@@ -239,6 +240,8 @@ def claims(df: pd.DataFrame, study: str) -> list[tuple[str, str]]:
 def study_markdown(study_dir: str) -> str:
     df = load_rows(study_dir)
     study = str(df["study"].iloc[0]) if len(df) else study_dir.rstrip("/").rsplit("/", 1)[-1]
+    if paper_study(study) == bhowal.STUDY:  # its own tables and claims (analysis.bhowal)
+        return bhowal.study_markdown(study_dir, study)
     parts = [f"### `{study}`", ""]
     rows = compare(df, study)
     if rows:
