@@ -48,7 +48,7 @@ def test_claims_on_a_study_where_orthogonality_tracks_mig():
     found = dict(claims(_study_frame()))
     key = "dsprites: the OD-Score falls as MIG rises across restarts of all models (Fig. 4)"
     assert found[key].startswith("holds: Spearman ρ = -1.00")
-    assert found["dsprites: DtO and the OD-Score rank restarts alike (all checkpoints)"].startswith(
+    assert found["dsprites epoch 4: DtO and the OD-Score rank restarts alike"].startswith(
         "measured: Spearman ρ = 1.00")
     assert any(v.startswith("holds: unexplained share 0.4000 vs 0.5000") for v in found.values())
 
