@@ -309,6 +309,7 @@ def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int 
              "<h2>Per group (mean ± std over restarts, last checkpoint)</h2>"]
     if seen:
         parts += [html_table(*group_rows(st["groups"])),
+                  *([f"<p class='note'>{e(OD_NOTE)}</p>"] if f"{OD_NORM}_mean" in st["groups"] else []),
                   "<h2>Entangled vs disentangled restarts</h2>", f"<p class='note'>{e(_describe_choice(st))}</p>",
                   html_table(*split_rows(st["restart_statistics"])),
                   *embedding_section(runs, st["embedding"], st["metric"]),

@@ -68,3 +68,26 @@ def test_too_few_restarts_is_inconclusive(n):
     found = dict(claims(df))
     assert found["dsprites: the OD-Score falls as MIG rises across restarts of all models (Fig. 4)"].startswith(
         "inconclusive")
+
+
+def test_compare_on_a_planted_store_prints_the_bhowal_tables(tmp_path) -> None:
+    from analysis.reproduction import study_markdown
+    from workers.store.write import write_rows
+
+    study = "bhowal2024_cpu"
+    rows = []
+    for seed in range(3):
+        for model, scale in (("vae", 1.0), ("beta_vae", 0.5), ("beta_tcvae", 0.25)):
+            # every distance of a model is `scale` × the VAE's: normalised OD = scale (the VAE holds the maxima)
+            rows.append(dict(study=study, run_key=f"{model}-{seed}", config_key=model, dataset="dsprites",
+                             model=model, seed=seed, epoch=10, epochs=10, status="ok", config={}, mig=0.5 - scale / 2,
+                             od_u=2.0 * scale, od_sigma=6.0 * scale, od_v=2.0 * scale, od_score=10 / 3 * scale,
+                             dto=scale))
+    write_rows(str(tmp_path / study), "checkpoints", rows)
+    text = study_markdown(str(tmp_path / study))
+    assert "**Bhowal et al. Table 6** — `od_score_norm`" in text
+    line = next(x for x in text.splitlines() if x.startswith("| dSprites") and "0.9093" in x)
+    assert line.startswith("| dSprites | 0.2500 ± 0.0000 / 0.9093 ± 0.0200 (differs, n = 3) | "
+                           "0.5000 ± 0.0000 / 0.9400 ± 0.0200 (differs, n = 3) | "
+                           "1.0000 ± 0.0000 / 0.9732 ± 0.0200 (differs, n = 3)")
+    assert "holds: Spearman ρ = -1.00" in text
