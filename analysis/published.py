@@ -125,6 +125,66 @@ def _t4x(variants: tuple[str, ...] = ("orig",)) -> list[Published]:
     return out
 
 
+# Bhowal, Soni & Rambhatla (ICML 2024), appendix A.8.4-A.8.5 and §4.4: dataset -> model -> (mean, std) over
+# restarts. Table 6's OD-Score is normalised by the maximum over the models compared (`analysis.bhowal`);
+# Tables 1-2 give single numbers whose normalisation the paper does not state.
+_BHOWAL_DATASETS = {"dSprites": "dsprites", "3DFaces": "3dfaces", "3DShapes": "shapes3d",
+                    "MPI3DComplex": "mpi3d_complex"}
+_BHOWAL = {
+    ("mig", "Bhowal et al. Table 4"): {
+        "dSprites": {"beta_tcvae": (0.52, 0.1), "beta_vae": (0.25, 0.1), "vae": (0.16, 0.05)},
+        "3DFaces": {"beta_tcvae": (0.58, 0.02), "beta_vae": (0.44, 0.05), "vae": (0.19, 0.02)},
+        "3DShapes": {"beta_tcvae": (0.40, 0.1), "beta_vae": (0.46, 0.14), "vae": (0.20, 0.08)},
+        "MPI3DComplex": {"beta_tcvae": (0.32, 0.1), "beta_vae": (0.24, 0.08), "vae": (0.14, 0.06)},
+    },
+    ("mig_sup", "Bhowal et al. Table 5"): {
+        "dSprites": {"beta_tcvae": (0.52, 0.08), "beta_vae": (0.17, 0.1), "vae": (0.14, 0.02)},
+        "3DFaces": {"beta_tcvae": (0.60, 0.08), "beta_vae": (0.46, 0.04), "vae": (0.20, 0.03)},
+        "3DShapes": {"beta_tcvae": (0.50, 0.1), "beta_vae": (0.60, 0.05), "vae": (0.14, 0.04)},
+        "MPI3DComplex": {"beta_tcvae": (0.60, 0.15), "beta_vae": (0.46, 0.15), "vae": (0.10, 0.06)},
+    },
+    ("od_score_norm", "Bhowal et al. Table 6"): {
+        "dSprites": {"beta_tcvae": (0.9093, 0.02), "beta_vae": (0.9400, 0.02), "vae": (0.9732, 0.02)},
+        "3DFaces": {"beta_tcvae": (0.9002, 0.02), "beta_vae": (0.9494, 0.01), "vae": (0.9857, 0.01)},
+        "3DShapes": {"beta_tcvae": (0.9543, 0.02), "beta_vae": (0.9254, 0.01), "vae": (0.9864, 0.02)},
+        "MPI3DComplex": {"beta_tcvae": (0.9086, 0.014), "beta_vae": (0.9254, 0.016), "vae": (0.9466, 0.01)},
+    },
+}
+
+# Tables 1-2, one number per cell: (the approximation the paper argues against, its own). Table 1: linear
+# ("Zietlow et al. (2021)") vs one-nonlinearity ("Ours") local decoder; Table 2: the stochastic loss from the
+# Jacobian ("Rolinek et al. (2019)") vs from the local decoder ("Ours").
+_BHOWAL_PAIRS = {
+    ("Bhowal et al. Table 1", ("local_decoder_linear", "local_decoder_nonlinear")): {
+        "dSprites": {"beta_tcvae": (0.9209, 0.8502), "beta_vae": (0.8394, 0.7829), "vae": (0.4693, 0.4166)},
+        "3DFaces": {"beta_tcvae": (0.8679, 0.8088), "beta_vae": (0.8080, 0.7694), "vae": (0.4956, 0.4236)},
+        "3DShapes": {"beta_tcvae": (0.8848, 0.8122), "beta_vae": (0.8244, 0.7944), "vae": (0.4856, 0.4266)},
+        "MPI3DComplex": {"beta_tcvae": (0.9646, 0.8624), "beta_vae": (0.5240, 0.8043), "vae": (0.5024, 0.4832)},
+    },
+    ("Bhowal et al. Table 2", ("local_decoder_stoch_jacobian", "local_decoder_stoch_nonlinear")): {
+        "dSprites": {"beta_tcvae": (0.4866, 0.4532), "beta_vae": (0.5243, 0.4907), "vae": (0.6680, 0.6643)},
+        "3DFaces": {"beta_tcvae": (0.5690, 0.5498), "beta_vae": (0.5799, 0.5296), "vae": (0.6039, 0.5887)},
+        "3DShapes": {"beta_tcvae": (0.7257, 0.6879), "beta_vae": (0.7215, 0.7010), "vae": (0.7344, 0.7316)},
+        "MPI3DComplex": {"beta_tcvae": (0.7836, 0.7818), "beta_vae": (0.8001, 0.7908), "vae": (0.8042, 0.8014)},
+    },
+}
+
+
+# Published metrics that are not stored columns but computed from them by the analysis (analysis.bhowal)
+DERIVED_COLUMNS: dict[str, tuple[str, ...]] = {"od_score_norm": ("od_u", "od_sigma", "od_v")}
+
+
+def _bhowal() -> list[Published]:
+    out = [Published(source, _BHOWAL_DATASETS[name], model, metric, mean, std, label=name)
+           for (metric, source), per_dataset in _BHOWAL.items()
+           for name, models in per_dataset.items() for model, (mean, std) in models.items()]
+    for (source, metrics), per_dataset in _BHOWAL_PAIRS.items():
+        for metric, k in zip(metrics, (0, 1), strict=True):
+            out += [Published(source, _BHOWAL_DATASETS[name], model, metric, pair[k], float("nan"), label=name)
+                    for name, models in per_dataset.items() for model, pair in models.items()]
+    return out
+
+
 # study name (without a `_cpu` suffix) -> the published rows it reproduces
 PUBLISHED: dict[str, list[Published]] = {
     "rolinek2019_table3": _t33(),
@@ -132,4 +192,5 @@ PUBLISHED: dict[str, list[Published]] = {
     "rolinek2019_degenerate": _t34(),
     "zietlow2021_restarts": _t4x(),
     "zietlow2021_perturbed": _t4x(VARIANTS),
+    "bhowal2024": _bhowal(),
 }

@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from analysis.bhowal import OD_NORM, OD_NOTE, with_normalised_od
 from analysis.frames import metrics_present, n_factors, restarts
 from analysis.groups import configurations, label_map
 from analysis.stats import (
@@ -40,8 +41,8 @@ from workers.store.layout import read_study_text
 from workers.store.plan import read_plan
 
 # Per-group table: orthogonality, then every disentanglement score, losses, the posterior's state.
-TABLE_METRICS = (*headline_columns("orthogonality"), *headline_columns("disentanglement"), "recon", "kl", "loss",
-                 *headline_columns("posterior"), *TRAINER_COLUMNS)
+TABLE_METRICS = (*headline_columns("orthogonality"), OD_NORM, *headline_columns("disentanglement"), "recon", "kl",
+                 "loss", *headline_columns("posterior"), *TRAINER_COLUMNS)
 
 
 def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", split: SplitMethod = "topk",
@@ -56,6 +57,7 @@ def study_statistics(con: duckdb.DuckDBPyConnection, *, metric: str = "mig", spl
     if runs.empty:
         return {"n_restarts": 0, "groups": pd.DataFrame(), "restart_statistics": [], "correlations": pd.DataFrame(),
                 "udr_correlations": pd.DataFrame(), "embedding": pd.DataFrame()}
+    runs = with_normalised_od(runs, by=("study", "dataset", "epoch"))
     nf = n_factors(runs)
     by = GROUP_BY
     stats = restart_statistics(runs, metric=metric, method=split, k=k, threshold=threshold,
@@ -168,8 +170,10 @@ def stats_text(con: duckdb.DuckDBPyConnection, *, as_json: bool = False, **kw: A
         return json.dumps(_json_safe(out), indent=1)
     if st["n_restarts"] == 0:
         return "no restarts with status ok yet"
-    parts = [_describe_choice(st), "", "Per group (mean ± std over restarts)", text_table(*group_rows(st["groups"])),
-             "", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"]))]
+    parts = [_describe_choice(st), "", "Per group (mean ± std over restarts)", text_table(*group_rows(st["groups"]))]
+    if f"{OD_NORM}_mean" in st["groups"]:
+        parts.append(OD_NOTE)
+    parts += ["", "Entangled vs disentangled", text_table(*split_rows(st["restart_statistics"]))]
     if len(st["embedding"]):
         parts += ["", "Aligned, linearly mixed and polar restarts (embedding metric, thesis §4.3.6)",
                   text_table(*embedding_rows(st["embedding"], st["metric"]))]
@@ -296,6 +300,7 @@ def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int 
              "<h2>Per group (mean ± std over restarts, last checkpoint)</h2>"]
     if seen:
         parts += [html_table(*group_rows(st["groups"])),
+                  *([f"<p class='note'>{e(OD_NOTE)}</p>"] if f"{OD_NORM}_mean" in st["groups"] else []),
                   "<h2>Entangled vs disentangled restarts</h2>", f"<p class='note'>{e(_describe_choice(st))}</p>",
                   html_table(*split_rows(st["restart_statistics"])),
                   *embedding_section(runs, st["embedding"], st["metric"]),

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis import bhowal
 from analysis.frames import n_factors
 from analysis.groups import FIELD_PREFIX, attach_groups, configurations, field_text, relabel
 from analysis.published import PUBLISHED, VARIANTS, Published
@@ -100,7 +101,7 @@ def selected_rows(df: pd.DataFrame, p: Published) -> pd.DataFrame:
 
 
 PAPER_STUDIES = ("rolinek2019_table3", "rolinek2019_polarized", "rolinek2019_degenerate", "rolinek2019_restarts",
-                 "rolinek2019_beta_search", "zietlow2021_restarts", "zietlow2021_perturbed")
+                 "rolinek2019_beta_search", "zietlow2021_restarts", "zietlow2021_perturbed", bhowal.STUDY)
 T33_DATASETS, T33_MODELS = ("dsprites", "synth_lin", "synth_nonlin"), ("beta_vae", "vae", "ae", "beta_vae_sigma")
 T4_DATASETS = ("dsprites", "shapes3d")
 
@@ -467,6 +468,8 @@ def claims(df: pd.DataFrame, study: str) -> list[tuple[str, str]]:
 def study_markdown(study_dir: str) -> str:
     df = load_rows(study_dir)
     study = str(df["study"].iloc[0]) if len(df) else study_dir.rstrip("/").rsplit("/", 1)[-1]
+    if paper_study(study) == bhowal.STUDY:  # its own tables and claims (analysis.bhowal)
+        return bhowal.study_markdown(study_dir, study)
     parts = [f"### `{study}`", ""]
     rows = compare(df, study)
     if rows:

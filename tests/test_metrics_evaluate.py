@@ -33,6 +33,10 @@ def test_all_metrics_on_a_perfect_toy_model():
     assert out["gaussian_total_correlation"] == pytest.approx(0.0, abs=0.01)  # independent factors
     assert out["dto"] == pytest.approx(0.0, abs=1e-5) and out["dto_active"] == pytest.approx(0.0, abs=1e-5)
     assert out["c_ima"] == pytest.approx(0.0, abs=1e-4)
+    # a linear decoder: its linear local decoder and its Jacobian describe Dec(mu + eps) - Dec(mu) exactly
+    assert out["local_decoder_linear"] == pytest.approx(0.0, abs=1e-6)
+    assert out["local_decoder_stoch_jacobian"] == pytest.approx(0.0, abs=1e-5)
+    assert out["od_u"] == pytest.approx(out["od_v"], abs=1e-12)  # U's distance equals V's for the polar factor
     assert out["mig"] > 0.95 and out["factorvae_eval"] == 1.0 and out["betavae_eval"] == 1.0
     assert out["dci_disentanglement"] > 0.9 and out["active_units"] == 3 and out["active_units_mu"] == 3
     assert out["sigma2_per_dim"] == pytest.approx([0.01] * 3)

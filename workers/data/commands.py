@@ -1,5 +1,6 @@
 """`orthosweep datasets`: list the datasets; `show NAME --out sheet.png` draws one; `prepare NAME` fills
-this node's cache ahead of a sweep (otherwise the first trial that needs it builds it)."""
+this node's cache ahead of a sweep (otherwise the first trial that needs it builds it); `pca NAME` prints the
+reconstruction error from subsets of its principal axes (Bhowal et al. 2024, Table 7)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ EXIT_BAD_INPUT = 2
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datasets", help="list the datasets and their factors; 'show' draws a contact sheet")
     p.set_defaults(func=cmd_list)
-    inner = p.add_subparsers(dest="datasets_command", metavar="{show,prepare}")
+    inner = p.add_subparsers(dest="datasets_command", metavar="{show,prepare,pca}")
     s = inner.add_parser("show", help="write a contact sheet: one row per factor, only that factor varies")
     _dataset_arguments(s)
     s.add_argument("--out", required=True, help="PNG file to write")
@@ -24,6 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                                           "$ORTHOSWEEP_CACHE, default ~/.cache/orthosweep)")
     _dataset_arguments(pr)
     pr.set_defaults(func=cmd_prepare)
+    pc = inner.add_parser("pca", help="reconstruction error from subsets of the principal axes of N observations "
+                                      "(Bhowal et al. 2024, Table 7)")
+    _dataset_arguments(pc)
+    pc.add_argument("--n", type=int, default=5000, help="observations drawn without replacement (default 5000)")
+    pc.add_argument("--axes", default="1500,2000,2500,3000,2000-3000,2500-3000",
+                    help="comma-separated subsets: K = the first K axes, A-B = axes A+1 to B, sorted by variance "
+                         "(default: the paper's Table 7 columns)")
+    pc.add_argument("--seed", type=int, default=0, help="seed of the drawn observations (default 0)")
+    pc.set_defaults(func=cmd_pca)
 
 
 def _dataset_arguments(p: argparse.ArgumentParser) -> None:
@@ -109,4 +119,34 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     cached = build is not None or isinstance(ds, StoredGridDataset)
     print(f"{ds.name}: {len(ds)} points ready in {time.monotonic() - t0:.1f} s"
           + (f" (node cache {cache_dir()})" if cached else " (held in memory; nothing to cache)"))
+    return 0
+
+
+def cmd_pca(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from .base import DataError
+    from .pca import parse_subsets, reconstruction_errors, subset_label
+
+    t0 = time.monotonic()
+    try:
+        subsets = parse_subsets(args.axes)
+        if args.n < 2:
+            raise DataError(f"--n {args.n}: need at least 2 observations")
+        ds = _open(args)
+    except (DataError, ValueError) as e:
+        print(f"orthosweep datasets pca: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rng = np.random.default_rng(args.seed)
+    idx = np.sort(rng.choice(len(ds), size=min(args.n, len(ds)), replace=False))
+    X = np.asarray(ds.observations_at(idx), dtype=np.float32).reshape(len(idx), -1)
+    rows = reconstruction_errors(X, subsets)
+    print(f"{ds.name}: {len(idx)} observations of {X.shape[1]} values (seed {args.seed}); principal axes sorted "
+          "by variance; error = mean squared error per value of the reconstruction x̄ + P Pᵀ(x − x̄)")
+    print(f"{'axes used':<16} {'axes':>6} {'MSE':>12} {'variance kept':>14}")
+    for r in rows:
+        print(f"{subset_label(r['start'], r['stop']):<16} {r['axes']:>6} {r['mse']:>12.6f} {r['variance_kept']:>14.4f}")
+    print(f"({time.monotonic() - t0:.1f} s)")
     return 0

@@ -221,9 +221,12 @@ def jacobian_metrics(
         over all latents, like `dto` (so its definition does not change with the active set between
         checkpoints), and is None when some Gram matrix is singular (a latent the decoder ignores exactly).
     """
-    G = decoder_gram(decoder, mu)
-    if not np.all(np.isfinite(G)):
-        raise ValueError("decoder Jacobians contain NaN or inf (a diverged model?); DtO is undefined")
+    return gram_metrics(decoder_gram(decoder, mu), active=active)
+
+
+def gram_metrics(G: np.ndarray, *, active: np.ndarray | torch.Tensor | None = None) -> dict[str, Any]:
+    """`jacobian_metrics` from Gram matrices JᵀJ (N, d, d) already computed (see `decoder_gram`)."""
+    check_gram(G)
     d = G.shape[1]
     mask = np.ones(d, dtype=bool) if active is None else np.asarray(active, dtype=bool).reshape(-1)
     if mask.shape != (d,):
@@ -234,6 +237,12 @@ def jacobian_metrics(
         "dto_active": dto_from_gram(G_act) if mask.any() else None,
         "c_ima": c_ima_from_gram(G),
     }
+
+
+def check_gram(G: np.ndarray) -> None:
+    """Raise ValueError when Gram matrices hold NaN or inf: the Jacobian metrics are undefined then."""
+    if not np.all(np.isfinite(G)):
+        raise ValueError("decoder Jacobians contain NaN or inf (a diverged model?); Jacobian metrics are undefined")
 
 
 def dto(

@@ -109,12 +109,22 @@ class CheckpointInputs:
         return active_mask_mu(self.codes)
 
     @functools.cached_property
-    def jacobian(self) -> dict[str, Any]:
-        """DtO (all and active latents) and c_ima from the decoder Jacobians at the held-out codes."""
-        from workers.metrics.dto import jacobian_metrics
+    def gram(self) -> np.ndarray:
+        """Gram matrices JᵀJ (N, d, d) float64 of the decoder Jacobians at the held-out codes (computed once for
+        every Jacobian metric); NaN or inf raise ValueError."""
+        from workers.metrics.dto import check_gram, decoder_gram
 
         mu = torch.as_tensor(self.codes, dtype=torch.float32, device=self.device)
-        return jacobian_metrics(self.model.decode, mu, active=self.active)
+        G = decoder_gram(self.model.decode, mu)
+        check_gram(G)
+        return G
+
+    @functools.cached_property
+    def jacobian(self) -> dict[str, Any]:
+        """DtO (all and active latents) and c_ima from the decoder Jacobians at the held-out codes."""
+        from workers.metrics.dto import gram_metrics
+
+        return gram_metrics(self.gram, active=self.active)
 
     @functools.cached_property
     def factors(self) -> np.ndarray:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from workers.metrics.inputs import CheckpointInputs
 
 ColumnKind = Literal["float", "int", "list"]  # list = list of floats (one value per factor, latent or factor pair)
-Need = Literal["factors", "posterior", "jacobian", "supervised", "interventions", "restarts"]
+Need = Literal["factors", "posterior", "jacobian", "decoder", "supervised", "interventions", "restarts"]
 Scope = Literal["checkpoint", "configuration"]
 Role = Literal["orthogonality", "disentanglement", "posterior"]
 
@@ -27,6 +27,7 @@ NEEDS: dict[str, str] = {
     "factors": "ground-truth factors of the held-out points (null on datasets without factors)",
     "posterior": "posterior means and variances of the held-out points",
     "jacobian": "decoder Jacobians at the held-out posterior means",
+    "decoder": "the decoder at codes drawn from the posteriors of held-out points (local fits per point)",
     "supervised": "fresh (codes, factors) samples from the generative model, train and test",
     "interventions": "encodings of batches that fix one factor (FactorVAE / BetaVAE protocols)",
     "restarts": "the encodings of every restart of the configuration on the same points (UDR)",
@@ -72,6 +73,18 @@ def _dto(x: CheckpointInputs) -> dict[str, Any]:
 
 def _c_ima(x: CheckpointInputs) -> dict[str, Any]:
     return {"c_ima": x.jacobian["c_ima"]}
+
+
+def _od_score(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.od_score import od_score_from_gram
+
+    return od_score_from_gram(x.gram)
+
+
+def _local_decoder(x: CheckpointInputs) -> dict[str, Any]:
+    from workers.metrics.local_decoder import local_decoder
+
+    return local_decoder(x.model.decode, x.codes, x.posterior, seed=x.stream("local_decoder"), device=x.device)
 
 
 def _polarized(x: CheckpointInputs) -> dict[str, Any]:
@@ -186,6 +199,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
             _dto, "distance of the decoder Jacobian's right singular vectors to the nearest signed permutation"),
     _metric("c_ima", {"c_ima": "float"}, ("jacobian",), "orthogonality", ("c_ima",), _c_ima,
             "IMA contrast of the decoder Jacobian's columns (0 = orthogonal)"),
+    _metric("od_score", {"od_u": "float", "od_sigma": "float", "od_v": "float", "od_score": "float"}, ("jacobian",),
+            "orthogonality", ("od_score",), _od_score,
+            "OD-Score (Bhowal et al. 2024): squared distances of the decoder Jacobian's SVD factors U, Σ, V to those "
+            "of its orthogonal polar factor, un-normalised (the analysis divides by the max over compared models)"),
+    _metric("local_decoder", {"local_decoder_linear": "float", "local_decoder_nonlinear": "float",
+                              "local_decoder_stoch_jacobian": "float", "local_decoder_stoch_nonlinear": "float"},
+            ("posterior", "decoder"), "posterior", (), _local_decoder,
+            "Bhowal et al. 2024 Tables 1-2: unexplained share of Dec(mu + eps) - Dec(mu) for a linear and a "
+            "one-tanh local decoder fitted per point; relative error of the Jacobian and the tanh estimate of "
+            "the stochastic reconstruction loss"),
     _metric("polarized", {"kl_per_dim": "list", "sigma2_per_dim": "list", "active_units": "int",
                           "active_units_mu": "int", "polarized_delta_kl": "float"},
             ("posterior",), "posterior", ("active_units",), _polarized,
