@@ -91,3 +91,22 @@ def test_compare_on_a_planted_store_prints_the_bhowal_tables(tmp_path) -> None:
                            "0.5000 ± 0.0000 / 0.9400 ± 0.0200 (differs, n = 3) | "
                            "1.0000 ± 0.0000 / 0.9732 ± 0.0200 (differs, n = 3)")
     assert "holds: Spearman ρ = -1.00" in text
+
+
+def test_stats_prints_the_normalised_od_score_and_says_how(tmp_path) -> None:
+    from analysis.report import stats_text
+    from workers.store.views import connect
+    from workers.store.write import write_rows
+
+    rows = [dict(study="s", run_key=f"{m}-{seed}", config_key=m, dataset="dsprites", model=m, seed=seed, epoch=5,
+                 epochs=5, status="ok", config={}, hparams="{}", mig=0.1 * seed, od_u=k * (seed + 1),
+                 od_sigma=2.0 * k * (seed + 1), od_v=k * (seed + 1), dto=1.0)
+            for m, k in (("vae", 1.0), ("beta_vae", 0.5)) for seed in range(4)]
+    write_rows(str(tmp_path / "s"), "checkpoints", rows)
+    text = stats_text(connect(str(tmp_path / "s")), n_boot=0)
+    header = next(x for x in text.splitlines() if x.startswith("group"))
+    assert "od_score_norm" in header.split()
+    # the VAE's seed 3 holds every maximum (4, 8, 4): its group mean is (1 + 2 + 3 + 4) / 4 / 4 = 0.625
+    vae_line = next(x for x in text.splitlines() if x.startswith("dsprites / vae"))
+    assert "0.625 ± " in vae_line
+    assert "each of od_u, od_sigma, od_v divided by its maximum over this study's restarts" in text
