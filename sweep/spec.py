@@ -155,10 +155,12 @@ class Study:
 # Loading and validation
 # --------------------------------------------------------------------------------------------------
 
-def load_study(path: str | os.PathLike[str], *, storage: str | None = None, planned: bool = False) -> Study:
+def load_study(path: str | os.PathLike[str], *, storage: str | None = None, planned: bool = False,
+               overrides: dict[str, Any] | None = None) -> Study:
     """Read, validate and expand a study file. Raises SpecError (never touches Ray or storage).
     `planned`: `perturbation:` folders not written yet are allowed and listed in `Study.planned`
-    (validate, --dry-run); `submit` refuses them."""
+    (validate, --dry-run); `submit` refuses them. `overrides`: fields deep-merged over the file's (as
+    `extends:` merges: mappings key by key, lists and scalars replace), e.g. {"train": {"epochs": 2}}."""
     p = Path(path)
     src = str(p)
     if not p.exists():
@@ -176,6 +178,8 @@ def load_study(path: str | os.PathLike[str], *, storage: str | None = None, plan
         raise SpecError([f"the file must hold a mapping with keys study, grid, ...; got {type(data).__name__}"],
                         src)
     data = _resolve_extends(data, p, seen=(p.resolve(),))
+    if overrides:
+        data = deep_merge(data, overrides)
     if storage is not None:
         data["storage"] = storage
     return validate_study(data, source=src, base_dir=p.parent, planned=planned)
@@ -205,13 +209,14 @@ def _resolve_extends(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -
     if not isinstance(parent, dict):
         raise SpecError([f"field 'extends': {parent_ref!r} does not hold a study mapping"], str(path))
     parent = _resolve_extends(parent, parent_path, seen + (parent_path,))
-    return _deep_merge(parent, data)
+    return deep_merge(parent, data)
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`: mappings merge key by key, lists and scalars replace (neither argument changes)."""
     out = dict(base)
     for k, v in top.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
