@@ -8,6 +8,7 @@
     runs = orthosweep.restarts(outcome.study_dir)       # pandas: one row per restart
     r = orthosweep.load_restart(outcome.study_dir, runs.run_key[0])
     z = r.encode(r.heldout(100)); x = r.decode(z)        # numpy in, numpy out
+    orthosweep.show(outcome.study_dir, runs.run_key[0])  # its reconstructions, samples, traversals (PNG, GIF)
 
 The functions are a thin layer over the `sweep`, `workers` and `analysis` packages; their names and
 arguments are the stable interface. Importing this package imports none of torch, sklearn, numba, Ray
@@ -16,7 +17,7 @@ or DuckDB: each function imports what it needs when it is called.
 
 from __future__ import annotations
 
-from orthosweep.api import Outcome, load_restart, open, restarts, submit
+from orthosweep.api import Outcome, load_restart, open, restarts, show, submit
 from orthosweep.connection import Connection, Result
 
-__all__ = ["Connection", "Outcome", "Result", "load_restart", "open", "restarts", "submit"]
+__all__ = ["Connection", "Outcome", "Result", "load_restart", "open", "restarts", "show", "submit"]

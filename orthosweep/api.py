@@ -152,3 +152,16 @@ def load_restart(study_dir: str | os.PathLike[str], run_key: str, epoch: int | N
     uri = os.fspath(study_dir)
     return open_restart(open(uri).duckdb, uri, run_key, epoch, device=device)
 
+
+
+def show(study_dir: str | os.PathLike[str], run_key: str, epoch: int | None = None,
+         out: str | None = None) -> dict[str, str]:
+    """Draw one stored restart as `orthosweep show` does and write the files: reconstructions.png,
+    prior_samples.png, traversals_1d.png (every active latent around encoded held-out points),
+    traversal_2d.png (its two highest-KL latents) and traversals.gif (where Pillow is installed).
+
+    out: the folder (default `<study_dir>/show/<run_key>/e<epoch>`). Returns file name -> path written.
+    """
+    from analysis.show import write_views
+
+    return write_views(os.fspath(study_dir), run_key, epoch, out)

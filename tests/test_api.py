@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from trainhelpers import make_trial
 
 import orthosweep
-from tests.trainhelpers import make_trial
 from workers.models.vae import BatchedVAE
 from workers.train import run_trial
 
