@@ -14,8 +14,10 @@ from analysis.frames import checkpoint_points, restart_config, restarts
 
 
 def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | None,
-                    config_of: Callable[[str], dict] | None = None) -> dict[str, Callable[[], Figure]]:
-    """Name -> zero-argument function drawing that figure (lazy, so one failure names its figure)."""
+                    config_of: Callable[[str], dict] | None = None,
+                    con: duckdb.DuckDBPyConnection | None = None) -> dict[str, Callable[[], Figure]]:
+    """Name -> zero-argument function drawing that figure (lazy, so one failure names its figure).
+    con: the store, for the training curves (read from the `trace` view)."""
     sampled = points.attrs.get("sampled_from", len(points))
     note = f" ({len(points):,} of {sampled:,} checkpoints sampled)" if sampled > len(points) else ""
     builders: dict[str, Callable[[], Figure]] = {
@@ -29,6 +31,11 @@ def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | N
         "violins_dto_over_beta": lambda: P.violins_over(runs, "dto", "beta"),
         "per_factor_mig": lambda: P.per_factor_mig(runs),
     }
+    if con is not None:
+        from analysis.frames import trace_kl_ranks, trace_quantiles
+
+        builders["training_curves"] = lambda: P.training_curves(trace_quantiles(con))
+        builders["training_kl_per_latent"] = lambda: P.kl_per_latent_curves(trace_kl_ranks(con))
     if study_uri is not None and config_of is not None:
         from analysis.traversals import traversal_2d_figure, traversal_figure
 
@@ -46,7 +53,7 @@ def all_figures(con: duckdb.DuckDBPyConnection, study_uri: str | None,
     runs = restarts(con) if runs is None else runs
     points = checkpoint_points(con)
     out = {}
-    for name, build in figure_builders(runs, points, study_uri, functools.partial(restart_config, con)).items():
+    for name, build in figure_builders(runs, points, study_uri, functools.partial(restart_config, con), con).items():
         try:
             fig = build()
         except Exception as e:  # noqa: BLE001 - one broken figure must not hide the others

@@ -56,6 +56,9 @@ class TrainSpec(_Strict):
     trace_every: int | None = None  # steps between training-trace rows
     precision: Literal["fp32", "tf32", "bf16"] | None = None  # tf32, bf16: CUDA only (workers.device)
     cuda_graphs: bool | None = None  # replay each training step from a CUDA graph (workers.step_graph; CUDA only)
+    # live training curves besides the Parquet trace: TensorBoard event files under <study>/tensorboard/,
+    # MLflow (file store <study>/mlruns) and W&B (offline, <study>/wandb) through Ray Tune's logger callbacks
+    loggers: list[Literal["tensorboard", "mlflow", "wandb"]] | None = None
 
 
 class EvalSpec(_Strict):
@@ -623,6 +626,6 @@ def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[Tr
                     trial_id=f"{config_key[:10]}-{b // S}", config_key=config_key, config=config,
                     seeds=tuple(seeds[b:b + S]), run_keys=tuple(run_keys[b:b + S]), checkpoints=checkpoints,
                     trace_every=t["trace_every"], precision=t["precision"], eval=eval_cfg,
-                    cuda_graphs=bool(t["cuda_graphs"]),
+                    cuda_graphs=bool(t["cuda_graphs"]), loggers=tuple(sorted(set(t.get("loggers") or ()))),
                 ))
     return restarts, trials, eval_cfg
