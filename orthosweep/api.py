@@ -86,7 +86,8 @@ def submit(study: str | os.PathLike[str] | Mapping[str, Any] | Any, *, storage: 
     overrides: study fields deep-merged over the file's, e.g. `train={"epochs": 2}, grid={"seeds": 2}`
     (mappings merge key by key, lists and scalars replace).
 
-    Raises sweep.errors.SpecError for an invalid study (nothing scheduled) and
+    Unlike the command, it prints no summary table and draws no plots at the end (`open`, `restarts` and
+    `orthosweep plots` give them). Raises sweep.errors.SpecError for an invalid study (nothing scheduled) and
     sweep.preflight.PreflightError for an unreachable address, unwritable storage or resources no node has.
     """
     import sys
