@@ -169,3 +169,58 @@ def test_training_curve_frames_from_the_trace(tmp_path: Path) -> None:
     P.kl_per_latent_curves(trace_kl_ranks(con))
     figs = all_figures(con, str(study))
     assert figs["training_curves"][:8] == b"\x89PNG\r\n\x1a\n" and len(figs["training_kl_per_latent"]) > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_running_submit_shows_its_trace_and_tensorboard_curves(tmp_path: Path) -> None:
+    """While `orthosweep submit --logger tensorboard` runs, the trace count in the store grows and TensorBoard's
+    own reader finds a loss series per seed (the sweep is stopped once that is seen)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import yaml
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from testing.tiny_study import write_study
+
+    path = write_study(tmp_path / "s.yaml", name="live", storage=str(tmp_path / "res"), seeds=2, per_trial=2,
+                       epochs=2000, models=("beta_vae",), n=1024)
+    spec = yaml.safe_load(path.read_text())
+    spec["train"].update(checkpoints=[0, 2000], trace_every=20)  # no checkpoint to flush the trace meanwhile
+    path.write_text(yaml.safe_dump(spec))
+    study = tmp_path / "res" / "live"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    env["ORTHOSWEEP_TRACE_FLUSH_SECONDS"] = "0.5"
+    with open(tmp_path / "submit.out", "w") as out:
+        driver = subprocess.Popen([sys.executable, "-m", "sweep.cli", "submit", str(path), "--logger", "tensorboard"],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                  cwd=Path(__file__).resolve().parent.parent)
+    seen: list[tuple[int, dict[str, int]]] = []
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and driver.poll() is None:
+            time.sleep(1.0)
+            if not (study / "trace").exists():
+                continue
+            n = connect(str(study)).execute("SELECT count(*) FROM trace").fetchone()[0]
+            points = {}
+            for d in sorted((study / "tensorboard").glob("*/seed_*")):
+                ea = EventAccumulator(str(d))
+                ea.Reload()
+                points[d.name] = len(ea.Scalars("train/loss")) if "train/loss" in ea.Tags()["scalars"] else 0
+            seen.append((n, points))
+            counts = [c for c, _ in seen if c]
+            if len(counts) >= 2 and counts[0] < n and len(points) == 2 and min(points.values()) > 0:
+                break
+        running = driver.poll() is None
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait(timeout=30)
+    assert running, f"the sweep ended before its curves were seen: {seen}\n" + (tmp_path / "submit.out").read_text()
+    counts = [n for n, _ in seen if n]
+    assert len(counts) >= 2 and counts[-1] > counts[0], seen
+    assert sorted(seen[-1][1]) == ["seed_0", "seed_1"] and min(seen[-1][1].values()) > 0, seen
+    assert connect(str(study)).execute("SELECT count(*) FROM checkpoints WHERE epoch = 2000").fetchone()[0] == 0

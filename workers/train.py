@@ -58,7 +58,8 @@ CHUNK_STEPS = 256  # noise/shuffle draws per block of steps (restarts at every e
 DEVICE_DATA_BYTES = 512 * 2**20  # on a CPU: training sets whose compact rows take up to this live on the device
 DEVICE_DATA_SHARE = 0.5  # on CUDA: the share of this process's allocatable device memory they may take
 FACTORVAE_DISC = dict(lr=1e-4, betas=(0.5, 0.9))  # disentanglement_lib's discriminator optimiser
-TRACE_FLUSH_SECONDS = 15.0  # trace rows recorded this long ago are written before the next checkpoint
+# trace rows recorded this long ago are written before the next checkpoint ($ORTHOSWEEP_TRACE_FLUSH_SECONDS)
+TRACE_FLUSH_SECONDS = 15.0
 
 ReportFn = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -203,7 +204,7 @@ class TrialRun:
         self.attempt = 0
         self.pending_trace: list[dict[str, Any]] = []
         self.flushed_trace: list[dict[str, Any]] = []  # written since the last checkpoint
-        self.trace_flush_seconds = TRACE_FLUSH_SECONDS
+        self.trace_flush_seconds = float(os.environ.get("ORTHOSWEEP_TRACE_FLUSH_SECONDS", TRACE_FLUSH_SECONDS))
         self._flushed_at = time.monotonic()
         self._rate_from: tuple[float, int] | None = None  # (time, step) of the last trace row
         self._curves: Any = None  # workers.curves.Curves once the first row is logged (train.loggers)
