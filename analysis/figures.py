@@ -17,7 +17,7 @@ def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | N
                     config_of: Callable[[str], dict] | None = None,
                     con: duckdb.DuckDBPyConnection | None = None) -> dict[str, Callable[[], Figure]]:
     """Name -> zero-argument function drawing that figure (lazy, so one failure names its figure).
-    con: the store, for the training curves (read from the `trace` view)."""
+    con: the store, for the training curves (read from the `trace` view; drawn when it has rows)."""
     sampled = points.attrs.get("sampled_from", len(points))
     note = f" ({len(points):,} of {sampled:,} checkpoints sampled)" if sampled > len(points) else ""
     builders: dict[str, Callable[[], Figure]] = {
@@ -31,7 +31,7 @@ def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | N
         "violins_dto_over_beta": lambda: P.violins_over(runs, "dto", "beta"),
         "per_factor_mig": lambda: P.per_factor_mig(runs),
     }
-    if con is not None:
+    if con is not None and con.execute("SELECT count(*) FROM (SELECT 1 FROM trace LIMIT 1)").fetchone()[0]:
         from analysis.frames import trace_kl_ranks, trace_quantiles
 
         builders["training_curves"] = lambda: P.training_curves(trace_quantiles(con))

@@ -500,6 +500,8 @@ class TrialRun:
             self.wall_seconds += t2 - t0
             for r in rows:
                 r["wall_seconds"] = self.wall_seconds
+            if self._rate_from is not None:  # the step rate counts training time only
+                self._rate_from = (self._rate_from[0] + (t2 - t1), self._rate_from[1])
             trace = self.flushed_trace + self.pending_trace
             self.flush_trace()
             self.flushed_trace, self.pending_trace = [], []
