@@ -1,4 +1,4 @@
-"""CLI commands of the analysis: sql, views, stats, plots, report, compare (registered into `orthosweep`)."""
+"""CLI commands of the analysis: sql, views, stats, plots, report, show, compare (registered into `orthosweep`)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE", help="output file (default <study_dir>/report.html)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for correlation intervals")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("show", help="one stored restart as figures: reconstructions, prior samples, 1-d traversals "
+                       "of every active latent around encoded points, a 2-d traversal (PNG, and an animated GIF)")
+    p.add_argument("study_dir", metavar="STUDY_DIR", help="a study folder <storage>/<study> (local path or s3://...)")
+    p.add_argument("run_key", metavar="RUN_KEY", help="the restart's run_key (or an unambiguous prefix of it)")
+    p.add_argument("--epoch", type=int, help="a checkpoint epoch whose weights were saved (default: the last)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default <study_dir>/show/<run_key>/e<epoch>)")
+    p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("compare", help="measured vs published numbers of a paper study (Markdown)")
     p.add_argument("study_dir", nargs="+", help="study folder(s) <storage>/<study>")
@@ -203,6 +211,19 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(write_bytes(out, html.encode("utf-8")))
 
     return _outputs(args, "report.html", write)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from analysis.restart import UnknownRestart
+    from analysis.show import write_views
+
+    try:
+        written = write_views(args.study_dir, args.run_key, args.epoch, args.out)
+    except (UnknownRestart, FileNotFoundError) as e:
+        return _fail(str(e))
+    for path in written.values():
+        print(path)
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

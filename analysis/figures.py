@@ -11,11 +11,14 @@ from matplotlib.figure import Figure
 
 from analysis import plots as P
 from analysis.frames import checkpoint_points, restart_config, restarts
+from analysis.groups import attach_groups, configurations
 
 
 def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | None,
-                    config_of: Callable[[str], dict] | None = None) -> dict[str, Callable[[], Figure]]:
-    """Name -> zero-argument function drawing that figure (lazy, so one failure names its figure)."""
+                    config_of: Callable[[str], dict] | None = None,
+                    con: duckdb.DuckDBPyConnection | None = None) -> dict[str, Callable[[], Figure]]:
+    """Name -> zero-argument function drawing that figure (lazy, so one failure names its figure).
+    con: the store, for the training curves (read from the `trace` view; drawn when it has rows)."""
     sampled = points.attrs.get("sampled_from", len(points))
     note = f" ({len(points):,} of {sampled:,} checkpoints sampled)" if sampled > len(points) else ""
     builders: dict[str, Callable[[], Figure]] = {
@@ -29,6 +32,13 @@ def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | N
         "violins_dto_over_beta": lambda: P.violins_over(runs, "dto", "beta"),
         "per_factor_mig": lambda: P.per_factor_mig(runs),
     }
+    if con is not None and con.execute("SELECT count(*) FROM (SELECT 1 FROM trace LIMIT 1)").fetchone()[0]:
+        from analysis.frames import trace_kl_ranks, trace_quantiles
+
+        configs = configurations(con)  # the curves' groups are the configurations, labelled as everywhere
+        builders["training_curves"] = lambda: P.training_curves(attach_groups(trace_quantiles(con), configs))
+        builders["training_kl_per_latent"] = lambda: P.kl_per_latent_curves(
+            attach_groups(trace_kl_ranks(con), configs))
     if study_uri is not None and config_of is not None:
         from analysis.traversals import traversal_2d_figure, traversal_figure
 
@@ -47,7 +57,7 @@ def draw_figures(con: duckdb.DuckDBPyConnection, study_uri: str | None,
     runs = restarts(con) if runs is None else runs
     points = checkpoint_points(con)
     out, left_out = {}, {}
-    for name, build in figure_builders(runs, points, study_uri, functools.partial(restart_config, con)).items():
+    for name, build in figure_builders(runs, points, study_uri, functools.partial(restart_config, con), con).items():
         try:
             fig = build()
         except P.NothingToDraw as e:

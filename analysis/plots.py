@@ -200,3 +200,58 @@ def per_factor_mig(df: pd.DataFrame, max_panels: int = 12) -> Figure:
     fig.suptitle("MIG per factor (mean ± std over restarts)")
     fig.tight_layout()
     return fig
+
+
+MAX_CURVE_GROUPS = 12  # groups drawn in one training-curve figure (the rest are named in its title)
+
+
+def _curve_groups(df: pd.DataFrame) -> tuple[list[tuple[str, pd.DataFrame]], str]:
+    """[(label, rows)] of the first MAX_CURVE_GROUPS groups (config_key) and a note on those left out."""
+    df = df.assign(_label=group_labels(df))
+    groups = [(str(g["_label"].iloc[0]), g) for _, g in df.groupby("config_key", sort=False)]
+    note = f" (first {MAX_CURVE_GROUPS} of {len(groups)} groups)" if len(groups) > MAX_CURVE_GROUPS else ""
+    return groups[:MAX_CURVE_GROUPS], note
+
+
+def training_curves(df: pd.DataFrame, columns: tuple[str, ...] = ("loss", "recon", "kl")) -> Figure:
+    """Training loss, reconstruction and KL (training batch) against the step: per group the median over
+    seeds and the 25–75% band (rows of `analysis.frames.trace_quantiles`); one panel per quantity."""
+    if df.empty:
+        return message_figure("no training trace recorded (train.trace_every)", "Training curves")
+    groups, note = _curve_groups(df)
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.4 * len(columns), 3.6), squeeze=False)
+    for ax, col in zip(axes[0], columns, strict=True):
+        for name, g in groups:
+            line, = ax.plot(g["step"], g[f"{col}_median"], lw=1.2, label=f"{name} (n={int(g['n'].max())})")
+            ax.fill_between(g["step"], g[f"{col}_q25"], g[f"{col}_q75"], color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_xlabel("training step")
+        ax.set_title(f"{label(col)} (training batch)", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"Training curves: median over seeds, 25–75% band{note}")
+    fig.tight_layout()
+    return fig
+
+
+def kl_per_latent_curves(df: pd.DataFrame) -> Figure:
+    """KL of each latent against the step, one panel per group: latents ranked by their final KL within each
+    seed, median over seeds and 25–75% band per rank (rows of `analysis.frames.trace_kl_ranks`). In the
+    polarised regime the active latents keep a large KL and the passive ones fall to ~0."""
+    title = "Per-latent KL during training\n(latents ranked by final KL)"
+    if df.empty:
+        return message_figure("no per-latent KL in the training trace (models without a posterior, or a trace\n"
+                              "written before per-latent KL was recorded)", title)
+    groups, note = _curve_groups(df)
+    fig, axes = _grid(len(groups), 4.0, 3.0)
+    for ax, (name, g) in zip(axes, groups, strict=False):
+        for rank, r in g.groupby("latent_rank"):
+            line, = ax.plot(r["step"], r["median"], lw=1.1, label=f"#{int(rank)}")
+            ax.fill_between(r["step"], r["q25"], r["q75"], color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_title(f"{name} (n={int(g['n'].max())})", fontsize=8)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("KL (nats)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2, title="latent by final KL", title_fontsize=6)
+    fig.suptitle(title + note)
+    fig.tight_layout()
+    return fig

@@ -276,6 +276,44 @@ def _traversal_note(runs: pd.DataFrame, labels: pd.Series) -> str:
             "oblique: linearly mixed; rays and rings: polar).")
 
 
+def restart_views_section(con: duckdb.DuckDBPyConnection, runs: pd.DataFrame, study_uri: str) -> list[str]:
+    """HTML of the best and the worst restart (the traversal figures' pick) drawn as `orthosweep show` draws
+    any restart, each under an anchor `restart-<run_key>` and with the command that redraws it; [] when
+    there is no such pair."""
+    from analysis.show import restart_views
+    from analysis.traversals import pick_best_worst, traversal_metric
+
+    metric = traversal_metric(runs)
+    picked = pick_best_worst(runs, metric) if metric in runs else None
+    if picked is None:
+        return []
+    e = html.escape
+    keys = [str(r["run_key"]) for r in picked]
+    out = ["<h2>The best and worst restart, opened up</h2>",
+           "<p class='note'>" + " · ".join(f"<a href='#restart-{e(k)}'>{side}: {e(k)}</a>"
+                                           for side, k in zip(("best", "worst"), keys, strict=True))
+           + f" (by {e(metric)}, in the group where it spreads most). Any other restart: "
+           "<code>orthosweep show STUDY RUN_KEY</code>.</p>"]
+    for side, row in zip(("best", "worst"), picked, strict=True):
+        key, epoch = str(row["run_key"]), int(row["epoch"])
+        out.append(f"<h3 id='restart-{e(key)}'>{side} by {e(metric)}: {e(key)} ({e(metric)} = {fmt(row[metric])}, "
+                   f"epoch {epoch})</h3><p class='note'><code>orthosweep show {e(study_uri)} {e(key)} --epoch {epoch}"
+                   "</code></p>")
+        try:
+            from analysis.restart import open_restart
+
+            views = restart_views(open_restart(con, study_uri, key, epoch))
+        except Exception as ex:  # noqa: BLE001 - a restart without saved weights must not hide the report
+            out.append(f"<p>not drawn: {e(type(ex).__name__)}: {e(str(ex))}</p>")
+            continue
+        for name, data in views.items():
+            mime = "image/gif" if name.endswith(".gif") else "image/png"
+            b64 = base64.b64encode(data).decode("ascii")
+            out.append(f"<figure><img class='figure' alt='{e(name)}' src='data:{mime};base64,{b64}'>"
+                       f"<figcaption>{e(key)}: {e(name)}</figcaption></figure>")
+    return out
+
+
 def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int = 1000,
                  figures: dict[str, bytes] | None = None) -> str:
     """The whole report as one HTML string (no external resources, no scripts); figures with nothing to
@@ -317,5 +355,6 @@ def build_report(con: duckdb.DuckDBPyConnection, study_uri: str, *, n_boot: int 
     if left_out:
         parts.append("<p class='note'>Left out (nothing to draw): " + "; ".join(
             f"{e(name)}: {e(why)}" for name, why in left_out.items()) + "</p>")
+    parts += restart_views_section(con, runs, study_uri)
     parts.append(f"<h2>Study spec</h2><pre>{e(spec) if spec else 'study.yaml not found'}</pre></body></html>")
     return "\n".join(parts)

@@ -72,6 +72,10 @@ def _ray_args(p: argparse.ArgumentParser, *, with_jobs: bool) -> None:
                    "(default: the study's resources.max_concurrent_trials)")
     p.add_argument("--trainable", default=None, help="module:function of the Tune function trainable "
                    "(default: workers.train:tune_trainable)")
+    p.add_argument("--logger", action="append", choices=("tensorboard", "mlflow", "wandb"), default=None,
+                   help="live training curves (repeatable; replaces the study's train.loggers): tensorboard "
+                   "(<study>/tensorboard), mlflow (file store <study>/mlruns), wandb (offline, <study>/wandb); "
+                   "each needs its extra, e.g. pip install 'orthosweep[tensorboard]'")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -127,7 +131,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     if args.step_figures and not args.dry_run:
         return _bad("--step-figures is read only by --dry-run (the device-hour estimate); drop it or add --dry-run")
-    study = load_study(args.study, storage=args.storage, planned=args.dry_run)
+    study = load_study(args.study, storage=args.storage, planned=args.dry_run, overrides=_logger_overrides(args))
     if args.max_concurrent is not None and args.max_concurrent < 1:
         return _bad(f"--max-concurrent: got {args.max_concurrent}; must be >= 1")
     if args.dry_run:
@@ -150,9 +154,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return _run(study, args, resume=False)
 
 
+def _logger_overrides(args: argparse.Namespace) -> dict | None:
+    """--logger as a study override (train.loggers), or None when not given."""
+    return None if args.logger is None else {"train": {"loggers": sorted(set(args.logger))}}
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     try:
-        study = load_study_dir(args.study_dir)
+        study = load_study_dir(args.study_dir, overrides=_logger_overrides(args))
     except FileNotFoundError as e:
         return _bad(str(e))
     return _run(study, args, resume=True)
@@ -188,10 +197,10 @@ def _bad(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def load_study_dir(study_dir: str):  # noqa: ANN201 - returns sweep.spec.Study (imported lazily)
+def load_study_dir(study_dir: str, overrides: dict | None = None):  # noqa: ANN201 - sweep.spec.Study (lazy)
     """The Study stored in `<storage>/<study>/study.yaml`, read from that folder (which may have been copied or
-    renamed: then a warning says so, and the store is still the folder given)."""
-    from sweep.spec import validate_study
+    renamed: then a warning says so, and the store is still the folder given); `overrides` deep-merge over it."""
+    from sweep.spec import deep_merge, validate_study
     from workers.store import layout
 
     storage, _ = layout.split_study_dir(study_dir)
@@ -200,6 +209,7 @@ def load_study_dir(study_dir: str):  # noqa: ANN201 - returns sweep.spec.Study (
         raise FileNotFoundError(f"{study_dir!r} holds no study.yaml: expected the folder written by "
                                 "`orthosweep submit` (<storage>/<study>)")
     layout.warn_renamed(study_dir, data.get("study"))
+    data = deep_merge(data, overrides or {})
     data["storage"] = storage
     study = validate_study(data, source=f"{study_dir}/study.yaml")
     return dataclasses.replace(study, folder=study_dir)

@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 from sweep.evaluate import async_metrics, make_async_callback, run_evaluation
 from sweep.failures import record_failed_trial
+from sweep.loggers import check_loggers, study_loggers, tune_callbacks
 from sweep.preflight import (
     address_kind,
     check_address,
@@ -240,6 +241,7 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
         study = dataclasses.replace(study, folder=os.path.abspath(os.path.expanduser(study.study_uri)))
     check_address(address)
     check_storage(study.study_uri)
+    check_loggers(study_loggers(study.trials), study.study_uri)
     fn = load_trainable(trainable)
     if not resume and not plan_sweep(study).trials and not _evaluations_pending(study):  # no Ray needed
         write_study_files(study)
@@ -323,6 +325,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
                              out=out, every=progress_every, experiment=name)
     evaluator = make_async_callback(study, trials, out, progress_every) if async_metrics(study) else None
     callbacks: list[Any] = [progress] + ([evaluator] if evaluator is not None else [])
+    callbacks += tune_callbacks(study_loggers(study.trials), study.study_uri, study.name)
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if restore:
         tuner = restore_tuner(path, trainable, fs, callbacks)

@@ -58,6 +58,9 @@ class TrainSpec(_Strict):
     trace_every: int | None = None  # steps between training-trace rows
     precision: Literal["fp32", "tf32", "bf16"] | None = None  # tf32, bf16: CUDA only (workers.device)
     cuda_graphs: bool | None = None  # replay each training step from a CUDA graph (workers.step_graph; CUDA only)
+    # live training curves besides the Parquet trace: TensorBoard event files under <study>/tensorboard/,
+    # MLflow (file store <study>/mlruns) and W&B (offline, <study>/wandb) through Ray Tune's logger callbacks
+    loggers: list[Literal["tensorboard", "mlflow", "wandb"]] | None = None
 
 
 class EvalSpec(_Strict):
@@ -158,10 +161,12 @@ class Study:
 # Loading and validation
 # --------------------------------------------------------------------------------------------------
 
-def load_study(path: str | os.PathLike[str], *, storage: str | None = None, planned: bool = False) -> Study:
+def load_study(path: str | os.PathLike[str], *, storage: str | None = None, planned: bool = False,
+               overrides: dict[str, Any] | None = None) -> Study:
     """Read, validate and expand a study file. Raises SpecError (never touches Ray or storage).
     `planned`: `perturbation:` folders not written yet are allowed and listed in `Study.planned`
-    (validate, --dry-run); `submit` refuses them."""
+    (validate, --dry-run); `submit` refuses them. `overrides`: fields deep-merged over the file's (as
+    `extends:` merges: mappings key by key, lists and scalars replace), e.g. {"train": {"epochs": 2}}."""
     p = Path(path)
     src = str(p)
     if not p.exists():
@@ -179,6 +184,8 @@ def load_study(path: str | os.PathLike[str], *, storage: str | None = None, plan
         raise SpecError([f"the file must hold a mapping with keys study, grid, ...; got {type(data).__name__}"],
                         src)
     data = _resolve_extends(data, p, seen=(p.resolve(),))
+    if overrides:
+        data = deep_merge(data, overrides)
     if storage is not None:
         data["storage"] = storage
     return validate_study(data, source=src, base_dir=p.parent, planned=planned)
@@ -208,13 +215,14 @@ def _resolve_extends(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -
     if not isinstance(parent, dict):
         raise SpecError([f"field 'extends': {parent_ref!r} does not hold a study mapping"], str(path))
     parent = _resolve_extends(parent, parent_path, seen + (parent_path,))
-    return _deep_merge(parent, data)
+    return deep_merge(parent, data)
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`: mappings merge key by key, lists and scalars replace (neither argument changes)."""
     out = dict(base)
     for k, v in top.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -614,6 +622,6 @@ def _expand(spec: StudySpec, cells: list[_Cell]) -> tuple[list[Restart], list[Tr
                     trial_id=f"{config_key[:10]}-{b // S}", config_key=config_key, config=config,
                     seeds=tuple(seeds[b:b + S]), run_keys=tuple(run_keys[b:b + S]), checkpoints=checkpoints,
                     trace_every=t["trace_every"], precision=t["precision"], eval=eval_cfg,
-                    cuda_graphs=bool(t["cuda_graphs"]),
+                    cuda_graphs=bool(t["cuda_graphs"]), loggers=tuple(sorted(set(t.get("loggers") or ()))),
                 ))
     return restarts, trials, eval_cfg

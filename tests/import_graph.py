@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("workers", "sweep", "analysis")  # bottom to top: a layer imports only itself and those before it
+# bottom to top: a layer imports only itself and those before it
+LAYERS = ("workers", "sweep", "analysis", "orthosweep")
 PACKAGES = LAYERS + ("testing",)
 
 

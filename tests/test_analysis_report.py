@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from functools import partial
 from pathlib import Path
 
@@ -143,7 +144,9 @@ def test_report_renders_in_headless_chromium_without_errors(study: Path, tmp_pat
     assert cli(["report", str(study), "--bootstrap", "50"]) == 0
     report = study / "report.html"
     text = report.read_text()
-    assert "src='data:image/png;base64," in text and "http" not in text.replace(str(study), "")
+    # no external resource: no URL outside the embedded data URIs (whose base64 may spell "http" by chance)
+    assert "src='data:image/png;base64," in text
+    assert "http" not in re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", text.replace(str(study), ""))
     con = connect(str(study))
     figs = all_figures(con, str(study))
     blank_html = tmp_path / "blank.html"
@@ -164,7 +167,10 @@ def test_report_renders_in_headless_chromium_without_errors(study: Path, tmp_pat
         browser.close()
     rects, shot, errors = results["report"]
     assert errors == []
-    assert [r["alt"] for r in rects] == list(figs)  # every figure is in the page, in order
+    alts = [r["alt"] for r in rects]
+    assert alts[:len(figs)] == list(figs)  # every figure is in the page, in order
+    views = ["reconstructions.png", "prior_samples.png", "traversals_1d.png", "traversal_2d.png", "traversals.gif"]
+    assert alts[len(figs):] == views + views  # then the best and the worst restart opened up
     for r in rects:
         assert r["ok"], f"figure {r['alt']} did not decode"
         crop = shot[int(r["y"]):int(r["y"] + r["h"]), int(r["x"]):int(r["x"] + r["w"])]

@@ -12,6 +12,11 @@ history) to the caller, from which a later run resumes exactly.
 Per step there is no host synchronisation: divergence is tracked on the device (`alive`), a seed whose
 loss or gradient turns non-finite is frozen by the optimiser's mask and reported `diverged` at the next
 checkpoint. The host syncs every `trace_every` steps (trace rows) and at checkpoints.
+
+Trace rows reach the store while the trial trains: they are written at most every TRACE_FLUSH_SECONDS
+(one file per trial per interval, which `orthosweep compact` merges) and at every checkpoint. With
+`train.loggers: [tensorboard]` each trace row and checkpoint row also goes to TensorBoard event files
+(`workers.curves`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ CHUNK_STEPS = 256  # noise/shuffle draws per block of steps (restarts at every e
 DEVICE_DATA_BYTES = 512 * 2**20  # on a CPU: training sets whose compact rows take up to this live on the device
 DEVICE_DATA_SHARE = 0.5  # on CUDA: the share of this process's allocatable device memory they may take
 FACTORVAE_DISC = dict(lr=1e-4, betas=(0.5, 0.9))  # disentanglement_lib's discriminator optimiser
+# trace rows recorded this long ago are written before the next checkpoint ($ORTHOSWEEP_TRACE_FLUSH_SECONDS)
+TRACE_FLUSH_SECONDS = 15.0
 
 ReportFn = Callable[[dict[str, Any], dict[str, Any]], None]
 
@@ -185,6 +192,12 @@ class TrialRun:
         self.wall_seconds = 0.0
         self.attempt = 0
         self.pending_trace: list[dict[str, Any]] = []
+        self.flushed_trace: list[dict[str, Any]] = []  # written since the last checkpoint
+        self.trace_flush_seconds = float(os.environ.get("ORTHOSWEEP_TRACE_FLUSH_SECONDS", TRACE_FLUSH_SECONDS))
+        self._flushed_at = time.monotonic()
+        self._rate_from: tuple[float, int] | None = None  # (time, step) of the last trace row
+        self._curves: Any = None  # workers.curves.Curves once the first row is logged (train.loggers)
+        self._resume_step: int | None = None  # a later attempt: the step it starts from (events after it purged)
         self.eval_x = self._eval_points()
 
     # ---- state ---------------------------------------------------------------------------------
@@ -338,18 +351,50 @@ class TrialRun:
         alive = self.alive.cpu().numpy()
         mu = terms.mu.float().cpu().numpy()
         post = {k: v.float().cpu().numpy() for k, v in terms.posterior.items()}
+        now = time.perf_counter()
+        rate = None
+        if self._rate_from is not None and now > self._rate_from[0]:
+            rate = (self.step - self._rate_from[1]) / (now - self._rate_from[0])
+        self._rate_from = (now, self.step)
+        rows = []
         for s in range(self.S):
             if not alive[s]:
                 continue
-            row = self._trace_base(s) | {"loss": float(loss[s]), "recon": float(recon[s]), "kl": float(kl[s])}
+            row = self._trace_base(s) | {"loss": float(loss[s]), "recon": float(recon[s]), "kl": float(kl[s]),
+                                         "steps_per_second": rate}
             if self.vae.posterior != "none":
                 p = polarized(mu[s], post["logvar"][s]) if "logvar" in post else \
                     polarized(mu[s], cov=_cov(post["scale_tril"][s]))
                 row.update(kl_active=p["kl_active"], delta_kl=p["polarized_delta_kl"],
-                           active_units=p["active_units"])
+                           active_units=p["active_units"], kl_per_dim=p["kl_per_dim"])
                 dk = p["polarized_delta_kl"]
                 self.delta_kl[s].append(float("nan") if dk is None else float(dk))
-            self.pending_trace.append(row)
+            rows.append(row)
+        self.pending_trace.extend(rows)
+        if self.curves is not None:
+            self.curves.trace(self.step, rows)
+        if time.monotonic() - self._flushed_at >= self.trace_flush_seconds:
+            self.flush_trace()
+
+    @property
+    def curves(self) -> Any:
+        """The TensorBoard writer of `train.loggers` (workers.curves), opened on first use; None without."""
+        if self._curves is None and "tensorboard" in self.trial.loggers and self.study_uri is not None:
+            from workers.curves import Curves
+
+            # False: tried and not available (the warning said why)
+            self._curves = Curves.open(self.study_uri, self.trial, resume_step=self._resume_step) or False
+        return self._curves or None
+
+    def flush_trace(self) -> None:
+        """Write the trace rows recorded since the last write to the store (and flush the event files)."""
+        self._flushed_at = time.monotonic()
+        if self.study_uri is not None and self.pending_trace:
+            write_rows(self.study_uri, "trace", self.pending_trace)
+            self.flushed_trace.extend(self.pending_trace)
+            self.pending_trace = []
+        if self._curves:
+            self._curves.flush()
 
     def _trace_base(self, s: int) -> dict[str, Any]:
         ident = self.trial.restart_columns(self.study, s)
@@ -431,6 +476,7 @@ class TrialRun:
         """Train from the current epoch to the last checkpoint (or `stop_after_epoch`), evaluating,
         writing and reporting at every checkpoint epoch not yet done."""
         result = TrialResult(state={}, epoch=self.epoch, step=self.step, alive=[])
+        self._resume_step = self.step if self.attempt else None
         epochs = self.cfg.epochs
         pending = sorted(c for c in self.trial.checkpoints if c > self.reported_epoch and c >= self.epoch)
         for target in pending:
@@ -445,10 +491,15 @@ class TrialRun:
             self.wall_seconds += t2 - t0
             for r in rows:
                 r["wall_seconds"] = self.wall_seconds
-            trace, self.pending_trace = self.pending_trace, []
+            if self._rate_from is not None:  # the step rate counts training time only
+                self._rate_from = (self._rate_from[0] + (t2 - t1), self._rate_from[1])
+            trace = self.flushed_trace + self.pending_trace
+            self.flush_trace()
+            self.flushed_trace, self.pending_trace = [], []
             if self.study_uri is not None:
-                write_rows(self.study_uri, "trace", trace)
                 write_rows(self.study_uri, "checkpoints", rows)
+            if self.curves is not None:
+                self.curves.checkpoint(self.step, self.epoch, rows)
             self.reported_epoch = self.epoch
             result.checkpoint_rows.extend(rows)
             result.trace_rows.extend(trace)
@@ -460,10 +511,15 @@ class TrialRun:
                                "diverged": n_diverged, "loss": float(np.mean(live)) if live else float("nan"),
                                "done": self.epoch >= epochs,
                                # restarts whose remaining metrics the evaluation stage computes (async)
-                               "to_evaluate": [r["run_key"] for r in rows if r["status"] == "ok"]},
+                               "to_evaluate": [r["run_key"] for r in rows if r["status"] == "ok"],
+                               # per seed, for Tune's logger callbacks (train.loggers mlflow, wandb)
+                               "seeds": {f"seed_{r['seed']}": _reported(r) for r in rows}},
                               self.state_dict())
             if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
                 break
+        if self._curves:
+            self._curves.close()
+        self._curves = None
         result.state = self.state_dict()
         result.epoch, result.step = self.epoch, self.step
         result.alive = self.alive.cpu().tolist()
@@ -486,6 +542,19 @@ def graph_blocker(run: TrialRun, *, emulate: bool = False) -> str | None:
             return f"{why}the masked update the optimiser takes is not captured"
         return "the optimiser reads `alive` on the host on this device"
     return None
+
+
+REPORTED = ("loss", "recon", "kl", "dto", "mig", "ds", "active_units")  # per seed in each Tune report
+
+
+def _reported(row: dict[str, Any]) -> dict[str, float]:
+    """The finite REPORTED values of a checkpoint row."""
+    out = {}
+    for k in REPORTED:
+        v = row.get(k)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out[k] = float(v)
+    return out
 
 
 def _cov(scale_tril: np.ndarray) -> np.ndarray:

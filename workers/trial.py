@@ -147,6 +147,7 @@ class TrialSpec:
     precision: str  # fp32 | tf32 | bf16 (workers.device.PRECISIONS; tf32 and bf16 act on CUDA only)
     eval: EvalSettings = field(default_factory=EvalSettings)
     cuda_graphs: bool = False  # capture the training step in a CUDA graph (workers.step_graph; CUDA only)
+    loggers: tuple[str, ...] = ()  # train.loggers; the trial itself writes "tensorboard" (workers.curves)
 
     def __post_init__(self) -> None:
         if len(self.seeds) != len(self.run_keys):
@@ -182,7 +183,7 @@ class TrialSpec:
             "trial_id": self.trial_id, "config_key": self.config_key, "config": self.config.to_dict(),
             "seeds": list(self.seeds), "run_keys": list(self.run_keys), "checkpoints": list(self.checkpoints),
             "trace_every": self.trace_every, "precision": self.precision, "eval": self.eval.as_dict(),
-            "cuda_graphs": self.cuda_graphs,
+            "cuda_graphs": self.cuda_graphs, "loggers": list(self.loggers),
         }
 
     @staticmethod
@@ -192,4 +193,4 @@ class TrialSpec:
             seeds=tuple(int(s) for s in d["seeds"]), run_keys=tuple(d["run_keys"]),
             checkpoints=tuple(int(c) for c in d["checkpoints"]), trace_every=int(d["trace_every"]),
             precision=d["precision"], eval=EvalSettings.from_dict(d.get("eval", {})),
-            cuda_graphs=bool(d.get("cuda_graphs", False)))
+            cuda_graphs=bool(d.get("cuda_graphs", False)), loggers=tuple(d.get("loggers", ())))

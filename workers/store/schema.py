@@ -59,6 +59,9 @@ TRACE_SCHEMA = pa.schema([
     ("seed", _i64), ("step", _i64), ("epoch", _f64),
     ("loss", _f64), ("recon", _f64), ("kl", _f64), ("kl_active", _f64), ("delta_kl", _f64),
     ("active_units", _i64),
+    ("kl_per_dim", pa.list_(_f64)),  # per latent, on the training batch (nats); null without a posterior
+    ("steps_per_second", _f64),  # the trial's training steps per second since its previous trace row (evaluations
+    #                              at checkpoints excluded); null on a trial's first row
     ("written_at", pa.timestamp("us", tz="UTC")), ("attempt", _i64),
 ])
 
