@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-EXIT_OK, EXIT_FAILED_RESTARTS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED_RESTARTS, EXIT_BAD_INPUT, EXIT_STORAGE = 0, 1, 2, 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -157,12 +157,20 @@ def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
     from sweep.driver import DEFAULT_TRAINABLE, run_sweep
     from sweep.extensions import after_sweep
     from sweep.preflight import PreflightError
+    from sweep.storage_errors import StorageFault, fault_of
 
+    uri = study.study_uri  # type: ignore[attr-defined]
     try:
         outcome = run_sweep(study, address=args.address, max_concurrent=args.max_concurrent,  # type: ignore[arg-type]
                             resume=resume, trainable=args.trainable or DEFAULT_TRAINABLE)
     except PreflightError as e:
         return _bad(str(e))
+    except (StorageFault, OSError) as e:
+        fault = fault_of(e, uri)
+        if fault is None:
+            raise
+        print(fault.message(_complete_in_store(study), len(study.restarts)), file=sys.stderr)  # type: ignore[attr-defined]
+        return EXIT_STORAGE
     print(f"[orthosweep] {outcome.done}/{outcome.total} restarts done, {outcome.failed} failed "
           f"({outcome.trained} scheduled by this run, {outcome.seconds:.1f} s"
           + (f"; {outcome.evaluated} metric rows from the evaluation stage)" if outcome.evaluated else ")"))
@@ -176,6 +184,16 @@ def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
               f"`orthosweep resume {study.study_uri}` retries them", file=sys.stderr)  # type: ignore[attr-defined]
         return EXIT_FAILED_RESTARTS
     return EXIT_OK
+
+
+def _complete_in_store(study) -> int | None:  # noqa: ANN001 - sweep.spec.Study (imported lazily)
+    """Restarts complete in the store, None when it cannot be read."""
+    from workers.store.restarts import final_states
+
+    try:
+        return sum(1 for s in final_states(study.study_uri, [r.run_key for r in study.restarts]).values() if s.done)
+    except Exception:  # noqa: BLE001 - a vanished bucket cannot be counted; the message says so
+        return None
 
 
 def _bad(message: str) -> int:
