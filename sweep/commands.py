@@ -72,6 +72,9 @@ def _ray_args(p: argparse.ArgumentParser, *, with_jobs: bool) -> None:
                    "(default: the study's resources.max_concurrent_trials)")
     p.add_argument("--trainable", default=None, help="module:function of the Tune function trainable "
                    "(default: workers.train:tune_trainable)")
+    p.add_argument("--force", action="store_true", help="take the study over from a driver whose heartbeat is "
+                   "stale (over 120 s old: a driver on another host that may be dead); a live driver is never "
+                   "displaced")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -156,14 +159,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
     from sweep.driver import DEFAULT_TRAINABLE, run_sweep
     from sweep.extensions import after_sweep
-    from sweep.preflight import PreflightError
+    from sweep.lease import LeaseHeld, held
+    from sweep.preflight import PreflightError, check_address, check_storage
     from sweep.storage_errors import StorageFault, fault_of
 
     uri = study.study_uri  # type: ignore[attr-defined]
     try:
-        outcome = run_sweep(study, address=args.address, max_concurrent=args.max_concurrent,  # type: ignore[arg-type]
-                            resume=resume, trainable=args.trainable or DEFAULT_TRAINABLE)
-    except PreflightError as e:
+        check_address(args.address)  # the edges first: nothing is leased (or written) for a sweep that cannot run
+        check_storage(uri)
+        with held(uri, command="resume" if resume else "submit", force=args.force, out=sys.stdout):
+            outcome = run_sweep(study, address=args.address, max_concurrent=args.max_concurrent,  # type: ignore[arg-type]
+                                resume=resume, trainable=args.trainable or DEFAULT_TRAINABLE)
+    except (PreflightError, LeaseHeld) as e:
         return _bad(str(e))
     except (StorageFault, OSError) as e:
         fault = fault_of(e, uri)
