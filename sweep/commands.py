@@ -65,7 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ray_args(p: argparse.ArgumentParser, *, with_jobs: bool) -> None:
-    jobs = "http://HEAD:8265 (submit as a Ray job and return), " if with_jobs else ""
+    jobs = "http://HEAD:8265 (submit as a Ray job and follow it to its end), " if with_jobs else ""
+    if with_jobs:
+        p.add_argument("--no-wait", action="store_true", help="with --address http://...: return once the job "
+                       "is submitted instead of following it")
     p.add_argument("--address", help=f"Ray cluster: {jobs}auto or ray://HEAD:10001 (driver on the cluster); "
                    "default: an in-process Ray on this machine, listening on localhost only")
     p.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once "
@@ -143,9 +146,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
         job_id = submit_job(study, args.address, max_concurrent=args.max_concurrent, trainable=args.trainable)
         print(f"submitted {study.name} as Ray job {job_id} to {args.address}\n"
               f"  follow:  ray job logs --address {args.address} --follow {job_id}\n"
-              f"  status:  orthosweep status {study.study_uri}")
-        return EXIT_OK
+              f"  status:  orthosweep status {study.study_uri}", flush=True)
+        return EXIT_OK if args.no_wait else _follow(args.address, job_id)
     return _run(study, args, resume=False)
+
+
+def _follow(address: str, job_id: str) -> int:
+    """Follow a submitted job to its end: 0 when it succeeded, else its error and last log lines and 1."""
+    from sweep.jobs import follow_job, job_client
+
+    print(f"following job {job_id} until it ends (Ctrl-C detaches; the job keeps running)", flush=True)
+    end = follow_job(job_client(address), job_id)
+    if end.ok:
+        return EXIT_OK
+    print(f"error: Ray job {job_id} {end.status.lower()}: {end.message or 'no message from Ray'}\n"
+          "  last lines of its log:\n" + "\n".join(f"    {line}" for line in end.tail or ["(empty)"]),
+          file=sys.stderr)
+    return EXIT_FAILED_RESTARTS
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

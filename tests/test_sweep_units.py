@@ -184,7 +184,8 @@ def test_cli_status_counts_from_the_store(study, capsys) -> None:
 def test_job_entrypoint_runs_the_driver_on_the_head() -> None:
     from sweep.jobs import job_entrypoint
 
-    assert job_entrypoint(4, None) == "orthosweep submit study.yaml --address auto --max-concurrent 4"
+    # the packages travel with the job: no console script has to be on the head's PATH
+    assert job_entrypoint(4, None) == "python -m sweep.cli submit study.yaml --address auto --max-concurrent 4"
 
 
 def test_s3_storage_nobody_answers_fails_within_seconds(monkeypatch) -> None:
