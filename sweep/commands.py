@@ -23,10 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _ray_args(p, with_jobs=True)
     p.add_argument("--dry-run", action="store_true", help="print restarts, trials, the resource plan and an "
                    "estimate of device-hours from a short calibration on this machine; schedule nothing")
-    p.add_argument("--no-estimate", action="store_true", help="with --dry-run: skip the calibration")
-    p.add_argument("--step-figures", metavar="FILE", help="with --dry-run: s/step figures of bench/gpu_throughput.py "
-                   "(default $ORTHOSWEEP_CACHE/step_figures.json, which the bench writes); a class measured "
-                   "there on this device uses them instead of its calibration")
+    p.add_argument("--no-calibrate", "--no-estimate", dest="no_calibrate", action="store_true",
+                   help="with --dry-run: count and plan only (no timing, no device-hour estimate)")
+    p.add_argument("--step-figures", metavar="FILE", help="with --dry-run: recorded s/step figures to reuse "
+                   "(default $ORTHOSWEEP_CACHE/step_figures.json, which bench/gpu_throughput.py and earlier dry-runs "
+                   "write); a cost measured there on this device is not measured again")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("resume", help="continue an interrupted sweep from its study folder")
@@ -107,7 +108,7 @@ def _dry_run(study, args: argparse.Namespace) -> int:
               "counting every restart as pending", file=sys.stderr)
         plan = plan_sweep(study, done=set())
     print(describe_plan(study, plan, args.max_concurrent), flush=True)
-    if not args.no_estimate and plan.trials:
+    if not args.no_calibrate and plan.trials:
         from sweep import step_figures
         from sweep.estimate import estimate
 
@@ -118,7 +119,8 @@ def _dry_run(study, args: argparse.Namespace) -> int:
             figures = step_figures.load(args.step_figures)
         except ValueError as e:
             return _bad(f"--step-figures: {e}")
-        print(estimate(study, plan.trials, figures=figures).describe())
+        record_to = None if args.step_figures else step_figures.default_path()  # a file given is only read
+        print(estimate(study, plan.trials, figures=figures, record_to=record_to).describe())
     return EXIT_OK
 
 

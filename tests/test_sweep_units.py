@@ -247,7 +247,7 @@ def test_cli_dry_run_estimates_device_hours_from_a_real_calibration(tmp_path: Pa
     path = write_study(tmp_path / "s.yaml", name="est", storage=str(tmp_path / "res"), seeds=4, per_trial=2)
     assert main(["submit", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "calibration on" in out and "ms/step" in out and "device-hours" in out
+    assert "step shapes measured now" in out and "ms/step" in out and "device-hours" in out
     assert not (tmp_path / "res").exists()
 
 
