@@ -155,6 +155,7 @@ def time_steps(trial: TrialSpec, steps: int, *, cpus: float, gpus: float, warmup
         times.append(time.perf_counter() - t0)
         if sum(times) >= budget:
             break
+    run.timed_steps = len(times)
     return statistics.median(times), run
 
 
@@ -197,7 +198,7 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
             else:
                 sec, run = time_steps(probe, steps, cpus=res.cpu, gpus=res.gpu, warmup=warmup, budget=budget)
                 classes[key] = ClassTiming(key, sec, sec)
-                _record(record_to, step_figures.cost_key(run), {"s_per_step": sec, "steps": steps})
+                _record(record_to, step_figures.cost_key(run), {"s_per_step": sec, "steps": run.timed_steps})
         ek = _eval_class(t)
         if ek not in eval_cost:
             ekey = step_figures.eval_key(probe, plan)

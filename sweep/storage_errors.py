@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from sweep.preflight import PreflightError
 from workers.store.layout import filesystem
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,7 +100,7 @@ def _line_of(text: str, pos: int) -> str:
 
 def raises_storage_faults(fn: F) -> F:
     """Decorate a function taking a Study first: any error of it that is a storage failure is re-raised as
-    the StorageFault of that study's folder."""
+    the StorageFault of that study's folder (a PreflightError stays one: the edge refused, nothing ran)."""
 
     @functools.wraps(fn)
     def wrapper(study: Any, *args: Any, **kwargs: Any) -> Any:
@@ -107,6 +108,8 @@ def raises_storage_faults(fn: F) -> F:
             return fn(study, *args, **kwargs)
         except StorageFault as fault:
             fault.details = DetailsLog(study.name).existing()
+            raise
+        except PreflightError:  # refused at the edge, nothing scheduled: its own message (exit 2)
             raise
         except Exception as e:
             fault = fault_of(e, study.study_uri)
