@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-EXIT_OK, EXIT_FAILED_RESTARTS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED_RESTARTS, EXIT_BAD_INPUT, EXIT_STORAGE = 0, 1, 2, 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _ray_args(p, with_jobs=True)
     p.add_argument("--dry-run", action="store_true", help="print restarts, trials, the resource plan and an "
                    "estimate of device-hours from a short calibration on this machine; schedule nothing")
-    p.add_argument("--no-estimate", action="store_true", help="with --dry-run: skip the calibration")
-    p.add_argument("--step-figures", metavar="FILE", help="with --dry-run: s/step figures of bench/gpu_throughput.py "
-                   "(default $ORTHOSWEEP_CACHE/step_figures.json, which the bench writes); a class measured "
-                   "there on this device uses them instead of its calibration")
+    p.add_argument("--no-calibrate", "--no-estimate", dest="no_calibrate", action="store_true",
+                   help="with --dry-run: count and plan only (no timing, no device-hour estimate)")
+    p.add_argument("--step-figures", metavar="FILE", help="with --dry-run: recorded s/step figures to reuse "
+                   "(default $ORTHOSWEEP_CACHE/step_figures.json, which bench/gpu_throughput.py and earlier dry-runs "
+                   "write); a cost measured there on this device is not measured again")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("resume", help="continue an interrupted sweep from its study folder")
@@ -65,7 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ray_args(p: argparse.ArgumentParser, *, with_jobs: bool) -> None:
-    jobs = "http://HEAD:8265 (submit as a Ray job and return), " if with_jobs else ""
+    jobs = "http://HEAD:8265 (submit as a Ray job and follow it to its end), " if with_jobs else ""
+    if with_jobs:
+        p.add_argument("--no-wait", action="store_true", help="with --address http://...: return once the job "
+                       "is submitted instead of following it")
     p.add_argument("--address", help=f"Ray cluster: {jobs}auto or ray://HEAD:10001 (driver on the cluster); "
                    "default: an in-process Ray on this machine, listening on localhost only")
     p.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once "
@@ -76,6 +80,9 @@ def _ray_args(p: argparse.ArgumentParser, *, with_jobs: bool) -> None:
                    help="live training curves (repeatable; replaces the study's train.loggers): tensorboard "
                    "(<study>/tensorboard), mlflow (file store <study>/mlruns), wandb (offline, <study>/wandb); "
                    "each needs its extra, e.g. pip install 'orthosweep[tensorboard]'")
+    p.add_argument("--force", action="store_true", help="take the study over from a driver whose heartbeat is "
+                   "stale (over 120 s old: a driver on another host that may be dead); a live driver is never "
+                   "displaced")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -110,7 +117,7 @@ def _dry_run(study, args: argparse.Namespace) -> int:
               "counting every restart as pending", file=sys.stderr)
         plan = plan_sweep(study, done=set())
     print(describe_plan(study, plan, args.max_concurrent), flush=True)
-    if not args.no_estimate and plan.trials:
+    if not args.no_calibrate and plan.trials:
         from sweep import step_figures
         from sweep.estimate import estimate
 
@@ -121,7 +128,8 @@ def _dry_run(study, args: argparse.Namespace) -> int:
             figures = step_figures.load(args.step_figures)
         except ValueError as e:
             return _bad(f"--step-figures: {e}")
-        print(estimate(study, plan.trials, figures=figures).describe())
+        record_to = None if args.step_figures else step_figures.default_path()  # a file given is only read
+        print(estimate(study, plan.trials, figures=figures, record_to=record_to).describe())
     return EXIT_OK
 
 
@@ -149,14 +157,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
         job_id = submit_job(study, args.address, max_concurrent=args.max_concurrent, trainable=args.trainable)
         print(f"submitted {study.name} as Ray job {job_id} to {args.address}\n"
               f"  follow:  ray job logs --address {args.address} --follow {job_id}\n"
-              f"  status:  orthosweep status {study.study_uri}")
-        return EXIT_OK
+              f"  status:  orthosweep status {study.study_uri}", flush=True)
+        return EXIT_OK if args.no_wait else _follow(args.address, job_id)
     return _run(study, args, resume=False)
 
 
 def _logger_overrides(args: argparse.Namespace) -> dict | None:
     """--logger as a study override (train.loggers), or None when not given."""
     return None if args.logger is None else {"train": {"loggers": sorted(set(args.logger))}}
+
+
+def _follow(address: str, job_id: str) -> int:
+    """Follow a submitted job to its end: 0 when it succeeded, else its error and last log lines and 1."""
+    from sweep.jobs import follow_job, job_client
+
+    print(f"following job {job_id} until it ends (Ctrl-C detaches; the job keeps running)", flush=True)
+    end = follow_job(job_client(address), job_id)
+    if end.ok:
+        return EXIT_OK
+    print(f"error: Ray job {job_id} {end.status.lower()}: {end.message or 'no message from Ray'}\n"
+          "  last lines of its log:\n" + "\n".join(f"    {line}" for line in end.tail or ["(empty)"]),
+          file=sys.stderr)
+    return EXIT_FAILED_RESTARTS
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -170,13 +192,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
     from sweep.driver import DEFAULT_TRAINABLE, run_sweep
     from sweep.extensions import after_sweep
-    from sweep.preflight import PreflightError
+    from sweep.lease import LeaseHeld, held
+    from sweep.preflight import PreflightError, check_address, check_storage
+    from sweep.storage_errors import StorageFault, fault_of
 
+    uri = study.study_uri  # type: ignore[attr-defined]
     try:
-        outcome = run_sweep(study, address=args.address, max_concurrent=args.max_concurrent,  # type: ignore[arg-type]
-                            resume=resume, trainable=args.trainable or DEFAULT_TRAINABLE)
-    except PreflightError as e:
+        check_address(args.address)  # the edges first: nothing is leased (or written) for a sweep that cannot run
+        check_storage(uri)
+        with held(uri, command="resume" if resume else "submit", force=args.force, out=sys.stdout):
+            outcome = run_sweep(study, address=args.address, max_concurrent=args.max_concurrent,  # type: ignore[arg-type]
+                                resume=resume, trainable=args.trainable or DEFAULT_TRAINABLE)
+    except (PreflightError, LeaseHeld) as e:
         return _bad(str(e))
+    except (StorageFault, OSError) as e:
+        fault = fault_of(e, uri)
+        if fault is None:
+            raise
+        print(fault.message(_complete_in_store(study), len(study.restarts)), file=sys.stderr)  # type: ignore[attr-defined]
+        return EXIT_STORAGE
     print(f"[orthosweep] {outcome.done}/{outcome.total} restarts done, {outcome.failed} failed "
           f"({outcome.trained} scheduled by this run, {outcome.seconds:.1f} s"
           + (f"; {outcome.evaluated} metric rows from the evaluation stage)" if outcome.evaluated else ")"))
@@ -190,6 +224,16 @@ def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
               f"`orthosweep resume {study.study_uri}` retries them", file=sys.stderr)  # type: ignore[attr-defined]
         return EXIT_FAILED_RESTARTS
     return EXIT_OK
+
+
+def _complete_in_store(study) -> int | None:  # noqa: ANN001 - sweep.spec.Study (imported lazily)
+    """Restarts complete in the store, None when it cannot be read."""
+    from workers.store.restarts import final_states
+
+    try:
+        return sum(1 for s in final_states(study.study_uri, [r.run_key for r in study.restarts]).values() if s.done)
+    except Exception:  # noqa: BLE001 - a vanished bucket cannot be counted; the message says so
+        return None
 
 
 def _bad(message: str) -> int:

@@ -40,7 +40,8 @@ from sweep.preflight import (
 )
 from sweep.ray_session import ray_session
 from sweep.spec import Study
-from sweep.tune_restore import restore_tuner
+from sweep.storage_errors import DetailsLog, StorageFault, fault_of, raises_storage_faults, storage_faults_to
+from sweep.tune_restore import restore_tuner, state_problem
 from workers.store import layout
 from workers.store.layout import filesystem, join_uri
 from workers.store.pending import pending_evaluations
@@ -226,6 +227,7 @@ def write_study_files(study: Study) -> None:
                 for r in study.restarts])
 
 
+@raises_storage_faults
 def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int | None = None,
               resume: bool = False, trainable: TrainableRef = DEFAULT_TRAINABLE, out: TextIO | None = None,
               progress_every: float = 5.0, resource_wait: float = RESOURCE_WAIT_S) -> SweepOutcome:
@@ -233,7 +235,8 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
 
     Raises PreflightError (exit 2, nothing scheduled) for an unreachable address, unwritable storage or
     resources no node offers (at once on a local Ray; on a cluster after `resource_wait` seconds, time for
-    its autoscaler to add such a node).
+    its autoscaler to add such a node); StorageFault when a write to the study folder fails for lack of
+    space, permission or bucket (the sweep stops at the first such failure; sweep.storage_errors).
     """
     out = out or sys.stdout
     started = time.time()
@@ -264,7 +267,7 @@ def run_sweep(study: Study, *, address: str | None = None, max_concurrent: int |
             latest = latest_experiment(study.study_uri)
             if latest is not None:
                 print(f"[orthosweep] resuming Tune experiment {latest}", file=out, flush=True)
-                progress = _fit(study, fn, None, latest, max_concurrent, out, progress_every, restore=True)
+                progress = _fit_restored(study, fn, latest, max_concurrent, out, progress_every)
                 if progress is not None:
                     failed |= progress.failed_keys - progress.done_keys
                     trained += progress.trained
@@ -294,12 +297,31 @@ def latest_experiment(study_uri: str) -> str | None:
     return names[-1] if names else None
 
 
+def _fit_restored(study: Study, fn: Callable[[dict[str, Any]], Any], name: str, max_concurrent: int | None,
+                  out: TextIO, progress_every: float) -> Any:
+    """Restore and continue experiment `name`; None when its Tune state is missing, torn or inconsistent
+    (Tune's state is a cache: the caller then plans a fresh run over what the store says is left)."""
+    try:
+        return _fit(study, fn, None, name, max_concurrent, out, progress_every, restore=True)
+    except StorageFault:
+        raise
+    except Exception as e:  # noqa: BLE001 - any damage to Tune's files (a Ray upgrade included) lands here
+        if fault_of(e, study.study_uri) is not None:
+            raise
+        why = str(e).strip().splitlines()
+        print(f"[orthosweep] Tune experiment {name} could not be restored ({type(e).__name__}"
+              f"{': ' + why[-1][:200] if why else ''}); a fresh Tune run takes over what the store says is left",
+              file=out, flush=True)
+        return None
+
+
 def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, name: str,
          max_concurrent: int | None, out: TextIO, progress_every: float, *, restore: bool) -> Any:
     """Run (or restore and continue) one Tune experiment; returns its progress callback."""
     from ray import tune
 
     from sweep.progress import SweepProgress  # imports ray
+    from sweep.storage_guard import StorageGuard
 
     r = study.spec.resources
     resources = {"cpu": r.cpu, "gpu": r.gpu} if r.gpu else {"cpu": r.cpu}
@@ -307,9 +329,12 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
     if restore:
         text = layout.read_text(_plan_uri(study.study_uri, name))
         path = f"{tune_dir}/{name}"
-        if text is None or not tune.Tuner.can_restore(path, storage_filesystem=fs):
-            print(f"[orthosweep] experiment {name} cannot be restored; the store decides what is left",
-                  file=out, flush=True)
+        problem = ("its plan is missing" if text is None
+                   else None if tune.Tuner.can_restore(path, storage_filesystem=fs) else "Tune cannot restore it")
+        problem = problem or state_problem(path, fs)
+        if problem is not None:
+            print(f"[orthosweep] Tune experiment {name} cannot be restored ({problem}); a fresh Tune run takes "
+                  "over what the store says is left", file=out, flush=True)
             return None
         trials = json.loads(text)
     else:
@@ -320,15 +345,17 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
         tune.with_parameters(_wrap_trainable(fn, r.gpu, check_store=restore), trials=trials), resources)
     done = plan.done_keys if plan is not None else completed_run_keys(
         study.study_uri, [x.run_key for x in study.restarts])
+    details = DetailsLog(study.name)
+    guard = StorageGuard(study.study_uri, details)
     progress = SweepProgress(study.study_uri, trials, len(study.restarts), done,
-                             functools.partial(record_failed_trial, study.study_uri, study.name),
+                             guard.guarded(functools.partial(record_failed_trial, study.study_uri, study.name)),
                              out=out, every=progress_every, experiment=name)
     evaluator = make_async_callback(study, trials, out, progress_every) if async_metrics(study) else None
-    callbacks: list[Any] = [progress] + ([evaluator] if evaluator is not None else [])
+    callbacks: list[Any] = [guard, progress] + ([evaluator] if evaluator is not None else [])
     callbacks += tune_callbacks(study_loggers(study.trials), study.study_uri, study.name)
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if restore:
-        tuner = restore_tuner(path, trainable, fs, callbacks)
+        tuner = restore_tuner(path, trainable, fs, callbacks, stop=guard.stopper)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -339,9 +366,12 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
                 max_concurrent_trials=max_concurrent or r.max_concurrent_trials or None),
             run_config=tune.RunConfig(
                 name=name, storage_path=tune_dir, storage_filesystem=fs, verbose=0, callbacks=callbacks,
-                failure_config=tune.FailureConfig(max_failures=r.max_failures)),
+                stop=guard.stopper, failure_config=tune.FailureConfig(max_failures=r.max_failures)),
         )
-    tuner.fit()
+    with storage_faults_to(details, study.study_uri, guard.seen):
+        tuner.fit()
+    if guard.fault is not None:  # the trials were stopped at the first write that failed
+        raise guard.fault
     if evaluator is not None:  # the trials are done; their checkpoints' evaluations may still be running
         evaluator.tracker.wait_all()
     return progress

@@ -150,8 +150,10 @@ class SweepProgress(tune.Callback):
                 "total": self.total, "done": self.done, "failed": self.failed,
                 "running": self.running,
             })
-        except OSError as e:  # progress must never stop the sweep
-            print(f"[orthosweep] could not write driver state: {e}", file=sys.stderr)
+        except OSError as e:  # progress must never stop the sweep; said once (a full disk stays full)
+            if not getattr(self, "_state_unwritable", False):
+                print(f"[orthosweep] could not write driver state: {e}", file=sys.stderr)
+            self._state_unwritable = True
 
 
 def trial_error_text(trial: Any, limit: int = 4000) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,8 @@ from workers.models.objectives import OBJECTIVES
 from workers.store.layout import join_uri
 from workers.trial import Arch, EvalSettings, Optimizer, RestartConfig, TrialSpec, stable_key
 
-__all__ = ["Restart", "SpecError", "Study", "StudySpec", "TrialSpec", "load_study", "stable_key", "validate_study"]
+__all__ = ["Restart", "SpecError", "Study", "StudySize", "StudySpec", "TrialSpec", "load_study", "stable_key",
+           "study_size", "validate_study"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -93,6 +95,7 @@ class ResourcesSpec(_Strict):
     gpu: float = 0.0  # fractional GPUs allowed (0.25 = four trials per GPU)
     max_concurrent_trials: int | None = None
     max_failures: int = 2  # Tune retries of a trial from its last checkpoint
+    max_restarts: int = 1_000_000  # a study counting more restarts is refused before it is expanded
 
 
 class StudySpec(_Strict):
@@ -238,6 +241,9 @@ def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Pat
     cells = _check_semantics(spec, problems)
     if problems:
         raise SpecError(problems, source)
+    problems += size_problems(spec, count_study(spec, cells))
+    if problems:
+        raise SpecError(problems, source)
     restarts, trials, eval_cfg = _expand(spec, cells)
     problems += _check_dataset_values(restarts, planned)
     if problems:
@@ -248,6 +254,55 @@ def validate_study(data: dict[str, Any], *, source: str = "study", base_dir: Pat
     absent = _absent_files(restarts) if planned else ()
     return Study(spec=spec, restarts=restarts, trials=trials, eval=eval_cfg, source=source,
                  normalized=normalized, planned=missing, absent_files=absent)
+
+
+@dataclass(frozen=True)
+class StudySize:
+    """How big a study is, counted from its grid without expanding it."""
+
+    configs: int  # configurations (grid combinations over all (dataset, model) cells)
+    seeds: int  # seeds per configuration
+    restarts: int  # configurations × seeds
+    trials: int  # Tune trials: configurations × seed blocks
+
+
+def count_study(spec: StudySpec, cells: list[_Cell]) -> StudySize:
+    """Restarts and trials of a validated grid, by arithmetic on the axis lengths (constant memory, no
+    configuration built): per (dataset, model) cell, the product of its axis lengths less the combinations
+    `exclusive_cell` leaves out, times the seeds (trials: times the seed blocks). Exact, unless two grid
+    combinations resolve to the same configuration (an axis value listed twice), which expansion counts once."""
+    seeds = spec.grid["seeds"]
+    n_seeds = seeds if _is_int(seeds) else len(seeds)
+    configs = trials = 0
+    for cell in cells:
+        combos = math.prod(len(v) for v in cell.axes.values())
+        if all(None in cell.axes.get(o, ()) for o in ("perturbation", "noise")):
+            both_set = math.prod(len(v) - (v.count(None) if k in ("perturbation", "noise") else 0)
+                                 for k, v in cell.axes.items())
+            combos -= both_set
+        configs += combos
+        trials += combos * -(-n_seeds // cell.train["seeds_per_trial"])
+    return StudySize(configs, n_seeds, configs * n_seeds, trials)
+
+
+def study_size(spec: StudySpec) -> StudySize:
+    """`count_study` of a spec that passed the schema (raises SpecError if its semantics do not)."""
+    problems: list[str] = []
+    cells = _check_semantics(spec, problems)
+    if problems:
+        raise SpecError(problems)
+    return count_study(spec, cells)
+
+
+def size_problems(spec: StudySpec, size: StudySize) -> list[str]:
+    """The line refusing a study above `resources.max_restarts` (none when within it)."""
+    limit = spec.resources.max_restarts
+    if size.restarts <= limit:
+        return []
+    return [f"field 'grid.seeds': {size.seeds:,} seeds × {size.configs:,} configurations = {size.restarts:,} "
+            f"restarts ({size.trials:,} trials), above the limit of {limit:,} restarts (field "
+            "'resources.max_restarts'); check the seed count and the grid's axes, or raise resources.max_restarts "
+            "if the study really is this large"]
 
 
 def _planned_folders(restarts: list[Restart]) -> tuple[str, ...]:
@@ -446,6 +501,8 @@ def _check_semantics(spec: StudySpec, problems: list[str]) -> list[_Cell]:
         problems.append(f"field 'resources.max_concurrent_trials': got {r.max_concurrent_trials}; must be >= 1")
     if r.max_failures < 0:
         problems.append(f"field 'resources.max_failures': got {r.max_failures}; must be >= 0")
+    if r.max_restarts < 1:
+        problems.append(f"field 'resources.max_restarts': got {r.max_restarts}; must be >= 1")
 
     _check_storage(spec.storage, problems)
     if problems:

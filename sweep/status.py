@@ -1,7 +1,9 @@
 """`orthosweep status`: restarts done / running / failed / remaining per (dataset, model).
 
 Done and failed come from the Parquet store (final-epoch rows); running comes from the Tune state the
-driver publishes (`tune/driver.json`, refreshed every few seconds). Both are readable while a sweep runs.
+driver publishes (`tune/driver.json`, refreshed every few seconds). Whether the driver runs at all comes from
+its lease (`driver.lease`, sweep.lease): its heartbeat's age and, on the driver's host, its pid. All are
+readable while a sweep runs.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from sweep.lease import STALE_AFTER_S, describe_lease, lease_state, read_lease
 from workers.store.layout import read_driver_state
 from workers.store.plan import Plan
 from workers.store.restarts import final_states
 
 if TYPE_CHECKING:
     from sweep.spec import Study
-
-STALE_AFTER_S = 120.0  # a driver heartbeat older than this: the driver is not running
 
 
 def format_seconds(s: float) -> str:
@@ -43,7 +44,10 @@ def status_text(name: str, study_uri: str, cell_of: dict[str, tuple[str, str]], 
     now = time.time() if now is None else now
     states = final_states(study_uri, list(cell_of))
     driver = read_driver_state(study_uri)
-    live = bool(driver and not driver.get("finished") and now - driver.get("heartbeat", 0) < STALE_AFTER_S)
+    lease = read_lease(study_uri)
+    leased = lease_state(lease, now) if lease is not None else None
+    live = leased == "running" if lease is not None else bool(
+        driver and not driver.get("finished") and now - driver.get("heartbeat", 0) < STALE_AFTER_S)
     running_keys = {k for keys in (driver or {}).get("running", {}).values() for k in keys} if live else set()
 
     counts: dict[tuple[str, str], Counter[str]] = {}
@@ -69,12 +73,20 @@ def status_text(name: str, study_uri: str, cell_of: dict[str, tuple[str, str]], 
     lines = [f"study {name} at {study_uri}"]
     lines += ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
               for r in rows]
-    if driver is None:
-        lines.append("driver: no sweep has run yet")
+    if lease is not None and not live:
+        resume = f"orthosweep resume {study_uri}" + (" --force" if leased == "stale" else "")
+        lines.append(f"driver: {'dead' if leased == 'dead' else 'not running (no heartbeat)'}: its lease names "
+                     f"{describe_lease(lease, now)}"
+                     + ("; that pid no longer runs on this host" if leased == "dead" else "")
+                     + f"; continue with `{resume}`" + (" if it is dead" if leased == "stale" else ""))
     elif live:
-        lines.append(f"driver: running on {driver.get('host')} (pid {driver.get('pid')}), experiment "
-                     f"{driver.get('experiment')}, up {format_seconds(now - driver.get('started', now))}, "
-                     f"last heartbeat {now - driver['heartbeat']:.0f} s ago")
+        beat = (lease or driver or {}).get("heartbeat", now)
+        who = lease or driver or {}
+        experiment = f", experiment {driver.get('experiment')}" if driver and not driver.get("finished") else ""
+        lines.append(f"driver: running on {who.get('host')} (pid {who.get('pid')}){experiment}, up "
+                     f"{format_seconds(now - who.get('started', now))}, last heartbeat {now - beat:.0f} s ago")
+    elif driver is None:
+        lines.append("driver: no sweep has run yet")
     else:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(driver.get("heartbeat", 0)))
         state = "finished" if driver.get("finished") else "not running (stopped or killed)"

@@ -12,6 +12,10 @@ in place of its own short calibration, and says so, when the key matches exactly
 
 Anything else (another GPU model, another width, a capped training set) is not the same cost, and the
 estimate keeps its calibration. The file is plain JSON so that it can be copied to a node of the same kind.
+
+`submit --dry-run` records what its own calibration measured in the same file (command "orthosweep submit
+--dry-run"): the s/step of each cost class it timed, and the seconds of one seed's checkpoint evaluation
+under an `eval_key`; a later dry-run reuses them instead of measuring again.
 """
 
 from __future__ import annotations
@@ -42,22 +46,43 @@ def device_label(device: Any, threads: int) -> str:
 
 def cost_key(run: Any) -> str:
     """The cost key of a built trial (`workers.train.TrialRun`): what decides its seconds per step."""
-    cfg, plan = run.cfg, run.plan
+    return trial_cost_key(run.trial, run.plan, int(run.data.n), conv_form=run.vae.decoder.conv_form,
+                          graphed=getattr(run, "step_graph", None) is not None)
+
+
+def trial_cost_key(trial: Any, plan: Any, n_train: int, *, conv_form: str | None = None,
+                   graphed: bool = False) -> str:
+    """The cost key of a trial (`workers.trial.TrialSpec`) on a device plan with `n_train` training points,
+    without building it: what `cost_key` of its TrialRun would be (`graphed`: steps replayed from a CUDA graph,
+    train.cuda_graphs; `conv_form`: a conv net's form when not the device's default)."""
+    cfg = trial.config
     precision = "bf16" if plan.bf16 else "tf32" if plan.tf32 else "fp32"
-    key = {"device": device_label(plan.device, plan.threads), "dataset": cfg.dataset, "n_train": int(run.data.n),
+    key = {"device": device_label(plan.device, plan.threads), "dataset": cfg.dataset, "n_train": int(n_train),
            "model": cfg.model, "arch": dataclasses.asdict(cfg.arch), "latent_dim": int(cfg.latent_dim),
-           "batch": int(run.batch_size), "optimizer": cfg.optimizer.name, "S": int(run.S), "precision": precision}
-    if getattr(run, "step_graph", None) is not None:  # steps replayed from a CUDA graph (train.cuda_graphs)
+           "batch": int(min(cfg.batch_size, n_train)), "optimizer": cfg.optimizer.name, "S": len(trial.seeds),
+           "precision": precision}
+    if graphed:
         key["cuda_graphs"] = True
     if cfg.arch.kind == "conv":  # the conv forms differ in cost (workers.models.networks.CONV_FORMS)
         from workers.models.networks import conv_form_for
 
-        key["conv_form"] = run.vae.decoder.conv_form or conv_form_for(plan.device)
+        key["conv_form"] = conv_form or conv_form_for(plan.device)
     return json.dumps(key, sort_keys=True)
 
 
+def eval_key(trial: Any, plan: Any) -> str:
+    """The key of one seed's checkpoint evaluation cost: device, dataset and its options, network, latent size
+    and the evaluation settings (metrics, sample sizes)."""
+    cfg = trial.config
+    return json.dumps({"what": "eval", "device": device_label(plan.device, plan.threads), "dataset": cfg.dataset,
+                       "dataset_options": cfg.dataset_options, "model": cfg.model,
+                       "arch": dataclasses.asdict(cfg.arch), "latent_dim": int(cfg.latent_dim),
+                       "eval": dataclasses.asdict(trial.eval)}, sort_keys=True, default=str)
+
+
 def load(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
-    """cost key -> figure ({"s_per_step", "steps", "measured_at", "command"}); {} without a file."""
+    """cost key -> figure ({"s_per_step", "steps", "measured_at", "command"}; an `eval_key` -> {"s_per_eval",
+    "measured_at", "command"}); {} without a file."""
     p = Path(path) if path is not None else default_path()
     if not p.is_file():
         return {}
@@ -72,10 +97,15 @@ def load(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]
 def record(key: str, s_per_step: float, steps: int, command: str,
            path: str | os.PathLike[str] | None = None) -> None:
     """Add (or replace) the figure of one cost key; the file is rewritten atomically."""
+    record_figure(key, {"s_per_step": float(s_per_step), "steps": int(steps)}, command, path)
+
+
+def record_figure(key: str, figure: dict[str, Any], command: str, path: str | os.PathLike[str] | None = None) -> None:
+    """Add (or replace) one figure (`record`; an evaluation's {"s_per_eval"}) with when and by what."""
     p = Path(path) if path is not None else default_path()
     p.parent.mkdir(parents=True, exist_ok=True)
     figures = load(p)
-    figures[key] = {"s_per_step": float(s_per_step), "steps": int(steps), "command": command,
+    figures[key] = {**figure, "command": command,
                     "measured_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"figures": figures}, indent=1, sort_keys=True))

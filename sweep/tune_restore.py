@@ -1,5 +1,9 @@
 """The one adapter over Ray Tune state that Tune's public API does not expose.
 
+An experiment's state (`experiment_state-<time>.json`, the newest of which `Tuner.restore` reads) can be
+torn by a full disk or a kill mid-write; Tune then logs the failure and goes on with trials it cannot name.
+`state_problem` reads that file first, so a damaged state is told apart before Tune is handed it.
+
 `Tuner.restore` brings back the RunConfig pickled at the experiment's first fit, callbacks included; a
 resumed sweep needs this run's callbacks (fresh progress counts, this driver's evaluator) and verbosity.
 Tune 2.60 keeps that RunConfig at `Tuner._local_tuner._run_config`; this module is the only code that
@@ -8,7 +12,11 @@ touches it, and tests/test_tune_restore.py checks it against the pinned Ray.
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from typing import Any
+
+STATE_PATTERN = "experiment_state-*.json"  # Tune 2.60's TuneController.CKPT_FILE_TMPL
 
 
 class TuneStateError(RuntimeError):
@@ -25,14 +33,35 @@ def restored_run_config(tuner: Any) -> Any:
     return run_config
 
 
-def restore_tuner(path: str, trainable: Any, storage_filesystem: Any, callbacks: list[Any]) -> Any:
+def restore_tuner(path: str, trainable: Any, storage_filesystem: Any, callbacks: list[Any],
+                  stop: Any = None) -> Any:
     """`tune.Tuner.restore` of the experiment at `path` (unfinished and errored trials resumed), running with
-    `callbacks` and verbosity 0 instead of those pickled at its first fit."""
+    `callbacks`, the stopper `stop` and verbosity 0 instead of those pickled at its first fit."""
     from ray import tune
 
     tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True,
                                storage_filesystem=storage_filesystem)
     run_config = restored_run_config(tuner)
     run_config.callbacks = callbacks
+    run_config.stop = stop
     run_config.verbose = 0
     return tuner
+
+
+def state_problem(path: str, storage_filesystem: Any) -> str | None:
+    """Why the Tune experiment at `path` (a path in `storage_filesystem`) cannot be restored, or None when
+    its newest experiment state reads back whole."""
+    import pyarrow.fs as pafs
+
+    try:
+        infos = storage_filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        names = sorted(i.base_name for i in infos if fnmatch.fnmatch(i.base_name, STATE_PATTERN))
+        if not names:
+            return "it holds no experiment state"
+        with storage_filesystem.open_input_stream(f"{path}/{names[-1]}") as f:
+            state = json.loads(f.readall())
+    except (OSError, ValueError) as e:
+        return f"its experiment state cannot be read: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if not isinstance(state, dict) or not isinstance(state.get("trial_data"), list) or "runner_data" not in state:
+        return "its experiment state lacks the trials Tune would restore"
+    return None

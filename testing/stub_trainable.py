@@ -10,10 +10,12 @@ Knobs (environment of the Ray workers, for tests and benchmarks):
   ORTHOSWEEP_STUB_SLEEP   seconds of "training" per epoch (default 0)
   ORTHOSWEEP_STUB_FAIL    comma-separated seeds whose trial raises at every attempt (a permanent failure)
   ORTHOSWEEP_STUB_LOG     file to which one line "run_key epoch" is appended per trained (restart, epoch)
+  ORTHOSWEEP_STUB_NOSPACE a file: while it exists, every store write raises ENOSPC (a full disk, injected)
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -51,6 +53,7 @@ def tune_trainable(config: dict[str, Any]) -> None:
     sleep = float(os.environ.get("ORTHOSWEEP_STUB_SLEEP", "0") or 0)
     fail_seeds = {int(s) for s in os.environ.get("ORTHOSWEEP_STUB_FAIL", "").split(",") if s.strip()}
     log = os.environ.get("ORTHOSWEEP_STUB_LOG")
+    nospace = os.environ.get("ORTHOSWEEP_STUB_NOSPACE")
     start_epoch, attempt = -1, 0
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
@@ -70,6 +73,8 @@ def tune_trainable(config: dict[str, Any]) -> None:
                     f.writelines(f"{rk} {epoch}\n" for rk in trial.run_keys)
         if epoch not in checkpoints:
             continue
+        if nospace and os.path.exists(nospace):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), study_uri)
         write_rows(study_uri, "checkpoints", stub_rows(trial, study, epoch, time.time() - t0, attempt))
         with tempfile.TemporaryDirectory() as tmp:
             with open(os.path.join(tmp, STATE_FILE), "w") as f:

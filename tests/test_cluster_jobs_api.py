@@ -1,6 +1,7 @@
 """`orthosweep submit --address http://HEAD:8265` against a live Ray head with its dashboard (the Jobs API):
-the study runs as a Ray job whose driver is on the head, the store fills exactly once, and resubmitting the
-same study as a second job trains nothing (the store decides what is left)."""
+the study runs as a Ray job whose driver is on the head, followed to its end, the store fills exactly once, and
+resubmitting the same study as a second job trains nothing (the store decides what is left); a job that fails
+exits non-zero with its error."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def dashboard():
     from ray.job_submission import JobSubmissionClient
 
     saved_path = os.environ["PATH"]
-    # the job's entrypoint (`orthosweep submit ...`) runs in a shell on the head: it must find this venv
+    # the job's entrypoint (`python -m sweep.cli submit ...`) runs in a shell on the head: it must find this venv
     os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{saved_path}"
     port = free_port()
     # the job agent's HTTP port too: its default (52365) is taken by any other Ray with ray[default] on the
@@ -69,17 +70,27 @@ def test_submit_as_a_ray_job_fills_the_store_once_and_a_resubmission_trains_noth
     study = write_study(tmp_path / "s.yaml", name="jobs", storage=str(tmp_path / "res"), seeds=4, per_trial=2,
                         epochs=2, models=("ae",))
     uri = str(tmp_path / "res" / "jobs")
-    assert main(["submit", str(study), "--address", dashboard]) == 0
-    assert "as Ray job" in capsys.readouterr().out
+    assert main(["submit", str(study), "--address", dashboard]) == 0  # follows the job to its end
+    out = capsys.readouterr().out
+    assert "as Ray job" in out and "4/4 restarts done" in out  # the job's log, printed as it grew
     [job] = wait_for_jobs(dashboard)
     logs = JobSubmissionClient(dashboard).get_job_logs(job.submission_id)
     assert job.status == JobStatus.SUCCEEDED, logs
     assert "4/4 restarts done" in logs
     assert view_counts(uri) == (4 * 3, 4 * 3, 4 * 3)
 
-    assert main(["submit", str(study), "--address", dashboard]) == 0
+    assert main(["submit", str(study), "--address", dashboard, "--no-wait"]) == 0
     jobs = wait_for_jobs(dashboard)
     assert len(jobs) == 2 and all(j.status == JobStatus.SUCCEEDED for j in jobs)
     second = next(j for j in jobs if j.submission_id != job.submission_id)
     assert "4 already in the store, 0 to train" in JobSubmissionClient(dashboard).get_job_logs(second.submission_id)
     assert view_counts(uri) == (4 * 3, 4 * 3, 4 * 3)
+
+
+def test_a_job_that_fails_exits_non_zero_with_its_error(dashboard: str, tmp_path: Path, capsys) -> None:
+    study = write_study(tmp_path / "s.yaml", name="broken", storage=str(tmp_path / "res"), seeds=2, per_trial=2,
+                        epochs=1, models=("ae",))
+    assert main(["submit", str(study), "--address", dashboard, "--trainable", "no_such_module:fn"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: Job entrypoint command failed with exit code 1" in err, err
+    assert "No module named 'no_such_module'" in err

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sweep.cli import main
-from sweep.spec import SpecError, load_study, stable_key, validate_study
+from sweep.spec import SpecError, StudySpec, load_study, stable_key, study_size, validate_study
 
 BAD = sorted((Path(__file__).parent / "fixtures" / "bad_studies").glob("*.yaml"))
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.yaml"))
@@ -182,3 +183,40 @@ def test_locatello_grid_counts_match_the_paper(capsys: pytest.CaptureFixture) ->
     err = capsys.readouterr().err
     assert all(f"note: dataset path {p!r} is not on this machine: its 1800 restarts are counted" in err
                for p in study.absent_files)
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_arithmetic_count_equals_the_expansion(path: Path) -> None:
+    study = load_study(path, planned=True)
+    size = study_size(study.spec)
+    assert (size.restarts, size.trials) == (len(study.restarts), len(study.trials))
+
+
+def test_count_leaves_out_the_exclusive_perturbation_noise_cell(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE)
+    data["grid"] = {"dataset": ["synth_lin"], "model": ["ae"], "seeds": 5, "noise": [None, 0.1, 0.2]}
+    data["overrides"] = {"synth_lin": {"perturbation": [None, str(tmp_path / "p1"), str(tmp_path / "p2")]}}
+    spec = StudySpec.model_validate(data)
+    # 3 × 3 combinations less the 2 × 2 that set both: 5 configurations, 5 seeds each, blocks of 2
+    assert (study_size(spec).restarts, study_size(spec).trials) == (25, 15)
+
+
+def test_a_study_above_the_restart_limit_is_refused_in_seconds_before_expansion(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "grid": {**BASE["grid"], "seeds": 100_000_000}}))
+    started = time.monotonic()
+    assert main(["validate", str(path), "--storage", str(tmp_path / "store")]) == 2
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    # 2 datasets × (beta_vae, beta_vae_sigma: 2 betas; ae: 1) = 10 configurations
+    assert "100,000,000 seeds × 10 configurations = 1,000,000,000 restarts" in err
+    assert "limit of 1,000,000" in err and "'resources.max_restarts'" in err and "'grid.seeds'" in err
+    assert not (tmp_path / "store").exists()
+
+
+def test_the_restart_limit_is_set_in_resources() -> None:
+    with pytest.raises(SpecError, match="50 restarts .* above the limit of 49 restarts"):
+        validate_study({**BASE, "resources": {"max_restarts": 49}})
+    assert len(validate_study({**BASE, "resources": {"max_restarts": 50}}).restarts) == 50
+    with pytest.raises(SpecError, match="'resources.max_restarts': got 0"):
+        validate_study({**BASE, "resources": {"max_restarts": 0}})

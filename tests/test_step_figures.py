@@ -49,14 +49,53 @@ def test_a_recorded_figure_of_the_same_cost_replaces_the_calibration(tmp_path: P
 
     est = estimate(study, steps=2, figures=figures)
     (c,) = est.classes
-    assert c.seconds_per_step == 0.125 and c.source.startswith("bench ") and c.calibrated > 0
+    # the recorded figure is reused, not measured again
+    assert c.seconds_per_step == 0.125 and c.source.startswith("bench ") and c.calibrated is None
     steps_per_epoch = run.data.n // 64
     assert c.train_seconds == pytest.approx(trial.config.epochs * steps_per_epoch * 0.125)
-    assert "ms/step from bench" in est.describe()
+    assert "125.0 ms/step from bench" in est.describe() and "(reused)" in est.describe()
 
     only_gpu = {other: figures[other]}  # the same cost measured on another device is not this device's cost
     (c,) = estimate(study, steps=2, figures=only_gpu).classes
-    assert c.source == "calibration" and c.calibrated is None and c.seconds_per_step != 0.001
+    assert c.source == "measured now" and c.calibrated == c.seconds_per_step != 0.001
+
+
+def test_the_cost_key_of_a_trial_is_that_of_its_built_run(tmp_path: Path) -> None:
+    from workers.device import plan_device
+
+    study = _study(tmp_path)
+    (trial,) = study.trials
+    _, run = time_steps(trial, 1, cpus=1, gpus=0, warmup=0)
+    assert step_figures.trial_cost_key(trial, plan_device(cpus=1, gpus=0), run.data.n) == step_figures.cost_key(run)
+
+
+def test_a_dry_run_measures_each_step_shape_once_and_the_next_one_reuses_it(tmp_path: Path, capsys,
+                                                                             monkeypatch) -> None:
+    figures = tmp_path / "cache" / "step_figures.json"
+    monkeypatch.setenv("ORTHOSWEEP_CACHE", str(figures.parent))
+    spec = {"study": "shapes", "storage": str(tmp_path / "res"),
+            "grid": {"dataset": ["synth_lin"], "model": ["beta_vae", "beta_tcvae", "dip_vae_i", "factorvae"],
+                     "seeds": 2},
+            "overrides": {"synth_lin": {"n": 256}}, "train": {"epochs": 1, "seeds_per_trial": 2, "batch_size": 32},
+            "eval": {"metrics": ["dto"], "n_eval": 64}, "resources": {"cpu": 1}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["submit", str(path), "--dry-run"]) == 0
+    first = capsys.readouterr().out
+    # β-VAE, β-TCVAE and DIP-VAE-I step through the same tensors: one shape; FactorVAE's step is its own
+    assert "(2 of 2 step shapes measured now" in first, first
+    assert "synth_lin/beta_vae, beta_tcvae, dip_vae_i (" in first and "synth_lin/factorvae (" in first
+    assert first.count("ms/step measured now") == 2 and first.count("evaluation measured now") == 2
+    assert len(step_figures.load(figures)) == 3  # two step shapes, one evaluation
+
+    assert main(["submit", str(path), "--dry-run"]) == 0
+    second = capsys.readouterr().out
+    assert "(0 of 2 step shapes measured now" in second, second
+    assert second.count("ms/step from dry-run") == 2 and "evaluation from dry-run" in second
+
+    assert main(["submit", str(path), "--dry-run", "--no-calibrate"]) == 0
+    plan_only = capsys.readouterr().out
+    assert "restarts: 8 total" in plan_only and "estimate" not in plan_only
 
 
 def test_a_damaged_figures_file_is_refused_by_name(tmp_path: Path, capsys) -> None:

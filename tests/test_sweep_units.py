@@ -184,7 +184,8 @@ def test_cli_status_counts_from_the_store(study, capsys) -> None:
 def test_job_entrypoint_runs_the_driver_on_the_head() -> None:
     from sweep.jobs import job_entrypoint
 
-    assert job_entrypoint(4, None) == "orthosweep submit study.yaml --address auto --max-concurrent 4"
+    # the packages travel with the job: no console script has to be on the head's PATH
+    assert job_entrypoint(4, None) == "python -m sweep.cli submit study.yaml --address auto --max-concurrent 4"
 
 
 def test_s3_storage_nobody_answers_fails_within_seconds(monkeypatch) -> None:
@@ -246,7 +247,7 @@ def test_cli_dry_run_estimates_device_hours_from_a_real_calibration(tmp_path: Pa
     path = write_study(tmp_path / "s.yaml", name="est", storage=str(tmp_path / "res"), seeds=4, per_trial=2)
     assert main(["submit", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "calibration on" in out and "ms/step" in out and "device-hours" in out
+    assert "step shapes measured now" in out and "ms/step" in out and "device-hours" in out
     assert not (tmp_path / "res").exists()
 
 

@@ -6,6 +6,7 @@
     <storage>/<study>/trace/dataset=<d>/model=<m>/*.parquet         training-time series
     <storage>/<study>/models/<run_key>/e<epoch>.pt                  state dicts (weights_only loadable)
     <storage>/<study>/tune/                                        Ray Tune's experiments and the driver's state
+    <storage>/<study>/driver.lease                                 the live driver's lease (sweep.lease)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 DRIVER_STATE_FILE = "tune/driver.json"
+LEASE_FILE = "driver.lease"
 
 
 def join_uri(base: str, *parts: str) -> str:

@@ -1,0 +1,155 @@
+"""Fault-injection soak: a sweep of >= 200 restarts disturbed on purpose, then checked row by row.
+
+    PYTHONPATH=. python bench/faults.py [--seeds 104] [--driver-kills 3] [--seed 0] [--keep DIR]
+
+The study runs the stub trainable (testing.stub_trainable: a fixed value per (run_key, epoch), so an
+undisturbed run's values are known without running it). Faults, each followed by `orthosweep resume` or a
+re-run: the driver SIGKILLed (with the local Ray it started) at random moments; a trial's worker process
+SIGKILLed while it trains and checkpoints; a stored Parquet file torn in half; `orthosweep compact` SIGKILLed
+mid-merge. At the end every (run_key, epoch) must appear exactly once in the deduplicated view and every
+value must equal the stub's. Prints the faults injected and survived. Not part of the test suite (minutes).
+
+`evaluate` killed mid-write is not injected: the stub stores no state dicts for `evaluate` to score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from testing.stub_trainable import stub_value  # noqa: E402
+from testing.tiny_study import STUB, write_study  # noqa: E402
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sweep.cli", *args]
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    e.update({"PYTHONPATH": str(ROOT), "ORTHOSWEEP_STUB_SLEEP": "1.0"})
+    return e
+
+
+def complete(study_dir: str) -> int:
+    from workers.store.restarts import completed_run_keys
+
+    return len(completed_run_keys(study_dir))
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "a") as out:
+        return subprocess.Popen(args, env=env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=ROOT)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)
+
+
+def trial_workers() -> list[int]:
+    """Pids of Ray worker processes running a trial (their process title names the trainable)."""
+    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc|orthosweep_trial"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=104, help="seeds per model (two models: 2x restarts)")
+    ap.add_argument("--driver-kills", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", help="work in this folder and keep it")
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    work = Path(a.keep or tempfile.mkdtemp(prefix="orthosweep-faults-"))
+    work.mkdir(parents=True, exist_ok=True)
+    study_file = write_study(work / "soak.yaml", name="soak", storage=str(work / "res"), seeds=a.seeds, per_trial=8,
+                             epochs=2, resources={"max_failures": 3, "max_concurrent_trials": 2})
+    study_dir = str(work / "res" / "soak")
+    total = 2 * a.seeds
+    log = work / "drivers.log"
+    faults: Counter[str] = Counter()
+    started = time.time()
+
+    # 1. the driver killed at random moments, each time resumed; once, a trial's worker killed while it trains
+    command = cli("submit", str(study_file), "--trainable", STUB)
+    for i in range(a.driver_kills):
+        driver = start(command, log)
+        # killed once a random share of the study is stored (a moment mid-sweep however fast this machine is)
+        target = int(total * (i + rng.uniform(0.3, 0.9)) / (a.driver_kills + 1))
+        deadline = time.time() + 300
+        killed_worker = False
+        while time.time() < deadline and driver.poll() is None and complete(study_dir) < target:
+            time.sleep(0.5)
+            if i == 0 and not killed_worker and (pids := trial_workers()):
+                time.sleep(rng.uniform(0, 1.5))  # into the trial's epochs and checkpoints
+                os.kill(rng.choice(pids), signal.SIGKILL)
+                faults["trial worker SIGKILLed while training"] += 1
+                killed_worker = True
+        if driver.poll() is None:
+            kill_group(driver)
+            faults["driver SIGKILLed"] += 1
+        print(f"[faults] after driver run {i + 1}: {complete(study_dir)}/{total} restarts complete", flush=True)
+        command = cli("resume", study_dir, "--trainable", STUB)
+
+    # 2. a stored Parquet file torn in half (a reader skips it with a warning; its rows are trained again)
+    files = sorted(Path(study_dir, "checkpoints").rglob("*.parquet"))
+    if files:
+        victim = rng.choice(files)
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+        faults["Parquet file torn"] += 1
+
+    # 3. compact killed mid-merge
+    compact = start(cli("compact", study_dir), log)
+    time.sleep(rng.uniform(0.8, 2.0))  # after the interpreter's start-up (about a second here), during the merge
+    if compact.poll() is None:
+        kill_group(compact)
+        faults["compact SIGKILLed"] += 1
+
+    # 4. resume until the study is complete (each run is one more chance for a fault to show)
+    for _ in range(3):
+        res = subprocess.run(cli("resume", study_dir, "--trainable", STUB), env=env(), cwd=ROOT,
+                             capture_output=True, text=True, timeout=1200)
+        with open(log, "a") as out:
+            out.write(res.stdout + res.stderr)
+        if res.returncode == 0 and complete(study_dir) == total:
+            break
+    subprocess.run(cli("compact", study_dir), env=env(), cwd=ROOT, capture_output=True, timeout=600)
+
+    # 5. every (run_key, epoch) exactly once, every value the undisturbed run's
+    from workers.store.views import connect
+
+    rows = connect(study_dir).execute("SELECT run_key, epoch, loss, recon, kl, dto, mig FROM checkpoints").fetchall()
+    keys = Counter((r[0], r[1]) for r in rows)
+    once = len(keys) == total * 3 and all(n == 1 for n in keys.values())
+    wrong = [r for r in rows if tuple(r[2:]) != tuple(stub_value(r[0], r[1], salt) for salt in (1, 2, 3, 4, 5))]
+    injected = sum(faults.values())
+    ok = once and not wrong
+    missing = Counter(e for rk in {r[0] for r in rows} for e in range(3) if (rk, e) not in keys)
+    print(f"[faults] study of {total} restarts, {time.time() - started:.0f} s, work folder {work}")
+    for what, n in sorted(faults.items()):
+        print(f"[faults]   {what}: {n}")
+    print(f"[faults] faults injected: {injected}, survived: {injected if ok else 'not all (rows lost, below)'}")
+    print(f"[faults] rows: {len(rows)} for {len(keys)} (run_key, epoch) of {total * 3} expected; "
+          f"each exactly once: {once}; values differing from the undisturbed run: {len(wrong)}"
+          + (f"; missing (run_key, epoch) by epoch: {dict(sorted(missing.items()))}" if missing else ""))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
