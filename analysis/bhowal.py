@@ -99,7 +99,7 @@ def tables_markdown(final: pd.DataFrame, published: list[Published]) -> str:
         for label in dict.fromkeys(p.label for p in rows):
             cells = []
             for model in MODELS:
-                p = next((r for r in rows if r.label == label and r.model == model), None)
+                p = next((r for r in rows if (r.label, r.model) == (label, model)), None)
                 if p is None:
                     cells.append("—")
                     continue

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweep.spec import Study
+from workers.models.objectives import OBJECTIVES
 from workers.trial import TrialSpec
 
 
@@ -96,16 +97,8 @@ def machine_description() -> str:
 
 
 def step_shape(model: str) -> str:
-    """Objectives whose training step runs the same tensors share a step shape and are timed once: the same
-    networks, posterior and inputs, losses that differ by terms small beside the networks (β-TCVAE's O(B²·d)
-    estimate, DIP-VAE's d×d covariance). FactorVAE (a discriminator step), paired models (twice the inputs),
-    PCL and full-covariance posteriors are their own shapes."""
-    from workers.models.catalog import PAIRED
-    from workers.models.vae import posterior_kind
-
-    if model in ("factorvae", "pcl") or model in PAIRED:
-        return model
-    return f"single {posterior_kind(model)}"
+    """The step shape of `model` (`Objective.step_shape`): objectives of one shape are timed once."""
+    return OBJECTIVES[model].step_shape
 
 
 def _cost_class(t: TrialSpec) -> tuple[Any, ...]:

@@ -150,6 +150,16 @@ class Objective:
         """Has a posterior (a KL term)."""
         return self.posterior != "none"
 
+    @property
+    def step_shape(self) -> str:
+        """Objectives whose training step runs the same tensors share a step shape (`submit --dry-run` times
+        one step per shape): the same networks, posterior and inputs, losses that differ by terms small beside
+        the networks (β-TCVAE's O(B²·d) estimate, DIP-VAE's d×d covariance). A discriminator, pairs (twice
+        the inputs) or parameters of its own make an objective its own shape."""
+        if self.discriminator or self.paired or self.extra_parameters is not None:
+            return self.name
+        return f"single {self.posterior}"
+
     def steps_eagerly(self) -> str | None:
         """Why the training step cannot be replayed from a CUDA graph (`train.cuda_graphs`), or None."""
         if self.paired:
