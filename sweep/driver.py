@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import json
 import logging
 import os
 import sys
@@ -149,22 +148,20 @@ def load_trainable(ref: TrainableRef) -> Callable[[dict[str, Any]], Any]:
 
 def _wrap_trainable(fn: Callable[[dict[str, Any]], Any], gpu: float,
                     check_store: bool = False) -> Callable[..., Any]:
-    """The trainable as scheduled. Tune's config names the trial by id (a grid over ids stays linear in the
-    number of trials; Tune deep-copies the whole grid per variant); `trials` (shared once through the object
-    store by `tune.with_parameters`) maps ids to `TrialSpec.to_dict()`, and the wrapped trainable gets the
-    contract's config {"trial": dict, "study", "study_uri"}. A fractional-GPU trial caps its CUDA memory at
-    its share. With `check_store` (restored experiments, planned before the driver died) each trial start
-    first asks the store which of its restarts are complete and does not train them again."""
+    """The trainable as scheduled. Tune's config is the contract's config {"trial": dict, "study",
+    "study_uri"} (`sweep.planned_search`). A fractional-GPU trial caps its CUDA memory at its share. With
+    `check_store` (restored experiments, planned before the driver died) each trial start first asks the store
+    which of its restarts are complete and does not train them again."""
 
-    def orthosweep_trial(config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> Any:
+    def orthosweep_trial(config: dict[str, Any]) -> Any:
         if 0 < gpu < 1:
             import torch
 
             if torch.cuda.is_available():
                 torch.cuda.set_per_process_memory_fraction(gpu)
-        resolved: dict[str, Any] | None = {**config, "trial": trials[config["trial"]]}
+        resolved: dict[str, Any] | None = config
         if check_store:
-            resolved = _skip_completed(resolved)
+            resolved = _skip_completed(config)
             if resolved is None:
                 return None
         return fn(resolved)
@@ -189,11 +186,12 @@ def _skip_completed(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _trial_dirname(trial: Any) -> str:
-    return str(trial.config["trial"])  # the trial id: <config_key[:10]>-<block>
+    return str(trial.config["trial"]["trial_id"])  # <config_key[:10]>-<block>
 
 
-def _plan_uri(study_uri: str, experiment: str) -> str:
-    """Where an experiment's plan (trial id -> TrialSpec dict) is kept, next to Tune's state."""
+def _id_grid_plan_uri(study_uri: str, experiment: str) -> str:
+    """The plan kept beside an experiment whose Tune configs name trials by id (a grid over ids, each trial
+    resolving its id in the whole plan): such an experiment is not restored, the store decides instead."""
     return join_uri(study_uri, "tune", f"{experiment}.plan.json")
 
 
@@ -295,43 +293,40 @@ def latest_experiment(study_uri: str) -> str | None:
 def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, name: str,
          max_concurrent: int | None, out: TextIO, progress_every: float, *, restore: bool) -> Any:
     """Run (or restore and continue) one Tune experiment; returns its progress callback."""
+    import ray
     from ray import tune
 
-    from sweep.progress import SweepProgress  # imports ray
+    from sweep.planned_search import PlannedTrials, keep_trials_pending
+    from sweep.progress import SweepProgress
 
     r = study.spec.resources
     resources = {"cpu": r.cpu, "gpu": r.gpu} if r.gpu else {"cpu": r.cpu}
     fs, tune_dir = filesystem(join_uri(study.study_uri, "tune"))
-    if restore:
-        text = layout.read_text(_plan_uri(study.study_uri, name))
-        path = f"{tune_dir}/{name}"
-        if text is None or not tune.Tuner.can_restore(path, storage_filesystem=fs):
-            print(f"[orthosweep] experiment {name} cannot be restored; the store decides what is left",
-                  file=out, flush=True)
-            return None
-        trials = json.loads(text)
-    else:
-        assert plan is not None
-        trials = {t.trial_id: t.to_dict() for t in plan.trials}
-        layout.write_text(_plan_uri(study.study_uri, name), json.dumps(trials))
-    trainable = tune.with_resources(
-        tune.with_parameters(_wrap_trainable(fn, r.gpu, check_store=restore), trials=trials), resources)
+    path = f"{tune_dir}/{name}"
+    if restore and (layout.read_text(_id_grid_plan_uri(study.study_uri, name)) is not None
+                    or not tune.Tuner.can_restore(path, storage_filesystem=fs)):
+        print(f"[orthosweep] experiment {name} cannot be restored; the store decides what is left",
+              file=out, flush=True)
+        return None
+    trainable = tune.with_resources(_wrap_trainable(fn, r.gpu, check_store=restore), resources)
     done = plan.done_keys if plan is not None else completed_run_keys(
         study.study_uri, [x.run_key for x in study.restarts])
-    progress = SweepProgress(study.study_uri, trials, len(study.restarts), done,
+    progress = SweepProgress(study.study_uri, len(study.restarts), done,
                              functools.partial(record_failed_trial, study.study_uri, study.name),
                              out=out, every=progress_every, experiment=name)
-    evaluator = make_async_callback(study, trials, out, progress_every) if async_metrics(study) else None
+    evaluator = make_async_callback(study, out, progress_every) if async_metrics(study) else None
     callbacks: list[Any] = [progress] + ([evaluator] if evaluator is not None else [])
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    keep_trials_pending(ray.cluster_resources().get("CPU", 1.0))
     if restore:
         tuner = restore_tuner(path, trainable, fs, callbacks)
     else:
+        assert plan is not None
         tuner = tune.Tuner(
             trainable,
-            param_space={"trial": tune.grid_search(list(trials)), "study": study.name,
-                         "study_uri": study.study_uri},
+            param_space={"study": study.name, "study_uri": study.study_uri},
             tune_config=tune.TuneConfig(
+                search_alg=PlannedTrials([t.to_dict() for t in plan.trials]), num_samples=len(plan.trials),
                 reuse_actors=True, trial_dirname_creator=_trial_dirname,
                 max_concurrent_trials=max_concurrent or r.max_concurrent_trials or None),
             run_config=tune.RunConfig(

@@ -221,12 +221,11 @@ def test_progress_counts_restarts_and_estimates_from_partial_epochs(study, tmp_p
 
     from sweep.progress import SweepProgress
 
-    trials = {t.trial_id: t.to_dict() for t in study.trials}
     failures: list[str] = []
     out = io.StringIO()
-    p = SweepProgress(study.study_uri, trials, total=10, done_keys=set(study.trials[5].run_keys),
+    p = SweepProgress(study.study_uri, total=10, done_keys=set(study.trials[5].run_keys),
                       on_failure=lambda spec, err: failures.append(spec["trial_id"]) or 0, out=out, every=0)
-    a, b = (SimpleNamespace(trial_id=f"t{i}", config={"trial": study.trials[i].trial_id}, error_file=None,
+    a, b = (SimpleNamespace(trial_id=f"t{i}", config={"trial": study.trials[i].to_dict()}, error_file=None,
                             get_pickled_error=lambda: None, get_error=lambda: None) for i in (0, 1))
     p.started -= 100  # 100 s into the sweep
     p.on_trial_start(0, [], a)
