@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from ray import tune
 
 from sweep.status import format_seconds
+from sweep.tune_restore import forget_metric_history
 from workers.store import layout
 
 QUIET_PRINT_S = 60.0  # with nothing changing, one progress line a minute
@@ -83,6 +84,7 @@ class SweepProgress(tune.Callback):
         self.running.pop(trial.trial_id, None)
         self.partial.pop(trial.trial_id, None)
         self.done_keys.update(self._spec(trial)["run_keys"])
+        forget_metric_history(trial)  # Tune keeps every finished trial until the experiment ends
         self._report(force=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
