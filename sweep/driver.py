@@ -296,7 +296,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
     import ray
     from ray import tune
 
-    from sweep.planned_search import PlannedTrials, keep_trials_pending
+    from sweep.planned_search import PlannedTrials, UnfinishedFifo, keep_trials_pending
     from sweep.progress import SweepProgress
 
     r = study.spec.resources
@@ -327,7 +327,7 @@ def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, n
             param_space={"study": study.name, "study_uri": study.study_uri},
             tune_config=tune.TuneConfig(
                 search_alg=PlannedTrials([t.to_dict() for t in plan.trials]), num_samples=len(plan.trials),
-                reuse_actors=True, trial_dirname_creator=_trial_dirname,
+                scheduler=UnfinishedFifo(), reuse_actors=True, trial_dirname_creator=_trial_dirname,
                 max_concurrent_trials=max_concurrent or r.max_concurrent_trials or None),
             run_config=tune.RunConfig(
                 name=name, storage_path=tune_dir, storage_filesystem=fs, verbose=0, callbacks=callbacks,

@@ -1,10 +1,13 @@
-"""Tune's search algorithm for a planned sweep: the plan's trials in order, each in its own trial's config.
+"""Tune's search algorithm and scheduler for a planned sweep: the plan's trials in order, each in its own
+trial's config, started first in, first out.
 
 Each trial's Tune config carries its own contract, `{"trial": TrialSpec.to_dict()}` (about a kilobyte) next to
 the experiment's constant `study` and `study_uri`, handed out one trial at a time. Two cheaper-looking forms
 grow with the study once per trial: a `tune.grid_search` over the trials (Tune deep-copies the whole grid for
 every variant it generates, and generates them all when the experiment starts) and a plan shared through
 `tune.with_parameters` (every trial deserialises all of it). What Tune snapshots of this searcher is a count.
+Tune's own FIFO scheduler looks for the next trial to start among every trial of the experiment, finished ones
+first, so `UnfinishedFifo` keeps the unfinished ones in the order Tune added them.
 
 A restored experiment continues only the trials its own state holds (pending, running, errored): its searcher
 comes back from Tune's pickled config without the plan and hands out nothing more; the driver then plans
@@ -18,6 +21,8 @@ import os
 from collections import deque
 from typing import Any
 
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search import Searcher
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
@@ -57,3 +62,40 @@ class PlannedTrials(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path) as f:
             self.handed_out = int(json.load(f)["handed_out"])
+
+
+class UnfinishedFifo(FIFOScheduler):
+    """FIFOScheduler's choice (the first pending trial, else the first paused one, in the order Tune added
+    them) made among the trials not finished, not all the experiment's (Tune's scan costs O(trials) per trial
+    started). A retried trial is added again, at the end, as Tune re-queues it."""
+
+    _FINISHED = (Trial.TERMINATED, Trial.ERROR)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._unfinished: dict[Trial, None] = {}  # insertion-ordered
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its TuneConfig, this scheduler included, once
+        return {**self.__dict__, "_unfinished": {}}
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        if trial.status not in self._FINISHED:  # a restored experiment adds its finished trials too
+            self._unfinished[trial] = None
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        self._unfinished.pop(trial, None)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
+        self._unfinished.pop(trial, None)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        self._unfinished.pop(trial, None)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        for trial in [t for t in self._unfinished if t.status in self._FINISHED]:  # finished unannounced
+            del self._unfinished[trial]
+        for status in (Trial.PENDING, Trial.PAUSED):
+            for trial in self._unfinished:
+                if trial.status == status:
+                    return trial
+        return None
