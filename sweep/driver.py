@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import json
 import logging
 import os
 import sys
@@ -151,22 +150,20 @@ def load_trainable(ref: TrainableRef) -> Callable[[dict[str, Any]], Any]:
 
 def _wrap_trainable(fn: Callable[[dict[str, Any]], Any], gpu: float,
                     check_store: bool = False) -> Callable[..., Any]:
-    """The trainable as scheduled. Tune's config names the trial by id (a grid over ids stays linear in the
-    number of trials; Tune deep-copies the whole grid per variant); `trials` (shared once through the object
-    store by `tune.with_parameters`) maps ids to `TrialSpec.to_dict()`, and the wrapped trainable gets the
-    contract's config {"trial": dict, "study", "study_uri"}. A fractional-GPU trial caps its CUDA memory at
-    its share. With `check_store` (restored experiments, planned before the driver died) each trial start
-    first asks the store which of its restarts are complete and does not train them again."""
+    """The trainable as scheduled. Tune's config is the contract's config {"trial": dict, "study",
+    "study_uri"} (`sweep.planned_search`). A fractional-GPU trial caps its CUDA memory at its share. With
+    `check_store` (restored experiments, planned before the driver died) each trial start first asks the store
+    which of its restarts are complete and does not train them again."""
 
-    def orthosweep_trial(config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> Any:
+    def orthosweep_trial(config: dict[str, Any]) -> Any:
         if 0 < gpu < 1:
             import torch
 
             if torch.cuda.is_available():
                 torch.cuda.set_per_process_memory_fraction(gpu)
-        resolved: dict[str, Any] | None = {**config, "trial": trials[config["trial"]]}
+        resolved: dict[str, Any] | None = config
         if check_store:
-            resolved = _skip_completed(resolved)
+            resolved = _skip_completed(config)
             if resolved is None:
                 return None
         return fn(resolved)
@@ -191,11 +188,12 @@ def _skip_completed(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _trial_dirname(trial: Any) -> str:
-    return str(trial.config["trial"])  # the trial id: <config_key[:10]>-<block>
+    return str(trial.config["trial"]["trial_id"])  # <config_key[:10]>-<block>
 
 
-def _plan_uri(study_uri: str, experiment: str) -> str:
-    """Where an experiment's plan (trial id -> TrialSpec dict) is kept, next to Tune's state."""
+def _id_grid_plan_uri(study_uri: str, experiment: str) -> str:
+    """The plan kept beside an experiment whose Tune configs name trials by id (a grid over ids, each trial
+    resolving its id in the whole plan): such an experiment is not restored, the store decides instead."""
     return join_uri(study_uri, "tune", f"{experiment}.plan.json")
 
 
@@ -318,51 +316,49 @@ def _fit_restored(study: Study, fn: Callable[[dict[str, Any]], Any], name: str, 
 def _fit(study: Study, fn: Callable[[dict[str, Any]], Any], plan: Plan | None, name: str,
          max_concurrent: int | None, out: TextIO, progress_every: float, *, restore: bool) -> Any:
     """Run (or restore and continue) one Tune experiment; returns its progress callback."""
+    import ray
     from ray import tune
 
+    from sweep.planned_search import PlannedTrials, UnfinishedFifo, keep_trials_pending
     from sweep.progress import SweepProgress  # imports ray
     from sweep.storage_guard import StorageGuard
 
     r = study.spec.resources
     resources = {"cpu": r.cpu, "gpu": r.gpu} if r.gpu else {"cpu": r.cpu}
     fs, tune_dir = filesystem(join_uri(study.study_uri, "tune"))
+    path = f"{tune_dir}/{name}"
     if restore:
-        text = layout.read_text(_plan_uri(study.study_uri, name))
-        path = f"{tune_dir}/{name}"
-        problem = ("its plan is missing" if text is None
-                   else None if tune.Tuner.can_restore(path, storage_filesystem=fs) else "Tune cannot restore it")
+        problem = ("it names its trials by id in a plan of its own" if layout.read_text(
+            _id_grid_plan_uri(study.study_uri, name)) is not None
+            else None if tune.Tuner.can_restore(path, storage_filesystem=fs) else "Tune cannot restore it")
         problem = problem or state_problem(path, fs)
         if problem is not None:
             print(f"[orthosweep] Tune experiment {name} cannot be restored ({problem}); a fresh Tune run takes "
                   "over what the store says is left", file=out, flush=True)
             return None
-        trials = json.loads(text)
-    else:
-        assert plan is not None
-        trials = {t.trial_id: t.to_dict() for t in plan.trials}
-        layout.write_text(_plan_uri(study.study_uri, name), json.dumps(trials))
-    trainable = tune.with_resources(
-        tune.with_parameters(_wrap_trainable(fn, r.gpu, check_store=restore), trials=trials), resources)
+    trainable = tune.with_resources(_wrap_trainable(fn, r.gpu, check_store=restore), resources)
     done = plan.done_keys if plan is not None else completed_run_keys(
         study.study_uri, [x.run_key for x in study.restarts])
     details = DetailsLog(study.name)
     guard = StorageGuard(study.study_uri, details)
-    progress = SweepProgress(study.study_uri, trials, len(study.restarts), done,
+    progress = SweepProgress(study.study_uri, len(study.restarts), done,
                              guard.guarded(functools.partial(record_failed_trial, study.study_uri, study.name)),
                              out=out, every=progress_every, experiment=name)
-    evaluator = make_async_callback(study, trials, out, progress_every) if async_metrics(study) else None
+    evaluator = make_async_callback(study, out, progress_every) if async_metrics(study) else None
     callbacks: list[Any] = [guard, progress] + ([evaluator] if evaluator is not None else [])
     callbacks += tune_callbacks(study_loggers(study.trials), study.study_uri, study.name)
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    keep_trials_pending(ray.cluster_resources().get("CPU", 1.0))
     if restore:
         tuner = restore_tuner(path, trainable, fs, callbacks, stop=guard.stopper)
     else:
+        assert plan is not None
         tuner = tune.Tuner(
             trainable,
-            param_space={"trial": tune.grid_search(list(trials)), "study": study.name,
-                         "study_uri": study.study_uri},
+            param_space={"study": study.name, "study_uri": study.study_uri},
             tune_config=tune.TuneConfig(
-                reuse_actors=True, trial_dirname_creator=_trial_dirname,
+                search_alg=PlannedTrials([t.to_dict() for t in plan.trials]), num_samples=len(plan.trials),
+                scheduler=UnfinishedFifo(), reuse_actors=True, trial_dirname_creator=_trial_dirname,
                 max_concurrent_trials=max_concurrent or r.max_concurrent_trials or None),
             run_config=tune.RunConfig(
                 name=name, storage_path=tune_dir, storage_filesystem=fs, verbose=0, callbacks=callbacks,

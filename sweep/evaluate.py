@@ -179,10 +179,9 @@ def async_metrics(study: Study) -> list[str]:
     return [m for m in study.eval.metrics if METRICS[m].scope == "checkpoint" and not METRICS[m].device_side]
 
 
-def make_async_callback(study: Study, plan: dict[str, dict[str, Any]], out: TextIO,
-                        every: float) -> Any:
+def make_async_callback(study: Study, out: TextIO, every: float) -> Any:
     """The Tune callback that hands each reported checkpoint's CPU metrics to Ray tasks (eval.mode async).
-    plan: trial id -> TrialSpec.to_dict() (Tune's config holds only the id)."""
+    Each trial's Tune config holds its TrialSpec.to_dict() under "trial"."""
     from ray import tune
 
     class AsyncEvaluations(tune.Callback):
@@ -197,7 +196,7 @@ def make_async_callback(study: Study, plan: dict[str, dict[str, Any]], out: Text
         def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                             **info: Any) -> None:
             keys = result.get("to_evaluate") or []
-            spec_dict = plan.get(trial.config.get("trial"))
+            spec_dict = trial.config.get("trial")
             if not keys or not self.metrics or spec_dict is None:
                 return
             spec = TrialSpec.from_dict(spec_dict)

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from ray import tune
 
 from sweep.status import format_seconds
+from sweep.tune_restore import forget_metric_history
 from workers.store import layout
 
 QUIET_PRINT_S = 60.0  # with nothing changing, one progress line a minute
@@ -25,17 +26,16 @@ QUIET_PRINT_S = 60.0  # with nothing changing, one progress line a minute
 class SweepProgress(tune.Callback):
     """Counts restarts as their trials reach the final epoch; calls `on_failure` for trials that fail for good.
 
-    `trials`: the experiment's plan, trial id -> TrialSpec.to_dict() (Tune's config holds only the id).
+    Each trial's Tune config holds its TrialSpec.to_dict() under "trial" (`sweep.planned_search`).
     `done_keys`: run keys already complete in the store when the sweep started (counted as done).
     `on_failure(trial_dict, error_text) -> int`: records a permanently failed trial, returns the number of
     restarts recorded as failed.
     """
 
-    def __init__(self, study_uri: str, trials: dict[str, dict[str, Any]], total: int, done_keys: set[str],
+    def __init__(self, study_uri: str, total: int, done_keys: set[str],
                  on_failure: Callable[[dict[str, Any], str], int], *, out: TextIO | None = None,
                  every: float = 5.0, experiment: str = ""):
         self.study_uri = study_uri
-        self.trials = trials  # Tune config "trial" (a trial id) -> TrialSpec.to_dict()
         self.total = total
         self.done_keys = set(done_keys)
         self.done_at_start = len(self.done_keys)
@@ -56,7 +56,6 @@ class SweepProgress(tune.Callback):
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its RunConfig (callbacks included)
         state = dict(self.__dict__)
         state["out"] = None
-        state["trials"] = {}  # the plan is stored next to the experiment; keep tuner.pkl small
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -65,7 +64,7 @@ class SweepProgress(tune.Callback):
 
     # -- Tune hooks -------------------------------------------------------------------------------
     def _spec(self, trial: Any) -> dict[str, Any]:
-        return self.trials[trial.config["trial"]]
+        return trial.config["trial"]
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         keys = list(self._spec(trial)["run_keys"])
@@ -85,6 +84,7 @@ class SweepProgress(tune.Callback):
         self.running.pop(trial.trial_id, None)
         self.partial.pop(trial.trial_id, None)
         self.done_keys.update(self._spec(trial)["run_keys"])
+        forget_metric_history(trial)  # Tune keeps every finished trial until the experiment ends
         self._report(force=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -6,8 +6,9 @@ torn by a full disk or a kill mid-write; Tune then logs the failure and goes on 
 
 `Tuner.restore` brings back the RunConfig pickled at the experiment's first fit, callbacks included; a
 resumed sweep needs this run's callbacks (fresh progress counts, this driver's evaluator) and verbosity.
-Tune 2.60 keeps that RunConfig at `Tuner._local_tuner._run_config`; this module is the only code that
-touches it, and tests/test_tune_restore.py checks it against the pinned Ray.
+Tune 2.60 keeps that RunConfig at `Tuner._local_tuner._run_config`. A finished trial's metric history is kept
+by Tune in `Trial.run_metadata` until the experiment ends (see `forget_metric_history`). This module is the
+only code that touches either, and tests/test_tune_restore.py checks both against the pinned Ray.
 """
 
 from __future__ import annotations
@@ -65,3 +66,16 @@ def state_problem(path: str, storage_filesystem: Any) -> str | None:
     if not isinstance(state, dict) or not isinstance(state.get("trial_data"), list) or "runner_data" not in state:
         return "its experiment state lacks the trials Tune would restore"
     return None
+
+
+def forget_metric_history(trial: Any) -> None:
+    """Drop what Tune keeps of a finished trial's metric history: per reported metric its min/max/avg/last
+    and the last-5/last-10 windows (about 20 KB per trial in the driver, and more in every experiment
+    snapshot, where the windows are pickled). Tune keeps every trial until the experiment ends and reads that
+    history only to rank trials by a metric, which a sweep never asks (the store is the record), so without
+    this the driver's memory grows by it with every trial. The last result and the checkpoint stay. A Ray
+    that keeps the history elsewhere is left alone (the test against the pinned Ray says so)."""
+    metadata = getattr(trial, "run_metadata", None)
+    if metadata is not None and hasattr(metadata, "metric_analysis") and hasattr(metadata, "metric_n_steps"):
+        metadata.metric_analysis = {}  # assigning invalidates the trial's cached JSON state
+        metadata.metric_n_steps = {}

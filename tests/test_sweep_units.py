@@ -222,12 +222,11 @@ def test_progress_counts_restarts_and_estimates_from_partial_epochs(study, tmp_p
 
     from sweep.progress import SweepProgress
 
-    trials = {t.trial_id: t.to_dict() for t in study.trials}
     failures: list[str] = []
     out = io.StringIO()
-    p = SweepProgress(study.study_uri, trials, total=10, done_keys=set(study.trials[5].run_keys),
+    p = SweepProgress(study.study_uri, total=10, done_keys=set(study.trials[5].run_keys),
                       on_failure=lambda spec, err: failures.append(spec["trial_id"]) or 0, out=out, every=0)
-    a, b = (SimpleNamespace(trial_id=f"t{i}", config={"trial": study.trials[i].trial_id}, error_file=None,
+    a, b = (SimpleNamespace(trial_id=f"t{i}", config={"trial": study.trials[i].to_dict()}, error_file=None,
                             get_pickled_error=lambda: None, get_error=lambda: None) for i in (0, 1))
     p.started -= 100  # 100 s into the sweep
     p.on_trial_start(0, [], a)
@@ -263,3 +262,44 @@ def test_dry_run_calibrates_factorvae_and_a_tanh_decoder(tmp_path: Path, capsys)
     path.write_text(yaml.safe_dump(spec))
     assert main(["submit", str(path), "--dry-run"]) == 0
     assert "device-hours" in capsys.readouterr().out
+
+
+def test_unfinished_fifo_chooses_as_tunes_fifo_does_looking_at_unfinished_trials_only() -> None:
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import FIFOScheduler
+
+    from sweep.planned_search import UnfinishedFifo
+
+    trials = [Trial("t", config={"i": i}, stub=True) for i in range(5)]
+    controller = SimpleNamespace(get_trials=lambda: trials)
+    ours, tunes = UnfinishedFifo(), FIFOScheduler()
+    done = Trial("t", config={"i": -1}, stub=True)
+    done.set_status(Trial.TERMINATED)
+    ours.on_trial_add(controller, done)  # a restored experiment's finished trial: never a candidate
+    for t in trials:
+        ours.on_trial_add(controller, t)
+
+    def same_choice() -> Trial | None:
+        chosen = ours.choose_trial_to_run(controller)
+        assert chosen is tunes.choose_trial_to_run(controller)
+        return chosen
+
+    assert same_choice() is trials[0]
+    trials[0].set_status(Trial.RUNNING)
+    assert same_choice() is trials[1]
+    trials[1].set_status(Trial.TERMINATED)  # finished without the scheduler hearing of it
+    trials[0].set_status(Trial.TERMINATED)
+    ours.on_trial_complete(controller, trials[0], {})
+    trials[2].set_status(Trial.PAUSED)
+    assert same_choice() is trials[3]
+    for t in trials[3:]:
+        t.set_status(Trial.RUNNING)
+    assert same_choice() is trials[2]  # no pending trial: the first paused one
+    ours.on_trial_error(controller, trials[3])  # a retry: Tune re-queues it at the end and adds it again
+    trials.append(trials.pop(3))
+    trials[-1].set_status(Trial.PENDING)
+    ours.on_trial_add(controller, trials[-1])
+    assert same_choice() is trials[-1]
+    assert list(ours._unfinished) == trials[2:]
