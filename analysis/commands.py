@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from workers.metrics.registry import METRICS
+from workers.models.objectives import OBJECTIVES
+
 EXIT_ERROR = 1
 EXIT_BAD_INPUT = 2
 
@@ -124,8 +127,6 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
-    from workers.metrics.registry import METRICS
-    from workers.models.objectives import OBJECTIVES
     from workers.store.views import MERGE_RULE, VIEWS, view_columns, views_connection
 
     if args.study_dir:

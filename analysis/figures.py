@@ -10,8 +10,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import plots as P
-from analysis.frames import checkpoint_points, restart_config, restarts
+from analysis.frames import checkpoint_points, restart_config, restarts, trace_kl_ranks, trace_quantiles
 from analysis.groups import attach_groups, configurations
+from analysis.traversals import traversal_2d_figure, traversal_figure
 
 
 def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | None,
@@ -33,14 +34,12 @@ def figure_builders(runs: pd.DataFrame, points: pd.DataFrame, study_uri: str | N
         "per_factor_mig": lambda: P.per_factor_mig(runs),
     }
     if con is not None and con.execute("SELECT count(*) FROM (SELECT 1 FROM trace LIMIT 1)").fetchone()[0]:
-        from analysis.frames import trace_kl_ranks, trace_quantiles
 
         configs = configurations(con)  # the curves' groups are the configurations, labelled as everywhere
         builders["training_curves"] = lambda: P.training_curves(attach_groups(trace_quantiles(con), configs))
         builders["training_kl_per_latent"] = lambda: P.kl_per_latent_curves(
             attach_groups(trace_kl_ranks(con), configs))
     if study_uri is not None and config_of is not None:
-        from analysis.traversals import traversal_2d_figure, traversal_figure
 
         builders["traversals_best_worst"] = lambda: traversal_figure(runs, study_uri, config_of)
         builders["traversals_2d_best_worst"] = lambda: traversal_2d_figure(runs, study_uri, config_of)

@@ -23,6 +23,7 @@ import pandas as pd
 from analysis.bhowal import OD_NORM, OD_NOTE, with_normalised_od
 from analysis.frames import metrics_present, n_factors, restarts
 from analysis.groups import configurations, label_map
+from analysis.restart import open_restart
 from analysis.stats import (
     EMBEDDING_SPLITS,
     GROUP_BY,
@@ -300,7 +301,6 @@ def restart_views_section(con: duckdb.DuckDBPyConnection, runs: pd.DataFrame, st
                    f"epoch {epoch})</h3><p class='note'><code>orthosweep show {e(study_uri)} {e(key)} --epoch {epoch}"
                    "</code></p>")
         try:
-            from analysis.restart import open_restart
 
             views = restart_views(open_restart(con, study_uri, key, epoch))
         except Exception as ex:  # noqa: BLE001 - a restart without saved weights must not hide the report

@@ -34,6 +34,8 @@ from analysis import bhowal
 from analysis.frames import n_factors
 from analysis.groups import FIELD_PREFIX, attach_groups, configurations, field_text, relabel
 from analysis.published import PUBLISHED, VARIANTS, Published
+from workers.data.perturbation_folder import FolderError, read_meta
+from workers.store.views import connect
 
 METRICS = ("dto", "ds", "mig", "dci_disentanglement", "factorvae_eval", "sap", "polarized_fraction")
 
@@ -41,7 +43,6 @@ METRICS = ("dto", "ds", "mig", "dci_disentanglement", "factorvae_eval", "sap", "
 def load_rows(study_dir: str) -> pd.DataFrame:
     """Deduplicated checkpoint rows (status ok) with the selectors the published tables use, and each row's
     configuration: `group` and the `cfg.<name>` fields of analysis.groups."""
-    from workers.store.views import connect
 
     con = connect(study_dir)
     df = con.execute(
@@ -243,7 +244,6 @@ def _variant_configs(fin: pd.DataFrame) -> pd.DataFrame:
 def perturbation_epsilon(folder: str | None) -> float | None:
     """ε of a `perturbation:` folder from its perturbation.yaml (resolved like the option: relative to the
     working directory); None when it cannot be read."""
-    from workers.data.perturbation_folder import FolderError, read_meta
 
     if not isinstance(folder, str):
         return None

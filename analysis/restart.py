@@ -14,6 +14,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from workers.trial import RestartConfig
+
 
 class UnknownRestart(KeyError):
     """No such restart, or no checkpoint of it at that epoch (the message names those that exist)."""
@@ -127,7 +129,6 @@ def open_restart(con: duckdb.DuckDBPyConnection, study_uri: str, run_key: str, e
     saved at that epoch (naming the epochs that were)."""
     from workers.evaluation import load_dataset, load_seed_model
     from workers.store.layout import model_uri
-    from workers.trial import RestartConfig
 
     row = checkpoint_row(con, run_key, epoch)
     run_key, epoch = row["run_key"], int(row["epoch"])

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from analysis.tables import text_table
 from workers.store.layout import write_bytes
-from workers.store.views import ReadOnlyError, check_read_only
+from workers.store.views import VIEWS, ReadOnlyError, check_read_only
 
 
 def result_table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -76,7 +76,6 @@ def interactive(con: duckdb.DuckDBPyConnection) -> int:
         import readline  # noqa: F401 - line editing and history when available
     except ImportError:
         pass
-    from workers.store.views import VIEWS
 
     print("orthosweep sql (read-only). Statements end with ';'. .views lists the views, .quit leaves.")
     buf: list[str] = []

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.plots import NothingToDraw
+from workers.trial import RestartConfig
 
 TRAVERSAL_STEPS = 7
 TRAVERSAL_RANGE = 2.5  # latent values in prior standard deviations: -2.5 .. 2.5, others held at 0
@@ -26,7 +27,6 @@ def load_saved_model(config: dict, state_uri: str):  # noqa: ANN201 - a workers.
     from workers.checkpoint import load_torch
     from workers.data.catalog import DATASETS
     from workers.models.vae import BatchedVAE
-    from workers.trial import RestartConfig
 
     vae = BatchedVAE(RestartConfig.from_dict(config), DATASETS[config["dataset"]].observation_shape)
     return vae.load_seed(load_torch(state_uri, weights_only=True))

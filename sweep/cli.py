@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sweep.errors import SpecError
 from sweep.extensions import command_modules
+from workers.data.errors import DataError
 
 EXIT_BAD_INPUT = 2
 
@@ -27,8 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from sweep.errors import SpecError
-    from workers.data.errors import DataError
 
     try:
         return int(args.func(args) or 0)

@@ -8,6 +8,9 @@ import os
 import sys
 import time
 
+from sweep import perturb, step_figures
+from sweep.extensions import after_sweep
+
 EXIT_OK, EXIT_FAILED_RESTARTS, EXIT_BAD_INPUT, EXIT_STORAGE = 0, 1, 2, 3
 
 
@@ -59,9 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("perturb", help="train an ε-perturbation of a dataset from a study's most and least "
                        "disentangled restarts (thesis §4.2); writes <storage>/perturbations/NAME")
-    from sweep.perturb import add_arguments
-
-    add_arguments(p)
+    perturb.add_arguments(p)
     p.set_defaults(func=cmd_perturb)
 
 
@@ -118,7 +119,6 @@ def _dry_run(study, args: argparse.Namespace) -> int:
         plan = plan_sweep(study, done=set())
     print(describe_plan(study, plan, args.max_concurrent), flush=True)
     if not args.no_calibrate and plan.trials:
-        from sweep import step_figures
         from sweep.estimate import estimate
 
         if args.step_figures and not os.path.isfile(args.step_figures):
@@ -191,7 +191,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _run(study: object, args: argparse.Namespace, *, resume: bool) -> int:
     from sweep.driver import DEFAULT_TRAINABLE, run_sweep
-    from sweep.extensions import after_sweep
     from sweep.lease import LeaseHeld, held
     from sweep.preflight import PreflightError, check_address, check_storage
     from sweep.storage_errors import StorageFault, fault_of
@@ -324,6 +323,4 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_perturb(args: argparse.Namespace) -> int:
-    from sweep.perturb import main
-
-    return main(args)
+    return perturb.main(args)

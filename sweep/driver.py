@@ -41,6 +41,7 @@ from sweep.ray_session import ray_session
 from sweep.spec import Study
 from sweep.storage_errors import DetailsLog, StorageFault, fault_of, raises_storage_faults, storage_faults_to
 from sweep.tune_restore import restore_tuner, state_problem
+from workers.models.objectives import steps_eagerly
 from workers.store import layout
 from workers.store.layout import filesystem, join_uri
 from workers.store.pending import pending_evaluations
@@ -81,7 +82,9 @@ def plan_sweep(study: Study, done: set[str] | None = None) -> Plan:
     """The sweep's plan given the store (read now unless `done` is given)."""
     all_keys = [r.run_key for r in study.restarts]
     if done is None:
-        done = completed_run_keys(study.study_uri, all_keys) if _store_exists(study.study_uri) else set()
+        expected = {rk: len(t.checkpoints) for t in study.trials for rk in t.run_keys}
+        done = completed_run_keys(study.study_uri, all_keys, checkpoints=expected) \
+            if _store_exists(study.study_uri) else set()
     done = done & set(all_keys)
     return Plan(shrink_trials(study.trials, done), done, len(all_keys))
 
@@ -118,7 +121,6 @@ def gpu_setting_notes(trials: list[TrialSpec], gpu: float) -> list[str]:
     """Notes on the CUDA-only training settings the trials ask for but will not get: `precision` tf32/bf16
     and `cuda_graphs` on CPU-only trials, and `cuda_graphs` on models that step eagerly anyway
     (`workers.models.catalog.steps_eagerly`)."""
-    from workers.models.objectives import steps_eagerly
 
     notes = []
     precisions = sorted({t.precision for t in trials if t.precision != "fp32"})
@@ -178,7 +180,8 @@ def _skip_completed(config: dict[str, Any]) -> dict[str, Any] | None:
     from ray import tune
 
     t = TrialSpec.from_dict(config["trial"])
-    done = completed_run_keys(config["study_uri"], t.run_keys, t.partition)
+    done = completed_run_keys(config["study_uri"], t.run_keys, t.partition,
+                              checkpoints=dict.fromkeys(t.run_keys, len(t.checkpoints)))
     left = t.without(done)
     if left is None:
         return None

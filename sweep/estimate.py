@@ -29,7 +29,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sweep import step_figures
 from sweep.spec import Study
+from workers.data import load
 from workers.models.objectives import OBJECTIVES
 from workers.trial import TrialSpec
 
@@ -173,7 +175,6 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
     and one evaluation timing per (dataset, network, metrics). A figure recorded in `figures`
     (sweep.step_figures.load: by the bench or an earlier dry-run) for the same cost key is reused instead
     of measuring; what is measured is recorded to `record_to` (a step_figures file) when given."""
-    from sweep import step_figures
     from workers.device import plan_device
 
     trials = study.trials if trials is None else trials
@@ -224,7 +225,6 @@ def estimate(study: Study, trials: list[TrialSpec] | None = None, *, steps: int 
 
 def _record(path: str | os.PathLike[str] | None, key: str, figure: dict[str, Any]) -> None:
     """Keep a measured figure for later dry-runs (a cache that cannot be written only costs a re-measure)."""
-    from sweep import step_figures
 
     if path is None:
         return
@@ -259,8 +259,6 @@ def _without_planned(t: TrialSpec, planned: tuple[str, ...]) -> TrialSpec:
 
 @functools.cache
 def _split_size(dataset: str, options_json: str) -> int:
-    from workers.data import load
-
     return len(load(dataset, **json.loads(options_json)).split_indices("train"))
 
 

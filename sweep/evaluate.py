@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from sweep.ray_session import ray_session
-from sweep.spec import Study
+from sweep.spec import Study, unknown_name
 from sweep.status import format_seconds
 from workers.metrics.registry import METRICS
 from workers.store.pending import Pending, StoredCheckpoint, pending_evaluations, stored_models
@@ -119,7 +119,6 @@ class _Tracker:
 
 def check_metrics(names: Sequence[str]) -> list[str]:
     """Metric names as given (comma lists split); unknown ones raise EvaluationError naming the registry."""
-    from sweep.spec import unknown_name
 
     out = [n.strip() for name in names for n in name.split(",") if n.strip()]
     bad = [unknown_name("--metrics", "metric", n, list(METRICS)) for n in out if n not in METRICS]

@@ -46,13 +46,28 @@ def test_shrink_drops_finished_restarts_and_empty_blocks(study) -> None:
 
 def test_plan_reads_completion_from_the_store(study) -> None:
     t0 = study.trials[0]
-    write_rows(study.study_uri, "checkpoints", stub_rows(t0, study.name, 2, 0.0, 0))  # final epoch
+    for epoch in t0.checkpoints:  # every checkpoint, the final one included: finished
+        write_rows(study.study_uri, "checkpoints", stub_rows(t0, study.name, epoch, 0.0, 0))
     write_rows(study.study_uri, "checkpoints", stub_rows(study.trials[1], study.name, 1, 0.0, 0))
     plan = plan_sweep(study)
     assert plan.done_keys == set(t0.run_keys)
     assert plan.pending_restarts == 10 - 2 and len(plan.trials) == 6 - 1
     text = describe_plan(study, plan, None)
     assert "10 total, 2 already in the store, 8 to train in 5 trials" in text
+
+
+def test_a_finished_restart_missing_a_checkpoint_epoch_is_trained_again(study) -> None:
+    # its final row is stored but an earlier epoch's file was lost (torn, deleted): the views would lack that
+    # row for good unless the restart is trained again, which rewrites every epoch (the views keep one each)
+    t0, t1 = study.trials[0], study.trials[1]
+    for epoch in t0.checkpoints:
+        write_rows(study.study_uri, "checkpoints", stub_rows(t0, study.name, epoch, 0.0, 0))
+    for epoch in t1.checkpoints[:1] + t1.checkpoints[2:]:  # every epoch but the second
+        write_rows(study.study_uri, "checkpoints", stub_rows(t1, study.name, epoch, 0.0, 0))
+    assert {s.done for s in final_states(study.study_uri, t1.run_keys).values()} == {True}  # status says finished
+    plan = plan_sweep(study)
+    assert plan.done_keys == set(t0.run_keys)
+    assert any(t.run_keys == t1.run_keys for t in plan.trials)
 
 
 def test_plan_notes_cuda_only_settings_that_will_not_act(study) -> None:

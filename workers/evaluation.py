@@ -22,8 +22,11 @@ import numpy as np
 import torch
 
 from workers.checkpoint import load_torch
+from workers.data import load
 from workers.metrics.evaluate import METRIC_ERRORS, evaluate_metrics
 from workers.metrics.inputs import encode_points, metric_seed
+from workers.metrics.polarized import active_mask_mu, polarized
+from workers.models.vae import BatchedVAE
 from workers.store.layout import model_uri
 from workers.store.write import write_rows
 from workers.trial import RestartConfig
@@ -41,8 +44,6 @@ def task_device() -> torch.device:
 
 @functools.lru_cache(maxsize=4)
 def _dataset(name: str, options_json: str) -> Any:
-    from workers.data import load
-
     return load(name, **json.loads(options_json))
 
 
@@ -54,7 +55,6 @@ def load_dataset(config: RestartConfig) -> Any:
 def load_seed_model(study_uri: str, run_key: str, epoch: int, config: RestartConfig, dataset: Any,
                     device: torch.device) -> Any:
     """The stored model of one restart at one epoch as a `workers.models.protocol.SeedModel`."""
-    from workers.models.vae import BatchedVAE
 
     vae = BatchedVAE(config, dataset.observation_shape)
     return vae.load_seed(load_torch(model_uri(study_uri, run_key, epoch)), device)
@@ -92,7 +92,6 @@ def evaluate_stored_checkpoint(job: dict[str, Any]) -> dict[str, Any]:
 def _udr_inputs(models: list[Any], dataset: Any, config_key: str, device: torch.device,
                 n_points: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Codes (N, d) of every model on the same N test points, and each model's active-latent mask."""
-    from workers.metrics.polarized import active_mask_mu, polarized
     from workers.metrics.udr import active_dims_from_kl
 
     test = dataset.split_indices("test")

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from workers.checkpoint import save_torch
+from workers.curves import Curves
 from workers.data import Dataset, GridDataset, load
 from workers.data.device_rows import DeviceRows, compact_form, device_budget, device_rows, float32_form, resident
 from workers.data.pairs import PairFeed, PairSampler
@@ -380,7 +381,6 @@ class TrialRun:
     def curves(self) -> Any:
         """The TensorBoard writer of `train.loggers` (workers.curves), opened on first use; None without."""
         if self._curves is None and "tensorboard" in self.trial.loggers and self.study_uri is not None:
-            from workers.curves import Curves
 
             # False: tried and not available (the warning said why)
             self._curves = Curves.open(self.study_uri, self.trial, resume_step=self._resume_step) or False

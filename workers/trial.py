@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from workers.metrics.registry import METRICS
+
 KEY_LENGTH = 16  # hex characters of sha256: 64 bits, collision-free far beyond any study size
 
 
@@ -127,7 +129,6 @@ class EvalSettings:
 
     def in_trial(self) -> tuple[str, ...]:
         """The metrics a trial computes at each checkpoint itself (see `mode`)."""
-        from workers.metrics.registry import METRICS
 
         return tuple(m for m in self.metrics if METRICS[m].scope == "checkpoint"
                      and (self.mode == "inline" or METRICS[m].device_side))

@@ -78,6 +78,8 @@ from typing import Any
 
 import numpy as np
 
+from workers.metrics.sampling import CHUNK_OBSERVATIONS, encode_factors
+
 ALIGNED, MIXED, POLAR = "aligned", "linearly mixed", "polar"
 LABELS = (ALIGNED, MIXED, POLAR)
 POLAR_MAX_RESIDUAL = 0.1
@@ -333,7 +335,6 @@ def embedding_score(encode: Callable[[np.ndarray], np.ndarray], dataset, *, seed
     point when the dataset has only the two factors of the pair). `ranges`: (low, high) per continuous
     factor (see `factor_levels`).
     """
-    from workers.metrics.sampling import CHUNK_OBSERVATIONS, encode_factors
 
     rng = np.random.default_rng(seed)
     levels = factor_levels(list(dataset.factor_sizes), ranges, max_levels)

@@ -19,6 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from workers.metrics.discrete import factor_classes
+from workers.metrics.polarized import active_mask_mu
+from workers.metrics.sampling import encode_sample
+
 ENCODE_BATCH = 1024  # observations per encoder call on a CPU
 ENCODE_BATCH_CUDA = 8192  # on a GPU: the sampling chunks (CHUNK_OBSERVATIONS) go through in one call
 
@@ -104,7 +108,6 @@ class CheckpointInputs:
     @functools.cached_property
     def active(self) -> np.ndarray:
         """(d,) bool: latents whose posterior mean varies (design.md §6, the polarised regime's rule)."""
-        from workers.metrics.polarized import active_mask_mu
 
         return active_mask_mu(self.codes)
 
@@ -143,7 +146,6 @@ class CheckpointInputs:
     @functools.cached_property
     def supervised(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(codes_train, factors_train, codes_test, factors_test) drawn from the generative model."""
-        from workers.metrics.sampling import encode_sample
 
         rng = np.random.default_rng(self.stream("supervised"))
         c_tr, f_tr = encode_sample(self.encode, self.dataset, self.n_train_supervised, rng)
@@ -154,7 +156,6 @@ class CheckpointInputs:
     def supervised_classes(self) -> tuple[np.ndarray, np.ndarray]:
         """The supervised factors as class indices (train (N, K), test (M, K)), binned jointly: discrete
         factors by value, continuous ones by the 20-bin rule (`discrete.factor_classes`)."""
-        from workers.metrics.discrete import factor_classes
 
         _, f_tr, _, f_te = self.supervised
         classes = factor_classes(np.concatenate([f_tr, f_te]), self.discrete)

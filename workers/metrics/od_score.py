@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workers.metrics.dto import check_gram, nearest_signed_permutation
+from workers.metrics.dto import check_gram, decoder_gram, nearest_signed_permutation
 
 if TYPE_CHECKING:
     import torch
@@ -102,6 +102,5 @@ def od_score_from_gram(G: np.ndarray) -> dict[str, float]:
 
 def od_score(decoder: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tensor) -> dict[str, float]:
     """OD-Score columns of a torch decoder (N, d) -> (N, *obs) at the posterior means `mu` (N, d) tensor."""
-    from workers.metrics.dto import decoder_gram
 
     return od_score_from_gram(decoder_gram(decoder, mu))

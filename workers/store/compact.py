@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workers.store.files import readable_files
+from workers.store.files import parquet_files, readable_files
 from workers.store.layout import location
 from workers.store.schema import TABLES
 from workers.store.write import new_file_name, write_table_atomic
@@ -58,6 +58,5 @@ def compact_study(study_uri: str, tables: tuple[str, ...] = tuple(TABLES)) -> Co
 
 def count_files(study_uri: str, tables: tuple[str, ...] = tuple(TABLES)) -> dict[str, int]:
     """Visible Parquet files per table."""
-    from workers.store.files import parquet_files
 
     return {t: len(parquet_files(location(study_uri), t)) for t in tables}
