@@ -8,6 +8,7 @@ a tiny β-VAE source study → `orthosweep perturb --steps 50` → the folder �
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 from pathlib import Path
@@ -174,7 +175,8 @@ def test_shipped_perturbation_studies_validate_once_the_folders_exist(tmp_path: 
     root = tmp_path / "results" / "perturbations"
     _bare_folder(root / "dsprites_eps0.1", "dsprites", (1, 64, 64), 5, 0.1)
     _bare_folder(root / "shapes3d_eps0.175", "shapes3d", (3, 64, 64), 6, 0.175)
-    _bare_folder(root / "synth_lin_cpu", "synth_lin", (3,), 2, 0.1)
+    _bare_folder(root / "synth_lin_e0.2", "synth_lin", (3,), 2, 0.2)
+    _bare_folder(root / "synth_lin_e0.1", "synth_lin", (3,), 2, 0.1)
     studies = {s: load_study(p) for s, p in files.items()}
     full = studies["perturbed"]
     cells = {(r.config.dataset, r.config.model, "perturbation" in r.config.dataset_options,
@@ -194,8 +196,13 @@ def test_shipped_perturbation_studies_validate_once_the_folders_exist(tmp_path: 
         32.0 * f for f in (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)}
     cpu = studies["perturbed_cpu"]
     assert {r.config.dataset for r in cpu.restarts} == {"synth_lin"}
-    assert len(cpu.restarts) == 6 * 3 * 4  # models x variants x seeds
+    assert len(cpu.restarts) == 5 * 4 * 10  # models x variants (orig., mod. at two epsilons, noise) x seeds
     assert {r.config.arch.kind for r in cpu.restarts} == {"linear"}
+    seeds = collections.defaultdict(set)  # restarts pair by seed: the same seeds in every variant of a model
+    for r in cpu.restarts:
+        seeds[r.config.model].add((r.config.dataset_options.get("perturbation"), r.config.dataset_options.get("noise"),
+                                   r.seed))
+    assert all(len(v) == 4 * 10 for v in seeds.values()) and len(seeds) == 5
 
 
 # ---- end to end through the CLI ---------------------------------------------------------------------------
@@ -218,9 +225,9 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
     # before `perturb`: the declared CPU studies name a folder that does not exist yet; validate counts them
     # and notes the folder, submit refuses them before scheduling anything, and both say how to make it
     planned = _cli(tmp_path, "validate", str(cpu_studies[0]))
-    assert "restarts" in planned.stdout and "results/perturbations/synth_lin_cpu" in planned.stderr
+    assert "restarts" in planned.stdout and "results/perturbations/synth_lin_e0.2" in planned.stderr
     bad = _cli(tmp_path, "submit", str(cpu_studies[0]), ok=False)
-    assert bad.returncode == 2 and "results/perturbations/synth_lin_cpu" in bad.stderr + bad.stdout
+    assert bad.returncode == 2 and "results/perturbations/synth_lin_e0.2" in bad.stderr + bad.stdout
     assert "orthosweep perturb" in bad.stderr + bad.stdout
     assert not (tmp_path / "results" / "zietlow2021_perturbed_cpu").exists()
 
@@ -233,11 +240,11 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
     _cli(tmp_path, "submit", "src.yaml")
     # 50 steps prove the plumbing, not the manipulation: any objective is accepted (--min-fall)
     out = _cli(tmp_path, "perturb", "results/src", "--dataset", "synth_lin", "--epsilon", "0.1",
-               "--name", "synth_lin_cpu", "--steps", "50", "--min-fall=-1e9").stdout
-    folder = tmp_path / "results" / "perturbations" / "synth_lin_cpu"
+               "--name", "synth_lin_e0.1", "--steps", "50", "--min-fall=-1e9").stdout
+    folder = tmp_path / "results" / "perturbations" / "synth_lin_e0.1"
     assert f"wrote {folder}" in out
     again = _cli(tmp_path, "perturb", "results/src", "--dataset", "synth_lin", "--epsilon", "0.1",
-                 "--name", "synth_lin_cpu", "--steps", "5", ok=False)
+                 "--name", "synth_lin_e0.1", "--steps", "5", ok=False)
     assert again.returncode == 2 and "already holds a perturbation" in again.stderr
 
     # the folder: weights (weights_only), provenance, contact sheet
@@ -261,7 +268,9 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load("synth_lin", n=256, perturbation=str(folder)).observations_at(np.arange(256)),
                                   x)
 
-    # the declared CPU variants validate against the folder (relative to the working directory)
+    # the declared CPU variants validate against the folders (relative to the working directory)
+    _cli(tmp_path, "perturb", "results/src", "--dataset", "synth_lin", "--epsilon", "0.2", "--name", "synth_lin_e0.2",
+         "--steps", "50")
     for path in cpu_studies:
         assert "restarts" in _cli(tmp_path, "validate", str(path)).stdout
 
@@ -272,7 +281,7 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
              "train": {"seeds_per_trial": 2}, "eval": {"metrics": ["mig"], "n_eval": 64},
              "resources": {"cpu": 1, "max_concurrent_trials": 2}}
     (tmp_path / "e2e.yaml").write_text(yaml.safe_dump(study))
-    assert "12 restarts" in _cli(tmp_path, "validate", "e2e.yaml").stdout
+    assert "16 restarts" in _cli(tmp_path, "validate", "e2e.yaml").stdout
     _cli(tmp_path, "submit", "e2e.yaml")
     from workers.store.views import connect
 
@@ -280,7 +289,8 @@ def test_perturb_chain_end_to_end(tmp_path: Path) -> None:
         "SELECT json_extract_string(config, '$.dataset_options.perturbation') AS p, "
         "json_extract(config, '$.dataset_options.noise')::DOUBLE AS n, count(*), count(*) FILTER (status = 'ok') "
         "FROM runs GROUP BY ALL ORDER BY ALL").fetchall()
-    assert sorted((r[0] is not None, r[1] or 0.0) for r in rows) == [(False, 0.0), (False, 0.1), (True, 0.0)]
+    assert sorted((r[0] is not None, r[1] or 0.0) for r in rows) == [(False, 0.0), (False, 0.2), (True, 0.0),
+                                                                      (True, 0.0)]
     assert all(r[2] == r[3] == 4 for r in rows)
 
 
