@@ -13,7 +13,6 @@ import sys
 
 from sweep.errors import SpecError
 from sweep.extensions import command_modules
-from workers.data.errors import DataError
 
 EXIT_BAD_INPUT = 2
 
@@ -29,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+
+    from workers.data.errors import DataError  # the workers.data package imports numpy and pyarrow
 
     try:
         return int(args.func(args) or 0)

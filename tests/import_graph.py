@@ -110,8 +110,10 @@ def _ancestors(node: ast.AST, parents: dict[ast.AST, ast.AST]):
 
 
 def top_closure(graph: dict[str, Module], name: str) -> set[str]:
-    """Every project module that importing `name` runs (module-level imports only), `name` included."""
-    seen, stack = set(), [name]
+    """Every project module that importing `name` runs (module-level imports only), `name` and the packages
+    it lies in included (importing a.b.c runs a/__init__ and a/b/__init__ first)."""
+    parts = name.split(".")
+    seen, stack = set(), [p for p in (".".join(parts[:n]) for n in range(1, len(parts) + 1)) if p in graph]
     while stack:
         m = stack.pop()
         if m in seen:

@@ -8,6 +8,14 @@ import argparse
 import sys
 from typing import Any
 
+from . import load
+from .base import DataError
+from .cache import cache_dir
+from .catalog import DATASETS
+from .contact_sheet import write_contact_sheet
+from .pca import parse_subsets, reconstruction_errors, subset_label
+from .stored import StoredGridDataset
+
 EXIT_BAD_INPUT = 2
 
 
@@ -46,8 +54,6 @@ def _dataset_arguments(p: argparse.ArgumentParser) -> None:
 
 def dataset_rows() -> list[dict[str, Any]]:
     """One row per dataset: name, observation shape, factors with sizes, points, where the data come from."""
-    from .catalog import DATASETS
-
     return [{"name": name, "observation": "x".join(map(str, info.observation_shape)), "points": info.points,
              "factors": ", ".join(f"{n}={s if s is not None else 'cont'}" for n, s in info.factors) or "none",
              "options": ", ".join(info.options) or "none", "source": info.source}
@@ -66,7 +72,6 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     """KEY=VALUE strings → dict, values typed as YAML scalars (1.5 → float, 3 → int)."""
     import yaml
 
-    from .base import DataError
 
     out = {}
     for pair in pairs:
@@ -78,8 +83,6 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace):
-    from . import load
-
     options = parse_options(args.option)
     if args.path is not None:
         options["path"] = args.path
@@ -87,9 +90,6 @@ def _open(args: argparse.Namespace):
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .base import DataError
-    from .contact_sheet import write_contact_sheet
-
     try:
         ds = _open(args)
         out = write_contact_sheet(ds, args.out, columns=args.columns, seed=args.seed)
@@ -103,9 +103,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     import time
 
-    from .base import DataError
-    from .cache import cache_dir
-    from .stored import StoredGridDataset
 
     t0 = time.monotonic()
     try:
@@ -127,8 +124,6 @@ def cmd_pca(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from .base import DataError
-    from .pca import parse_subsets, reconstruction_errors, subset_label
 
     t0 = time.monotonic()
     try:
