@@ -108,18 +108,15 @@ def _planned_note(study) -> None:  # noqa: ANN001 - sweep.spec.Study (imported l
 
 
 def _dry_run(study, args: argparse.Namespace) -> int:
+    import threading
+
     from sweep.driver import describe_plan, plan_sweep
 
     _planned_note(study)
-    try:
-        plan = plan_sweep(study)
-    except OSError as e:  # the store may live on a cluster's object storage this machine cannot reach
-        print(f"note: store {study.study_uri} not readable from here ({str(e).splitlines()[0]}); "
-              "counting every restart as pending", file=sys.stderr)
-        plan = plan_sweep(study, done=set())
-    print(describe_plan(study, plan, args.max_concurrent), flush=True)
-    if not args.no_calibrate and plan.trials:
-        from sweep.estimate import estimate
+    calibration = worker = None
+    failed: list[BaseException] = []
+    if not args.no_calibrate:
+        from sweep.estimate import Calibration
 
         if args.step_figures and not os.path.isfile(args.step_figures):
             return _bad(f"--step-figures: {args.step_figures!r} is not a file; run bench/gpu_throughput.py "
@@ -129,7 +126,30 @@ def _dry_run(study, args: argparse.Namespace) -> int:
         except ValueError as e:
             return _bad(f"--step-figures: {e}")
         record_to = None if args.step_figures else step_figures.default_path()  # a file given is only read
-        print(estimate(study, plan.trials, figures=figures, record_to=record_to).describe())
+        calibration = Calibration(study, figures=figures, record_to=record_to)
+
+        def measure() -> None:
+            try:
+                calibration.measure(study.trials)
+            except BaseException as e:  # noqa: BLE001 - re-raised by the main thread below
+                failed.append(e)
+
+        # The timings run while the store is read (object storage can take seconds to answer): they cover every
+        # trial, and the estimate below counts the pending ones only.
+        worker = threading.Thread(target=measure, name="dry-run calibration", daemon=True)
+        worker.start()
+    try:
+        plan = plan_sweep(study)
+    except OSError as e:  # the store may live on a cluster's object storage this machine cannot reach
+        print(f"note: store {study.study_uri} not readable from here ({str(e).splitlines()[0]}); "
+              "counting every restart as pending", file=sys.stderr)
+        plan = plan_sweep(study, done=set())
+    print(describe_plan(study, plan, args.max_concurrent), flush=True)
+    if calibration is not None and worker is not None and plan.trials:
+        worker.join()
+        if failed:
+            raise failed[0]
+        print(calibration.estimate(plan.trials).describe())
     return EXIT_OK
 
 

@@ -14,8 +14,10 @@ Anything else (another GPU model, another width, a capped training set) is not t
 estimate keeps its calibration. The file is plain JSON so that it can be copied to a node of the same kind.
 
 `submit --dry-run` records what its own calibration measured in the same file (command "orthosweep submit
---dry-run"): the s/step of each cost class it timed, and the seconds of one seed's checkpoint evaluation
-under an `eval_key`; a later dry-run reuses them instead of measuring again.
+--dry-run"), in its own parts, each under its own key so that a later dry-run reuses it instead of measuring
+again: the model step of each step shape (`model_step_key`: the tensors, not the dataset's name), the step's
+data of each dataset (`feed_key`) and one seed's checkpoint evaluation (`eval_key`; "extrapolated" when it was
+timed on a subsample of the evaluation's points).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+from workers.models.objectives import OBJECTIVES
 
 FILE_NAME = "step_figures.json"
 
@@ -70,12 +74,37 @@ def trial_cost_key(trial: Any, plan: Any, n_train: int, *, conv_form: str | None
     return json.dumps(key, sort_keys=True)
 
 
+def model_step_key(trial: Any, plan: Any, observation_shape: tuple[int, ...], *, conv_form: str | None = None) -> str:
+    """The key of a trial's model step on a batch already on the device (forward, gradients, update), what the
+    dry-run times once per step shape: the tensors it runs decide it, not the dataset's name or the objective's
+    hyperparameters. `trial_cost_key`'s fields with the observation shape and likelihood for the dataset and the
+    objective's step shape (workers.models.objectives) for its name."""
+    key = json.loads(trial_cost_key(trial, plan, 1 << 62, conv_form=conv_form))
+    cfg = trial.config
+    del key["dataset"], key["n_train"], key["model"]
+    key.update({"what": "model step", "observation_shape": list(observation_shape), "likelihood": cfg.likelihood,
+                "step_shape": OBJECTIVES[cfg.model].step_shape, "batch": int(cfg.batch_size)})
+    return json.dumps(key, sort_keys=True)
+
+
+def feed_key(trial: Any, plan: Any, n_train: int) -> str:
+    """The key of a step's data (the batch of every seed gathered on the device, and a paired objective's
+    partners): device, dataset and its options, training-set size, batch, seeds per trial, pair law."""
+    cfg = trial.config
+    law = OBJECTIVES[cfg.model].pairs
+    return json.dumps({"what": "step data", "device": device_label(plan.device, plan.threads),
+                       "dataset": cfg.dataset, "dataset_options": cfg.dataset_options, "n_train": int(n_train),
+                       "batch": int(min(cfg.batch_size, n_train)), "S": len(trial.seeds),
+                       "pairs": None if law is None else dataclasses.asdict(law)}, sort_keys=True, default=str)
+
+
 def eval_key(trial: Any, plan: Any) -> str:
-    """The key of one seed's checkpoint evaluation cost: device, dataset and its options, network, latent size
-    and the evaluation settings (metrics, sample sizes)."""
+    """The key of one seed's checkpoint evaluation cost: device, dataset and its options, network, latent size,
+    the objective's posterior (what the evaluation runs: encoder, decoder and posterior; a discriminator or a
+    pair law is training's) and the evaluation settings (metrics, sizes)."""
     cfg = trial.config
     return json.dumps({"what": "eval", "device": device_label(plan.device, plan.threads), "dataset": cfg.dataset,
-                       "dataset_options": cfg.dataset_options, "model": cfg.model,
+                       "dataset_options": cfg.dataset_options, "posterior": OBJECTIVES[cfg.model].posterior,
                        "arch": dataclasses.asdict(cfg.arch), "latent_dim": int(cfg.latent_dim),
                        "eval": dataclasses.asdict(trial.eval)}, sort_keys=True, default=str)
 

@@ -20,10 +20,20 @@ from sweep_helpers import write_study
 
 from sweep import step_figures
 from sweep.cli import main
-from sweep.estimate import estimate, time_steps
+from sweep.estimate import estimate
 from sweep.spec import load_study
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(trial, cpus: float, gpus: float):
+    """The trial's built TrialRun on the device plan of those resources, as the dry-run builds it."""
+    from workers.device import apply_device_plan, plan_device
+    from workers.train import TrialRun
+
+    plan = plan_device(cpus=cpus, gpus=gpus, precision=trial.precision)
+    apply_device_plan(plan)
+    return TrialRun(trial, study="t", study_uri=None, plan=plan)
 
 
 def _study(tmp_path: Path):
@@ -34,7 +44,7 @@ def _study(tmp_path: Path):
 def test_a_recorded_figure_of_the_same_cost_replaces_the_calibration(tmp_path: Path) -> None:
     study = _study(tmp_path)
     (trial,) = study.trials
-    _, run = time_steps(trial, 1, cpus=study.spec.resources.cpu, gpus=study.spec.resources.gpu, warmup=0)
+    run = _run(trial, study.spec.resources.cpu, study.spec.resources.gpu)
     key = step_figures.cost_key(run)
     cfg = trial.config
     assert json.loads(key) == {"device": "cpu: 1 threads", "dataset": "synth_lin", "n_train": run.data.n,
@@ -65,7 +75,7 @@ def test_the_cost_key_of_a_trial_is_that_of_its_built_run(tmp_path: Path) -> Non
 
     study = _study(tmp_path)
     (trial,) = study.trials
-    _, run = time_steps(trial, 1, cpus=1, gpus=0, warmup=0)
+    run = _run(trial, 1, 0)
     assert step_figures.trial_cost_key(trial, plan_device(cpus=1, gpus=0), run.data.n) == step_figures.cost_key(run)
 
 
@@ -86,7 +96,8 @@ def test_a_dry_run_measures_each_step_shape_once_and_the_next_one_reuses_it(tmp_
     assert "(2 of 2 step shapes measured now" in first, first
     assert "synth_lin/beta_vae, beta_tcvae, dip_vae_i (" in first and "synth_lin/factorvae (" in first
     assert first.count("ms/step measured now") == 2 and first.count("evaluation measured now") == 2
-    assert len(step_figures.load(figures)) == 3  # two step shapes, one evaluation
+    # two model steps; one step data and one evaluation (one dataset, batch, block and posterior for all four)
+    assert len(step_figures.load(figures)) == 4
 
     assert main(["submit", str(path), "--dry-run"]) == 0
     second = capsys.readouterr().out
@@ -149,3 +160,58 @@ def test_trials_whose_dataset_files_are_absent_are_left_out_of_the_estimate_and_
     assert est.absent == sum(t.config.dataset == "cars3d" for t in study.trials) > 0
     assert [c.key[0] for c in est.classes] == ["synth_lin"]
     assert f"not estimated: {est.absent} trials whose dataset files are not on this machine" in est.describe()
+
+
+def test_datasets_of_one_tensor_shape_share_one_model_step_and_each_times_its_own_data(tmp_path: Path) -> None:
+    # the noisy variant of synth_lin steps through the same tensors as the clean one: its model step is the
+    # clean one's timing, said to be made on synth_lin, while its data (the noise added per batch) is its own
+    spec = {"study": "shared", "storage": str(tmp_path / "res"),
+            "grid": {"dataset": ["synth_lin"], "model": ["beta_vae"], "seeds": 2},
+            "overrides": {"synth_lin": {"n": 256, "noise": [None, 0.1]}},
+            "train": {"epochs": 1, "seeds_per_trial": 2, "batch_size": 32},
+            "eval": {"metrics": ["dto"], "n_eval": 64}, "resources": {"cpu": 1}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    figures = tmp_path / "figures.json"
+    est = estimate(load_study(path), steps=2, record_to=figures)
+    assert (est.step_shapes, est.step_shapes_measured) == (1, 1)
+    kinds = [json.loads(k)["what"] for k in step_figures.load(figures)]
+    assert sorted(kinds) == ["eval", "eval", "model step", "step data", "step data"]
+    for c in est.classes:
+        assert "model step" in c.step_parts and "on synth_lin" in c.step_parts
+
+
+def test_a_paired_objective_is_timed_on_its_pairs(tmp_path: Path) -> None:
+    from sweep.estimate import time_model_step, time_step_data
+    from workers.device import plan_device
+
+    study = load_study(write_study(tmp_path / "s.yaml", name="pairs", storage=str(tmp_path / "res"), seeds=2,
+                                   per_trial=2, models=("ada_gvae", "pcl")))
+    for trial in study.trials:
+        run = _run(trial, 1, 0)
+        seen: list[tuple[bool, bool]] = []
+
+        def spy(*args, _terms=run.vae.terms, _seen=seen, **kw):
+            _seen.append((kw.get("x_pair") is not None, kw.get("pair_perm") is not None))
+            return _terms(*args, **kw)
+
+        run.vae.terms = spy
+        time_model_step(run, 3, warmup=1)
+        negatives = trial.config.model == "pcl"  # PCL's shuffled negatives; Ada-GVAE has none
+        assert seen == [(True, negatives)] * 4, (trial.config.model, seen)  # the warm-up and every timed step
+        sec, n = time_step_data(trial, plan_device(cpus=1, gpus=0), run.dataset, 3)
+        assert sec > 0 and n == 3
+
+
+def test_an_evaluation_larger_than_the_probe_is_timed_on_a_subsample_of_every_size() -> None:
+    from sweep.estimate import eval_probe
+    from workers.trial import EvalSettings
+
+    full = EvalSettings(("dto", "dci"), n_eval=10_000, n_train_supervised=10_000, n_test_supervised=5_000)
+    probe, f = eval_probe(full, 200)
+    assert f == 0.02 and (probe.n_eval, probe.n_train_supervised, probe.n_test_supervised) == (200, 200, 100)
+    assert probe.metrics == full.metrics and probe.mode == full.mode
+    small = EvalSettings(("dto",), n_eval=64, n_train_supervised=100, n_test_supervised=50)
+    assert eval_probe(small, 200) == (small, 1.0)  # measured as it is
+    tiny, _ = eval_probe(full, 10)
+    assert min(tiny.n_eval, tiny.n_train_supervised, tiny.n_test_supervised) == 10  # never below validation's floor

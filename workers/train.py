@@ -42,7 +42,7 @@ from workers.device import DevicePlan, apply_device_plan, autocast, plan_device
 from workers.metrics.evaluate import METRIC_ERRORS, evaluate_checkpoint
 from workers.metrics.inputs import metric_seed
 from workers.metrics.polarized import polarized, polarized_fraction
-from workers.models.objectives import steps_eagerly
+from workers.models.objectives import OBJECTIVES, steps_eagerly
 from workers.models.optim import SeedAdam, SeedOptimizer, make_optimizer
 from workers.models.params import FlatParams, init_flat
 from workers.models.vae import BatchedVAE, StepTerms
@@ -51,7 +51,7 @@ from workers.step_graph import StepGraph
 from workers.store.layout import model_uri
 from workers.store.schema import METRIC_COLUMNS
 from workers.store.write import write_rows
-from workers.trial import TrialSpec
+from workers.trial import RestartConfig, TrialSpec
 
 STATE_VERSION = 1
 STATE_FILE = "trial_state.pt"
@@ -143,6 +143,28 @@ class TrialResult:
     eval_seconds: float = 0.0
 
 
+def train_data(dataset: Dataset, cfg: RestartConfig, plan: DevicePlan) -> TrainData:
+    """The training split of a trial's configuration (its first `max_train` points when capped) on the
+    plan's device, as its TrialRun holds it."""
+    train_idx = dataset.split_indices("train")
+    if cfg.max_train:
+        train_idx = train_idx[: int(cfg.max_train)]
+    return TrainData(dataset, train_idx, plan.device, gpu_fraction=plan.gpu_fraction)
+
+
+def pair_feed(dataset: Dataset, cfg: RestartConfig, data: TrainData, plan: DevicePlan) -> PairFeed:
+    """Paired models: the pair sampler of the configuration's objective and, on grid datasets, every stored
+    point as the partners' store (on the device like the training rows when it fits, TrainData's rule)."""
+    law = OBJECTIVES[cfg.model].pairs
+    sampler = PairSampler(dataset, law.transition, dict(cfg.hparams), shuffled_negatives=law.shuffled_negatives)
+    gather = None
+    if isinstance(dataset, GridDataset):
+        store = TrainData(dataset, np.arange(len(dataset), dtype=np.int64), plan.device,
+                          gpu_fraction=plan.gpu_fraction)
+        gather = store.batch
+    return PairFeed(sampler, data.indices, plan.device, gather)
+
+
 class TrialRun:
     """Training state and loop of one trial.
 
@@ -157,16 +179,13 @@ class TrialRun:
         self.trial, self.cfg, self.study, self.study_uri, self.plan = trial, cfg, study, study_uri, plan
         self.device = plan.device
         self.dataset = dataset if dataset is not None else load(cfg.dataset, **cfg.dataset_options)
-        train_idx = self.dataset.split_indices("train")
-        if cfg.max_train:
-            train_idx = train_idx[: int(cfg.max_train)]
-        self.data = TrainData(self.dataset, train_idx, self.device, gpu_fraction=plan.gpu_fraction)
+        self.data = train_data(self.dataset, cfg, plan)
         self.batch_size = min(cfg.batch_size, self.data.n)
         self.steps_per_epoch = self.data.n // self.batch_size
         self.vae = BatchedVAE(cfg, self.dataset.observation_shape)
         self.S = len(trial.seeds)
         self.streams = SeedStreams(trial.seeds, extra=("pair",) if self.vae.paired else ())
-        self.pairs = self._pair_feed(plan) if self.vae.paired else None
+        self.pairs = pair_feed(self.dataset, cfg, self.data, plan) if self.vae.paired else None
         self.params = FlatParams(self.vae.layout, init_flat(self.vae.layout, self.streams.gens["init"],
                                                             self.device))
         mode = step_graph or ("cuda" if trial.cuda_graphs else "eager")
@@ -256,19 +275,6 @@ class TrialRun:
                 x = self.data.batch(order[:, c0 + t])
                 self.train_step(x, None if eps is None else eps[:, t], None if perm is None else perm[:, t])
         self.epoch += 1
-
-    def _pair_feed(self, plan: DevicePlan) -> PairFeed:
-        """Paired models: the pair sampler and, on grid datasets, every stored point as the partners' store
-        (on the device like the training rows when it fits, TrainData's rule)."""
-        law = self.vae.objective.pairs
-        sampler = PairSampler(self.dataset, law.transition, dict(self.cfg.hparams),
-                              shuffled_negatives=law.shuffled_negatives)
-        gather = None
-        if isinstance(self.dataset, GridDataset):
-            store = TrainData(self.dataset, np.arange(len(self.dataset), dtype=np.int64), self.device,
-                              gpu_fraction=plan.gpu_fraction)
-            gather = store.batch
-        return PairFeed(sampler, self.data.indices, self.device, gather)
 
     def train_step(self, x: torch.Tensor, eps: torch.Tensor | None, perm: torch.Tensor | None, *,
                    x_pair: torch.Tensor | None = None, pair_perm: torch.Tensor | None = None) -> StepTerms:
