@@ -173,8 +173,8 @@ def _sync(device: Any) -> Callable[[], None]:
 def time_model_step(run: Any, steps: int, *, warmup: int = 1, budget: float = float("inf")) -> tuple[float, int]:
     """(median seconds, steps timed) of `run`'s (a built `workers.train.TrialRun`) model step on one batch
     already on the device: the real step (paired partners, FactorVAE's permutations and a captured step graph
-    included), with fresh draws of none of its inputs, which the step data's own timing (`time_step_data`)
-    counts."""
+    included). Its inputs are drawn once, outside the timing: gathering them is the step data's part
+    (`time_step_data`)."""
     import torch
 
     S, B, d = run.S, run.batch_size, run.vae.latent_dim
