@@ -60,8 +60,9 @@ def check_shortcuts(study_file: str) -> None:
     first = trials[0]
     plan = plan_device(cpus=res.cpu, gpus=res.gpu, precision=first.precision)
     run = _built(dataclasses.replace(first, trace_every=0), plan)
-    scaled, how = time_eval(run, first, run.dataset, points=EVAL_PROBE_POINTS)
-    full, _ = time_eval(run, first, run.dataset, points=10**9)
+    model = run.vae.seed_view(run.params.data, 0)
+    scaled, how = time_eval(model, run.device, first, run.dataset, points=EVAL_PROBE_POINTS)
+    full, _ = time_eval(model, run.device, first, run.dataset, points=10**9)
     print(f"evaluation of one seed, {first.config.dataset}/{first.config.model} "
           f"({', '.join(first.eval.in_trial())}, n_eval {first.eval.n_eval:,}):")
     print(f"  scaled ({how}): {scaled:.2f} s   full: {full:.2f} s   scaled/full = {scaled / full:.3f}")

@@ -228,22 +228,21 @@ def eval_probe(settings: Any, points: int = EVAL_PROBE_POINTS) -> tuple[Any, flo
     return dataclasses.replace(settings, **{k: max(10, round(v * f)) for k, v in sizes.items()}), f
 
 
-def time_eval(run: Any, trial: TrialSpec, dataset: Dataset, *,
+def time_eval(model: Any, device: Any, trial: TrialSpec, dataset: Dataset, *,
               points: int = EVAL_PROBE_POINTS) -> tuple[float, str]:
-    """(seconds of one seed's checkpoint evaluation of `trial`, how it was made) on `run`'s real model (a built
-    TrialRun of the trial's step shape) and `dataset`: the metrics the trial computes itself, after a warm-up on
-    ten points; an evaluation larger than `points` is timed on a subsample (`eval_probe`) and scaled up by
-    1/f."""
+    """(seconds of one seed's checkpoint evaluation of `trial`, how it was made) of `model` (one seed's view of a
+    real model of the trial's step shape, `workers.models.protocol.SeedModel`, on `device`) on `dataset`: the
+    metrics the trial computes itself, after a warm-up on ten points; an evaluation larger than `points` is
+    timed on a subsample (`eval_probe`) and scaled up by 1/f."""
     from workers.metrics.evaluate import evaluate_metrics
     from workers.metrics.inputs import metric_seed
 
-    model = run.vae.seed_view(run.params.data, 0)
     metrics = trial.eval.in_trial()
 
     def once(settings: Any) -> float:
         t0 = time.perf_counter()
         evaluate_metrics(model, dataset, metrics=metrics, eval_cfg=settings.as_dict(),
-                         seed=metric_seed(trial.run_keys[0]), device=run.device)
+                         seed=metric_seed(trial.run_keys[0]), device=device)
         return time.perf_counter() - t0
 
     once(eval_probe(trial.eval, 10)[0])  # first calls (imports, kernels, caches) are not an evaluation's cost
@@ -280,7 +279,10 @@ class Calibration:
         self.study, self.figures, self.record_to = study, dict(figures or {}), record_to
         self.steps, self.warmup, self.budget = steps, warmup, budget
         self.seconds = 0.0
-        self.runs: dict[str, Any] = {}  # model step key -> the TrialRun built for it
+        # model step key -> (one seed's view of the model built for it, its device), kept for the evaluations
+        # of later datasets of that shape; the TrialRun itself (optimiser state, a FactorVAE discriminator:
+        # ~1 GB at 10 conv seeds) is let go once its trial is timed
+        self.models: dict[str, tuple[Any, Any]] = {}
         self.model: dict[str, Part] = {}
         self.data: dict[str, Part] = {}
         self.evaluation: dict[str, Part] = {}
@@ -318,10 +320,13 @@ class Calibration:
         mkey = step_figures.model_step_key(probe, plan, tuple(dataset.observation_shape))
         self.shapes.add(mkey)
 
+        built: list[Any] = []
+
         def run() -> Any:
-            if mkey not in self.runs:  # its held-out points (the checkpoint losses') as few as the eval timing's
-                self.runs[mkey] = _built(dataclasses.replace(probe, eval=eval_probe(probe.eval)[0]), plan, dataset)
-            return self.runs[mkey]
+            if not built:  # its held-out points (the checkpoint losses') as few as the eval timing's
+                built.append(_built(dataclasses.replace(probe, eval=eval_probe(probe.eval)[0]), plan, dataset))
+                self.models[mkey] = (built[0].vae.seed_view(built[0].params.data, 0), built[0].device)
+            return built[0]
 
         whole = self._recorded(step_figures.trial_cost_key(probe, plan, n_train), "s_per_step")
         if whole is not None:  # the bench's figure of this very step
@@ -348,7 +353,9 @@ class Calibration:
         ekey = step_figures.eval_key(probe, plan)
         ev = self.evaluation.get(ekey) or self._recorded(ekey, "s_per_eval")
         if ev is None:
-            sec, how = time_eval(run(), probe, dataset)
+            if mkey not in self.models:
+                run()
+            sec, how = time_eval(*self.models[mkey], probe, dataset)
             ev = Part(sec, MEASURED, how)
             self._record(ekey, {"s_per_eval": sec, "how": how})
         self.evaluation[ekey] = ev
