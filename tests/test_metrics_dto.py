@@ -12,6 +12,7 @@ from workers.metrics.dto import (
     dto,
     dto_from_jacobians,
     jacobian_metrics,
+    largest_per_point,
     nearest_signed_permutation,
     nearest_signed_permutation_milp,
 )
@@ -103,6 +104,18 @@ def test_decoder_gram_matches_reverse_mode_jacobian():
     J = J.double().numpy()
     G = decoder_gram(net, mu, max_elements=4 * 30 * 5)  # force several chunks
     assert np.allclose(G, np.einsum("nki,nkj->nij", J, J), atol=1e-5)
+
+
+def test_largest_per_point_counts_hidden_maps_not_weights():
+    wide = torch.nn.Sequential(torch.nn.Linear(3, 200), torch.nn.Tanh(), torch.nn.Linear(200, 5))
+    assert largest_per_point(wide, torch.randn(4, 3)) == 200  # the hidden layer: not the 5 outputs, 600 weights
+    up = torch.nn.Sequential(torch.nn.Unflatten(1, (3, 1, 1)), torch.nn.ConvTranspose2d(3, 8, 4), torch.nn.ReLU(),
+                             torch.nn.Conv2d(8, 1, 1), torch.nn.Flatten())
+    assert largest_per_point(up, torch.randn(4, 3)) == 8 * 4 * 4  # the 8-channel 4x4 map; the output is 16
+    # chunks sized by it give the same Gram matrices as one chunk of every point
+    mu = torch.randn(9, 3)
+    assert np.allclose(decoder_gram(up, mu, max_elements=3 * 128 * 2), decoder_gram(up, mu, max_elements=1 << 30),
+                       atol=1e-6)
 
 
 def test_dto_of_axis_aligned_decoder_and_active_mask():

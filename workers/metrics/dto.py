@@ -171,23 +171,56 @@ def c_ima_from_gram(G: np.ndarray) -> float | None:
 # From a torch decoder
 # ---------------------------------------------------------------------------------------------------
 
+# Floats a chunk of decoder_gram's forward-mode pass may hold in one tensor. On a CPU the chunk is sized by the
+# decoder's largest per-point tensor, so that a conv decoder's wide hidden maps stay small (bench/metrics.py
+# part 6, 2 cores: disentanglement_lib's conv decoder 2.3x faster than chunks sized by its output, the paper's
+# dSprites MLP 1.1x). On CUDA by the output, with a budget 4x larger, for the batch width a GPU wants.
+CPU_MAX_ELEMENTS = 1 << 22
+CUDA_MAX_ELEMENTS = 1 << 24
+
+
+def largest_per_point(decoder: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tensor) -> int:
+    """Floats per point of the largest tensor `decoder` makes (its hidden maps or its output), from the tensors
+    autograd keeps on one and on two points of `mu` (N >= 2, d): what grows with the points is per point."""
+    sizes: list[list[int]] = []
+    for k in (1, 2):
+        kept: list[int] = []
+
+        def pack(t: torch.Tensor, kept: list[int] = kept) -> torch.Tensor:
+            kept.append(t.numel())
+            return t
+
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = decoder(mu[:k].detach().clone().requires_grad_(True))
+        sizes.append([*kept, out.numel()])
+    if len(sizes[0]) != len(sizes[1]):  # not the same graph on one and two points: go by the output
+        return sizes[0][-1]
+    return max(b - a for a, b in zip(*sizes, strict=True))
+
+
 def decoder_gram(
-    decoder: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tensor, *, max_elements: int = 1 << 24
+    decoder: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tensor, *, max_elements: int | None = None
 ) -> np.ndarray:
     """Gram matrices JᵀJ (N, d, d) float64 of the decoder Jacobians at the N points `mu` (N, d).
 
     Forward mode: one batched Jacobian-vector product per latent direction, vmapped over the d directions
-    (torch.func), in chunks of points so that d·n·D stays below `max_elements` floats. The decoder must act
-    on rows independently (eval mode, no batch statistics) — true for every model in workers.models.
+    (torch.func), in chunks of points so that d·n·(floats per point) stays below `max_elements` (default
+    CPU_MAX_ELEMENTS, per point = `largest_per_point`; on CUDA CUDA_MAX_ELEMENTS, per point = the output's).
+    The decoder must act on rows independently (eval mode, no batch statistics) — true for every model in
+    workers.models.
     """
     from torch.func import jvp, vmap
 
     if mu.ndim != 2:
         raise ValueError(f"mu must be (N, d), got shape {tuple(mu.shape)}")
     n, d = mu.shape
-    with torch.no_grad():
-        out_size = int(np.prod(decoder(mu[:1]).shape[1:]))
-    chunk = max(1, max_elements // max(1, d * out_size))
+    if mu.device.type == "cuda" or n < 2:
+        with torch.no_grad():
+            per_point = int(np.prod(decoder(mu[:1]).shape[1:]))
+        budget = CUDA_MAX_ELEMENTS if mu.device.type == "cuda" else CPU_MAX_ELEMENTS
+    else:
+        per_point, budget = largest_per_point(decoder, mu), CPU_MAX_ELEMENTS
+    chunk = max(1, (budget if max_elements is None else max_elements) // max(1, d * per_point))
     grams = []
     eye = torch.eye(d, dtype=mu.dtype, device=mu.device)
     with torch.no_grad():
