@@ -8,8 +8,9 @@ Prints, on this machine:
 2. (unless --no-checks) the two shortcuts the estimate takes, each beside the full measurement, in one run:
    - one seed's evaluation scaled from EVAL_PROBE_POINTS points (`sweep.estimate.time_eval`) vs the same
      evaluation on all of its points, for the study's first trial;
-   - the model step of every dataset of one observation shape timed on that very dataset, beside the figure
-     the estimate shares between them (timed on the first of them), for the plain step shape.
+   - the model step of every dataset of one observation shape timed on that very dataset (median of three
+     interleaved rounds), beside the figure the estimate shares between them (the first one's), for the
+     first trial's objective.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,12 +79,14 @@ def check_shortcuts(study_file: str) -> None:
     for shape, group in by_shape.items():
         if len(group) < 2:
             continue
-        figures = []
-        for t in group:
-            r = _built(dataclasses.replace(t, trace_every=0), plan_device(cpus=res.cpu, gpus=res.gpu,
-                                                                          precision=t.precision))
-            figures.append((t.config.dataset, time_model_step(r, 8, warmup=2)[0]))
-            del r
+        runs = [_built(dataclasses.replace(t, trace_every=0), plan_device(cpus=res.cpu, gpus=res.gpu,
+                                                                          precision=t.precision)) for t in group]
+        rounds: list[list[float]] = [[] for _ in runs]
+        for _ in range(3):  # interleaved rounds, so that a load drift or a warming allocator hits every dataset
+            for r, times in zip(runs, rounds, strict=True):
+                times.append(time_model_step(r, 4, warmup=1)[0])
+        figures = [(t.config.dataset, statistics.median(times)) for t, times in zip(group, rounds, strict=True)]
+        del runs
         shared = figures[0][1]
         print(f"model step, {first.config.model}, observation {'x'.join(map(str, shape))} "
               f"(the estimate shares {figures[0][0]}'s {shared * 1e3:.1f} ms):")
