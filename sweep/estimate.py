@@ -317,7 +317,7 @@ class Calibration:
         plan = plan_device(cpus=res.cpu, gpus=res.gpu, precision=t.precision)
         dataset = _dataset(t)
         n_train = _train_size(t)
-        mkey = step_figures.model_step_key(probe, plan, tuple(dataset.observation_shape))
+        mkey = step_figures.model_step_key(probe, plan, tuple(dataset.observation_shape), n_train)
         self.shapes.add(mkey)
 
         built: list[Any] = []

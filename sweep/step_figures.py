@@ -74,16 +74,18 @@ def trial_cost_key(trial: Any, plan: Any, n_train: int, *, conv_form: str | None
     return json.dumps(key, sort_keys=True)
 
 
-def model_step_key(trial: Any, plan: Any, observation_shape: tuple[int, ...], *, conv_form: str | None = None) -> str:
+def model_step_key(trial: Any, plan: Any, observation_shape: tuple[int, ...], n_train: int, *,
+                   conv_form: str | None = None) -> str:
     """The key of a trial's model step on a batch already on the device (forward, gradients, update), what the
     dry-run times once per step shape: the tensors it runs decide it, not the dataset's name or the objective's
-    hyperparameters. `trial_cost_key`'s fields with the observation shape and likelihood for the dataset and the
-    objective's step shape (workers.models.objectives) for its name."""
-    key = json.loads(trial_cost_key(trial, plan, 1 << 62, conv_form=conv_form))
+    hyperparameters. `trial_cost_key`'s fields (its batch: the configuration's, at most `n_train`) with the
+    observation shape and likelihood for the dataset and the objective's step shape (workers.models.objectives)
+    for its name."""
+    key = json.loads(trial_cost_key(trial, plan, n_train, conv_form=conv_form))
     cfg = trial.config
     del key["dataset"], key["n_train"], key["model"]
     key.update({"what": "model step", "observation_shape": list(observation_shape), "likelihood": cfg.likelihood,
-                "step_shape": OBJECTIVES[cfg.model].step_shape, "batch": int(cfg.batch_size)})
+                "step_shape": OBJECTIVES[cfg.model].step_shape})
     return json.dumps(key, sort_keys=True)
 
 
