@@ -1,6 +1,6 @@
 """Fault-injection soak: a sweep of >= 200 restarts disturbed on purpose, then checked row by row.
 
-    PYTHONPATH=. python bench/faults.py [--seeds 104] [--driver-kills 3] [--seed 0] [--keep DIR]
+    .venv/bin/python bench/faults.py [--seeds 104] [--driver-kills 3] [--evaluate-kills 2] [--seed 0] [--keep DIR]
 
 The study runs the stub trainable (testing.stub_trainable: a fixed value per (run_key, epoch), so an
 undisturbed run's values are known without running it). Faults, each followed by `orthosweep resume` or a
