@@ -145,11 +145,13 @@ def _dry_run(study, args: argparse.Namespace) -> int:
               "counting every restart as pending", file=sys.stderr)
         plan = plan_sweep(study, done=set())
     print(describe_plan(study, plan, args.max_concurrent), flush=True)
-    if calibration is not None and worker is not None and plan.trials:
+    if calibration is not None and worker is not None:
+        calibration.cancelled = not plan.trials  # nothing left to estimate: stop timing, but never mid-part
         worker.join()
         if failed:
             raise failed[0]
-        print(calibration.estimate(plan.trials).describe())
+        if plan.trials:
+            print(calibration.estimate(plan.trials).describe())
     return EXIT_OK
 
 

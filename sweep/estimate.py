@@ -288,6 +288,7 @@ class Calibration:
         self.evaluation: dict[str, Part] = {}
         self.shapes: set[str] = set()
         self.costs: dict[str, TrialCost] = {}  # trial id -> its figures
+        self.cancelled = False  # set by another thread: `measure` stops after the part it is timing
 
     def absent(self, t: TrialSpec) -> bool:
         """The trial's dataset files are not on this machine (not timed, not counted)."""
@@ -298,6 +299,8 @@ class Calibration:
         t0 = time.perf_counter()
         try:
             for t in trials:
+                if self.cancelled:
+                    return
                 if not self.absent(t) and t.trial_id not in self.costs:
                     self.costs[t.trial_id] = self._cost(t)
         finally:

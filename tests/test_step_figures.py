@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,21 @@ def test_an_evaluation_larger_than_the_probe_is_timed_on_a_subsample_of_every_si
     assert eval_probe(small, 200) == (small, 1.0)  # measured as it is
     tiny, _ = eval_probe(full, 10)
     assert min(tiny.n_eval, tiny.n_train_supervised, tiny.n_test_supervised) == 10  # never below validation's floor
+
+
+def test_a_dry_run_of_a_finished_study_stops_its_timings_and_prints_no_estimate(tmp_path: Path, capsys,
+                                                                                  monkeypatch) -> None:
+    from testing.stub_trainable import stub_rows
+    from workers.store.write import write_rows
+
+    monkeypatch.setenv("ORTHOSWEEP_CACHE", str(tmp_path / "cache"))
+    path = write_study(tmp_path / "s.yaml", name="done", storage=str(tmp_path / "res"), seeds=2, per_trial=2,
+                       models=("beta_vae",))
+    study = load_study(path)
+    for t in study.trials:
+        for epoch in t.checkpoints:
+            write_rows(study.study_uri, "checkpoints", stub_rows(t, study.name, epoch, 0.0, 0))
+    assert main(["submit", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "0 to train" in out and "estimate" not in out
+    assert not any(t.name == "dry-run calibration" for t in threading.enumerate())  # joined, not left running
